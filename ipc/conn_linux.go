@@ -1,0 +1,175 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxFDs bounds the descriptors accepted with one frame; anything beyond
+// what the message type carries is closed and reported as an error.
+const maxFDs = 4
+
+// Socketpair returns the two ends of a new SOCK_SEQPACKET socketpair, both
+// close-on-exec. The master keeps one and hands the other to a worker
+// through exec.Cmd.ExtraFiles (which clears close-on-exec in the child only).
+func Socketpair() (a, b *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "ipc"), os.NewFile(uintptr(fds[1]), "ipc"), nil
+}
+
+// Conn is one end of the channel. Send is safe for concurrent use; Recv must
+// be called from one goroutine at a time.
+type Conn struct {
+	uc      *net.UnixConn
+	sendMu  sync.Mutex
+	recvBuf []byte
+	oobBuf  []byte
+}
+
+// NewConn wraps f, which must be a SOCK_SEQPACKET socket. The Conn owns a
+// duplicate of f; the caller may close f afterwards.
+func NewConn(f *os.File) (*Conn, error) {
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		_ = c.Close()
+		return nil, fmt.Errorf("ipc: %T is not a unix socket", c)
+	}
+	return &Conn{
+		uc:      uc,
+		recvBuf: make([]byte, headerLen+MaxBody+1),
+		oobBuf:  make([]byte, unix.CmsgSpace(maxFDs*4)),
+	}, nil
+}
+
+// Send writes m as one frame, passing files (their descriptors are
+// duplicated into the peer; the caller still owns and closes them).
+func (c *Conn) Send(m Message, files ...*os.File) error {
+	if want := m.fds(); len(files) != want {
+		return fmt.Errorf("ipc: send %v: %d fds, want %d", m.Type, len(files), want)
+	}
+	frame, err := m.marshal()
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	n, oobn, err := c.uc.WriteMsgUnix(frame, oob, nil)
+	if err != nil {
+		return fmt.Errorf("ipc: send %v: %w", m.Type, err)
+	}
+	if n != len(frame) || oobn != len(oob) {
+		return fmt.Errorf("ipc: send %v: short write %d/%d", m.Type, n, len(frame))
+	}
+	return nil
+}
+
+// Recv reads one frame. It returns io.EOF when the peer has gone away. Files
+// come back only when the message type carries them, exactly as many as it
+// carries, close-on-exec; any other descriptor that arrives is closed and
+// the frame is reported as an error. The caller owns the returned files.
+func (c *Conn) Recv() (Message, []*os.File, error) {
+	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.recvBuf, c.oobBuf)
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return Message{}, nil, ErrClosed
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			return Message{}, nil, io.EOF
+		}
+		return Message{}, nil, fmt.Errorf("ipc: recv: %w", err)
+	}
+	files, ferr := parseRights(c.oobBuf[:oobn])
+	if n == 0 && oobn == 0 {
+		return Message{}, nil, io.EOF
+	}
+	m, err := c.check(n, flags, files, ferr)
+	if err != nil {
+		closeAll(files)
+		return m, nil, err
+	}
+	return m, files, nil
+}
+
+func (c *Conn) check(n, flags int, files []*os.File, ferr error) (Message, error) {
+	if ferr != nil {
+		return Message{}, ferr
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return Message{}, errors.New("ipc: recv: control data truncated (too many fds)")
+	}
+	if flags&unix.MSG_TRUNC != 0 || n > headerLen+MaxBody {
+		return Message{}, fmt.Errorf("ipc: recv: frame larger than %d bytes", headerLen+MaxBody)
+	}
+	m, err := unmarshal(c.recvBuf[:n])
+	if err != nil {
+		return m, err
+	}
+	if want := m.fds(); len(files) != want {
+		return m, fmt.Errorf("ipc: recv %v: got %d fds, want %d", m.Type, len(files), want)
+	}
+	return m, nil
+}
+
+// parseRights extracts every SCM_RIGHTS descriptor from oob, so that none
+// leaks even when the frame turns out to be bad.
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, os.NewSyscallError("parse control message", err)
+	}
+	var files []*os.File
+	var bad error
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			bad = fmt.Errorf("ipc: unexpected control message level=%d type=%d", msgs[i].Header.Level, msgs[i].Header.Type)
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "ipc-fd"))
+		}
+	}
+	if bad != nil {
+		closeAll(files)
+		return nil, bad
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// SetReadDeadline bounds the next Recv.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+
+// Close closes the connection; a Recv in progress returns ErrClosed.
+func (c *Conn) Close() error { return c.uc.Close() }

@@ -1,0 +1,190 @@
+package ipc
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func pair(t *testing.T) (*Conn, *Conn) {
+	t.Helper()
+	a, b, err := Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := NewConn(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := NewConn(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.Close()
+	_ = b.Close()
+	t.Cleanup(func() { _ = ca.Close(); _ = cb.Close() })
+	return ca, cb
+}
+
+func TestRoundTrip(t *testing.T) {
+	ca, cb := pair(t)
+	msgs := []Message{
+		{Type: Online, PID: 42},
+		{Type: QueryServer, Network: "tcp", Addr: "127.0.0.1:0"},
+		{Type: Heartbeat, Requests: 1 << 40, Connections: 7},
+		{Type: ServerReply, Key: "tcp:x", Err: "address in use"},
+		{Type: Drain},
+	}
+	for _, m := range msgs {
+		if err := ca.Send(m); err != nil {
+			t.Fatalf("send %v: %v", m.Type, err)
+		}
+		got, files, err := cb.Recv()
+		if err != nil {
+			t.Fatalf("recv %v: %v", m.Type, err)
+		}
+		if got != m || len(files) != 0 {
+			t.Errorf("got %+v (%d files), want %+v", got, len(files), m)
+		}
+	}
+}
+
+// TestPassFD sends a pipe's write end and checks the received descriptor is
+// the same open file (writes through it arrive) and is close-on-exec.
+func TestPassFD(t *testing.T) {
+	ca, cb := pair(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := ca.Send(Message{Type: ServerReply, Key: "k"}, w); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	m, files, err := cb.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Key != "k" || len(files) != 1 {
+		t.Fatalf("got %+v with %d files", m, len(files))
+	}
+	defer files[0].Close()
+	flags, err := unix.FcntlInt(files[0].Fd(), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("received fd flags %#x, err %v: want FD_CLOEXEC", flags, err)
+	}
+	if _, err := files[0].WriteString("hi"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hi" {
+		t.Errorf("read %q, %v", buf, err)
+	}
+}
+
+func TestEOF(t *testing.T) {
+	ca, cb := pair(t)
+	_ = ca.Close()
+	if _, _, err := cb.Recv(); err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+}
+
+// rawSend writes an arbitrary datagram with optional fds.
+func rawSend(t *testing.T, c *Conn, frame []byte, fds ...int) {
+	t.Helper()
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if _, _, err := c.uc.WriteMsgUnix(frame, oob, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	good, _ := (&Message{Type: Drain}).marshal()
+	big := append([]byte{'c', 'd', Version, byte(Heartbeat)}, strings.Repeat(" ", MaxBody+10)...)
+	tests := []struct {
+		name  string
+		frame []byte
+		fds   int
+		want  string
+	}{
+		{"short", []byte("cd"), 0, "short frame"},
+		{"magic", []byte("xx\x01\x07{}"), 0, "bad magic"},
+		{"version", []byte("cd\x09\x07{}"), 0, "protocol version 9"},
+		{"unknown type", []byte("cd\x01\xee{}"), 0, "unknown message"},
+		{"bad json", []byte("cd\x01\x01{pid:"), 0, "online body"},
+		{"oversized", big, 0, "larger than"},
+		{"unexpected fd", good, 1, "got 1 fds, want 0"},
+		{"reply without fd", []byte(`cd` + "\x01\x03" + `{"key":"k"}`), 0, "got 0 fds, want 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca, cb := pair(t)
+			var fds []int
+			var r, w *os.File
+			if tt.fds > 0 {
+				var err error
+				r, w, err = os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				fds = append(fds, int(w.Fd()))
+			}
+			rawSend(t, ca, tt.frame, fds...)
+			if w != nil {
+				_ = w.Close()
+			}
+			_, files, err := cb.Recv()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			if files != nil {
+				t.Errorf("files returned with an error")
+			}
+			if r != nil {
+				// The unexpected fd was closed: the pipe's only writer is gone.
+				buf := make([]byte, 1)
+				if n, err := r.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
+					t.Errorf("pipe read = %d, %v: the passed fd leaked", n, err)
+				}
+			}
+			// The connection is still usable after a bad frame.
+			if err := ca.Send(Message{Type: Drain}); err != nil {
+				t.Fatal(err)
+			}
+			if m, _, err := cb.Recv(); err != nil || m.Type != Drain {
+				t.Errorf("after bad frame: %+v, %v", m, err)
+			}
+		})
+	}
+}
+
+func TestSendChecksFDCount(t *testing.T) {
+	ca, _ := pair(t)
+	if err := ca.Send(Message{Type: ServerReply, Key: "k"}); err == nil {
+		t.Error("ServerReply without fd was sent")
+	}
+	if err := ca.Send(Message{Type: Type(200)}); err == nil {
+		t.Error("unknown type was sent")
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	f.Add([]byte("cd\x01\x01{\"pid\":1}"))
+	f.Add([]byte("cd\x01\x03{\"key\":\"k\",\"err\":\"x\"}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := unmarshal(b)
+		if err == nil && !m.Type.Valid() {
+			t.Fatalf("accepted invalid type %v", m.Type)
+		}
+	})
+}

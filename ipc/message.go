@@ -1,0 +1,145 @@
+// Package ipc is the channel between a clusterd master and its workers:
+// framed, versioned messages over an AF_UNIX SOCK_SEQPACKET socketpair,
+// with file descriptors passed alongside using SCM_RIGHTS.
+//
+// A frame is one datagram: a 4-byte header (magic "cd", protocol version,
+// message type) followed by a JSON body of at most MaxBody bytes. SEQPACKET
+// keeps datagram boundaries, so a frame never has to be reassembled, and a
+// peer that goes away shows up as EOF on the other end.
+package ipc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Version is the protocol version carried in every frame. A master and a
+// worker built from different versions refuse each other's frames.
+const Version = 1
+
+// MaxBody bounds a frame's JSON body.
+const MaxBody = 16 << 10
+
+const headerLen = 4
+
+var magic = [2]byte{'c', 'd'}
+
+// ErrClosed is returned when the connection has been closed locally.
+var ErrClosed = errors.New("ipc: connection closed")
+
+// Type identifies a message.
+type Type uint8
+
+// Message types. The direction is master → worker (M→W) or worker → master (W→M).
+const (
+	// Online (W→M): the worker process is up; carries PID.
+	Online Type = iota + 1
+	// QueryServer (W→M): the worker asks for the listener Network/Addr.
+	QueryServer
+	// ServerReply (M→W): answers QueryServer for Key. On success exactly one
+	// fd (the listening socket) travels with it; on failure Err is set and no fd.
+	ServerReply
+	// Listening (W→M): the worker serves Key.
+	Listening
+	// Ready (W→M): the worker serves every listener it asked for.
+	Ready
+	// Heartbeat (W→M): the worker's event loop is alive; carries Requests and Connections.
+	Heartbeat
+	// Drain (M→W): stop accepting, finish in-flight requests, exit.
+	Drain
+	maxType
+)
+
+var typeNames = [...]string{
+	Online:      "online",
+	QueryServer: "queryServer",
+	ServerReply: "serverReply",
+	Listening:   "listening",
+	Ready:       "ready",
+	Heartbeat:   "heartbeat",
+	Drain:       "drain",
+}
+
+func (t Type) String() string {
+	if t > 0 && t < maxType {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Valid reports whether t is a known message type.
+func (t Type) Valid() bool { return t > 0 && t < maxType }
+
+// fds is how many file descriptors a well-formed message of this type carries.
+func (m *Message) fds() int {
+	if m.Type == ServerReply && m.Err == "" {
+		return 1
+	}
+	return 0
+}
+
+// Message is one frame. Only the fields meaningful for Type are set.
+type Message struct {
+	Type Type `json:"-"`
+
+	PID     int    `json:"pid,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Network string `json:"network,omitempty"`
+	Addr    string `json:"addr,omitempty"`
+	Err     string `json:"err,omitempty"`
+
+	Requests    uint64 `json:"requests,omitempty"`
+	Connections int64  `json:"connections,omitempty"`
+}
+
+// marshal encodes m as one frame.
+func (m *Message) marshal() ([]byte, error) {
+	if !m.Type.Valid() {
+		return nil, fmt.Errorf("ipc: marshal: unknown message %v", m.Type)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: marshal %v: %w", m.Type, err)
+	}
+	if len(body) > MaxBody {
+		return nil, fmt.Errorf("ipc: marshal %v: body of %d bytes exceeds %d", m.Type, len(body), MaxBody)
+	}
+	frame := make([]byte, 0, headerLen+len(body))
+	frame = append(frame, magic[0], magic[1], Version, byte(m.Type))
+	return append(frame, body...), nil
+}
+
+// unmarshal decodes one frame.
+func unmarshal(frame []byte) (Message, error) {
+	var m Message
+	if len(frame) < headerLen {
+		return m, fmt.Errorf("ipc: short frame of %d bytes", len(frame))
+	}
+	if frame[0] != magic[0] || frame[1] != magic[1] {
+		return m, fmt.Errorf("ipc: bad magic %q", frame[:2])
+	}
+	if frame[2] != Version {
+		return m, fmt.Errorf("ipc: protocol version %d, want %d", frame[2], Version)
+	}
+	m.Type = Type(frame[3])
+	if !m.Type.Valid() {
+		return m, fmt.Errorf("ipc: unknown message %v", m.Type)
+	}
+	if err := json.Unmarshal(frame[headerLen:], &m); err != nil {
+		return m, fmt.Errorf("ipc: %v body: %w", m.Type, err)
+	}
+	return m, nil
+}
+
+// Environment variables a master sets for the worker processes it starts.
+// A worker removes them once read, so its own children do not inherit them.
+const (
+	// EnvWorkerID holds the worker's slot id (1..N); its presence makes a
+	// process started from the clusterd binary run as a worker.
+	EnvWorkerID = "CLUSTERD_WORKER_ID"
+	// EnvGeneration holds the pool generation the worker belongs to.
+	EnvGeneration = "CLUSTERD_WORKER_GENERATION"
+	// EnvFD holds the descriptor number of the worker's end of the channel.
+	EnvFD = "CLUSTERD_IPC_FD"
+)

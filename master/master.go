@@ -1,0 +1,200 @@
+// Package master is the supervising side of clusterd: it binds the
+// listening sockets, starts worker processes by re-executing the program,
+// hands them the sockets over the ipc channel, and keeps the pool healthy.
+package master
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/clusterd/clusterd/ipc"
+)
+
+// Config configures a Master. Zero values take the defaults noted.
+type Config struct {
+	// Listen lists the addresses bound before any worker starts
+	// ("host:port"; IPv6 as "[::1]:8080"). Workers may ask for others.
+	Listen []string
+	// Workers is the pool size; default: the CPUs available to the process.
+	Workers int
+	// GracefulTimeout bounds a worker's drain before SIGKILL; default 30s.
+	GracefulTimeout time.Duration
+	// ReadyTimeout bounds a new worker's start-up; default 10s.
+	ReadyTimeout time.Duration
+	// WorkerTimeout: a ready worker silent this long is killed; default 30s.
+	WorkerTimeout time.Duration
+	// Control is the control socket's path; default: master-PID.sock in ControlDir().
+	Control string
+	// Command is the worker's argv; default: this executable, same arguments.
+	Command []string
+	// Logger receives the master's and (forwarded) the workers' logs.
+	Logger hclog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0) // cgroup-aware since Go 1.25
+	}
+	c.GracefulTimeout = orDefault(c.GracefulTimeout, 30*time.Second)
+	c.ReadyTimeout = orDefault(c.ReadyTimeout, 10*time.Second)
+	c.WorkerTimeout = orDefault(c.WorkerTimeout, 30*time.Second)
+	if len(c.Command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own executable: %w", err)
+		}
+		c.Command = append([]string{exe}, os.Args[1:]...)
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "clusterd"})
+	}
+	return nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// event is what the per-worker goroutines and timers tell the supervisor.
+type event struct {
+	w       *worker
+	msg     *ipc.Message
+	files   []*os.File
+	exited  bool
+	err     error
+	respawn *slot
+	ctl     *request
+}
+
+// Master supervises a pool of workers. Its state is owned by the goroutine
+// running Run; everything else talks to it through events.
+type Master struct {
+	cfg       Config
+	log       hclog.Logger
+	listeners *listenerTable
+	slots     map[int]*slot
+	workers   map[*worker]struct{}
+	events    chan event
+	done      chan struct{}
+	wg        sync.WaitGroup
+
+	generation int // of the newest workers: 0 at start, +1 per rolling restart
+	roll       *roll
+	started    time.Time
+	ctlPath    string
+
+	stopping bool
+}
+
+// New returns a Master for cfg.
+func New(cfg Config) (*Master, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Master{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		listeners: newListenerTable(),
+		slots:     map[int]*slot{},
+		workers:   map[*worker]struct{}{},
+		events:    make(chan event, 64),
+		done:      make(chan struct{}),
+	}, nil
+}
+
+// Run binds the listeners, starts the pool and supervises it until a stop
+// signal has been handled. It returns an error only when it cannot start.
+func (m *Master) Run() error {
+	defer m.listeners.closeAll()
+	for _, addr := range m.cfg.Listen {
+		if _, err := m.listeners.get("tcp", addr); err != nil {
+			return err
+		}
+		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)))
+	}
+	ctl, err := m.listenControl(m.cfg.Control)
+	if err != nil {
+		return err
+	}
+	m.log.Info("control socket", "path", m.ctlPath)
+	m.wg.Add(1)
+	go m.serveControl(ctl)
+	m.started = time.Now()
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(sigs)
+
+	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
+	for id := 1; id <= m.cfg.Workers; id++ {
+		s := &slot{id: id}
+		m.slots[id] = s
+		m.fill(s)
+	}
+	m.loop(sigs)
+	close(m.done)
+	_ = ctl.Close() // removes the socket file
+	m.wg.Wait()
+	m.log.Info("stopped")
+	return nil
+}
+
+func (m *Master) loop(sigs <-chan os.Signal) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for !m.stopping || len(m.workers) > 0 {
+		select {
+		case ev := <-m.events:
+			m.handle(ev)
+		case sig := <-sigs:
+			m.signal(sig)
+		case now := <-tick.C:
+			m.checkHealth(now)
+		}
+	}
+}
+
+// send delivers ev to the supervisor unless it has finished.
+func (m *Master) send(ev event) {
+	select {
+	case m.events <- ev:
+	case <-m.done:
+		for _, f := range ev.files {
+			_ = f.Close()
+		}
+	}
+}
+
+func (m *Master) signal(sig os.Signal) {
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		if m.stopping {
+			m.log.Warn("second stop signal: stopping now", "signal", sig)
+			m.stopNow("second stop signal")
+			return
+		}
+		m.log.Info("graceful stop", "signal", sig)
+		m.stopGracefully()
+	case syscall.SIGQUIT:
+		m.log.Info("immediate stop", "signal", sig)
+		m.stopNow("immediate stop")
+	case syscall.SIGHUP:
+		if err := m.startRoll(nil); err != nil {
+			m.log.Warn("reload refused", "error", err)
+		}
+	case syscall.SIGTTIN:
+		_ = m.scale(len(m.slots) + 1)
+	case syscall.SIGTTOU:
+		_ = m.scale(len(m.slots) - 1)
+	}
+}

@@ -1,0 +1,132 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// errRolling refuses a reload while one runs: a second request would only
+// restart workers that were just started; the caller can retry when the
+// running roll has finished.
+var errRolling = errors.New("a rolling restart is already in progress; try again when it has finished")
+
+// roll is a rolling restart in progress: one slot at a time, a replacement
+// of the new generation starts; once it is ready the old worker drains.
+type roll struct {
+	generation int
+	queue      []int   // slots still to replace
+	slot       *slot   // the slot being replaced
+	next       *worker // its replacement, starting
+	started    time.Time
+	waiters    []chan<- response
+}
+
+// startRoll begins a rolling restart. reply, if not nil, receives the
+// outcome when the roll ends.
+func (m *Master) startRoll(reply chan<- response) error {
+	switch {
+	case m.stopping:
+		return errors.New("the master is stopping")
+	case m.roll != nil:
+		return errRolling
+	}
+	m.generation++
+	r := &roll{generation: m.generation, started: time.Now()}
+	for id := range m.slots {
+		r.queue = append(r.queue, id)
+	}
+	sort.Ints(r.queue)
+	if reply != nil {
+		r.waiters = append(r.waiters, reply)
+	}
+	m.roll = r
+	m.log.Info("rolling restart", "generation", r.generation, "workers", len(r.queue))
+	m.rollNext()
+	return nil
+}
+
+// rollNext starts the replacement for the next slot, or ends the roll.
+func (m *Master) rollNext() {
+	r := m.roll
+	for len(r.queue) > 0 {
+		s := m.slots[r.queue[0]]
+		r.queue = r.queue[1:]
+		if s == nil {
+			continue // scaled away meanwhile
+		}
+		w, err := m.startWorker(spawnSpec{slot: s.id, generation: r.generation})
+		if err != nil {
+			m.rollFinish(fmt.Errorf("cannot start a replacement for worker %d: %w", s.id, err))
+			return
+		}
+		r.slot, r.next = s, w
+		return
+	}
+	m.rollFinish(nil)
+}
+
+// rollReady moves a ready replacement into its slot and drains the worker it replaces.
+func (m *Master) rollReady(w *worker) {
+	r := m.roll
+	if r == nil || r.next != w {
+		return
+	}
+	s := r.slot
+	old := s.worker
+	s.worker, s.crashes = w, 0
+	if s.respawn != nil {
+		s.respawn.Stop()
+		s.respawn = nil
+	}
+	if old != nil {
+		m.drain(old)
+	}
+	r.slot, r.next = nil, nil
+	m.rollNext()
+}
+
+// rollExited aborts the roll when its replacement died before it was
+// ready. The workers not yet replaced keep serving.
+func (m *Master) rollExited(w *worker, status string) bool {
+	r := m.roll
+	if r == nil || r.next != w {
+		return false
+	}
+	why := w.killReason
+	if why == "" {
+		why = "exited during start-up (" + status + ")"
+	}
+	r.slot, r.next = nil, nil
+	m.rollFinish(fmt.Errorf("replacement for worker %d %s; kept the running workers", w.slot, why))
+	return true
+}
+
+// rollAbort ends a roll in progress, killing its half-started replacement.
+func (m *Master) rollAbort(reason string) {
+	r := m.roll
+	if r == nil {
+		return
+	}
+	if r.next != nil {
+		m.kill(r.next, reason)
+	}
+	m.rollFinish(errors.New("rolling restart aborted: " + reason))
+}
+
+func (m *Master) rollFinish(err error) {
+	r := m.roll
+	m.roll = nil
+	resp := response{OK: err == nil}
+	if err != nil {
+		resp.Error = err.Error()
+		m.log.Error("rolling restart failed", "generation", r.generation, "error", err)
+	} else {
+		resp.Message = fmt.Sprintf("rolled %d workers to generation %d", len(m.slots), r.generation)
+		m.log.Info("rolling restart done", "generation", r.generation, "took", time.Since(r.started).Round(time.Millisecond))
+	}
+	for _, c := range r.waiters {
+		c <- resp
+	}
+}

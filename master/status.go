@@ -1,0 +1,68 @@
+package master
+
+import (
+	"os"
+	"sort"
+	"time"
+)
+
+// Status is what `clusterd ctl status --json` prints.
+type Status struct {
+	Master  MasterStatus   `json:"master"`
+	Workers []WorkerStatus `json:"workers"`
+}
+
+// MasterStatus describes the master and its pool.
+type MasterStatus struct {
+	PID        int      `json:"pid"`
+	Generation int      `json:"generation"`
+	Workers    int      `json:"workers"` // the pool size it maintains
+	Rolling    bool     `json:"rolling"`
+	Stopping   bool     `json:"stopping"`
+	Listeners  []string `json:"listeners"`
+	Uptime     float64  `json:"uptime_seconds"`
+}
+
+// WorkerStatus describes one live worker process. Requests and
+// Connections are as of its last heartbeat (at most a second old).
+type WorkerStatus struct {
+	ID          int     `json:"id"`
+	PID         int     `json:"pid"`
+	Generation  int     `json:"generation"`
+	State       string  `json:"state"`
+	Requests    uint64  `json:"requests"`
+	Connections int64   `json:"connections"`
+	Restarts    int     `json:"restarts"`
+	Uptime      float64 `json:"uptime_seconds"`
+}
+
+func (m *Master) status() *Status {
+	now := time.Now()
+	st := &Status{Master: MasterStatus{
+		PID:        os.Getpid(),
+		Generation: m.generation,
+		Workers:    len(m.slots),
+		Rolling:    m.roll != nil,
+		Stopping:   m.stopping,
+		Uptime:     now.Sub(m.started).Seconds(),
+	}}
+	for _, k := range m.listeners.order {
+		st.Master.Listeners = append(st.Master.Listeners, m.listeners.Addr(k))
+	}
+	st.Workers = []WorkerStatus{}
+	for w := range m.workers {
+		ws := WorkerStatus{
+			ID: w.slot, PID: w.pid, Generation: w.generation, State: w.state.String(),
+			Requests: w.requests, Connections: w.conns, Uptime: now.Sub(w.started).Seconds(),
+		}
+		if s := m.slots[w.slot]; s != nil {
+			ws.Restarts = s.restarts
+		}
+		st.Workers = append(st.Workers, ws)
+	}
+	sort.Slice(st.Workers, func(i, j int) bool {
+		a, b := st.Workers[i], st.Workers[j]
+		return a.ID < b.ID || a.ID == b.ID && a.PID < b.PID
+	})
+	return st
+}

@@ -1,0 +1,201 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/clusterd/clusterd/ipc"
+)
+
+// fill starts a worker in slot s, or schedules a retry if that fails.
+func (m *Master) fill(s *slot) {
+	w, err := m.startWorker(spawnSpec{slot: s.id, generation: m.generation})
+	if err != nil {
+		m.log.Error("cannot start worker", "id", s.id, "error", err)
+		m.respawnLater(s, backoff(s.crashes+2))
+		return
+	}
+	s.worker = w
+}
+
+// respawnLater refills slot s after d.
+func (m *Master) respawnLater(s *slot, d time.Duration) {
+	s.restarts++
+	if d == 0 {
+		m.fill(s)
+		return
+	}
+	s.respawn = time.AfterFunc(d, func() { m.send(event{respawn: s}) })
+}
+
+func (m *Master) handle(ev event) {
+	switch {
+	case ev.respawn != nil:
+		s := ev.respawn
+		if s.respawn != nil && m.slots[s.id] == s && !m.stopping {
+			s.respawn = nil
+			m.fill(s)
+		}
+	case ev.ctl != nil:
+		m.control(ev.ctl)
+	case ev.exited:
+		m.exited(ev.w, ev.err)
+	case ev.msg != nil:
+		m.message(ev.w, *ev.msg, ev.files)
+	}
+}
+
+func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
+	for _, f := range files { // no worker → master message carries fds
+		_ = f.Close()
+	}
+	switch msg.Type {
+	case ipc.Online:
+		w.setState(Online)
+	case ipc.QueryServer:
+		m.queryServer(w, msg)
+	case ipc.Listening:
+		w.log.Debug("listening", "key", msg.Key)
+	case ipc.Ready:
+		if w.setState(Ready) {
+			w.readyAt = time.Now()
+			w.lastBeat = w.readyAt
+			w.log.Info("worker ready", "generation", w.generation, "startup", w.readyAt.Sub(w.started).Round(time.Millisecond))
+			m.rollReady(w)
+		}
+	case ipc.Heartbeat:
+		w.lastBeat = time.Now()
+		w.requests, w.conns = msg.Requests, msg.Connections
+	default:
+		w.log.Warn("unexpected message from worker", "type", msg.Type)
+	}
+}
+
+// queryServer answers a worker's request for a listener with the master's
+// own socket, binding it on first use (Node's cluster queryServer).
+func (m *Master) queryServer(w *worker, q ipc.Message) {
+	key := Key(q.Network, q.Addr)
+	reply := ipc.Message{Type: ipc.ServerReply, Key: key}
+	f, err := m.listeners.get(q.Network, q.Addr)
+	if err != nil {
+		reply.Err = err.Error()
+		w.log.Error("listener request failed", "key", key, "error", err)
+	}
+	var files []*os.File
+	if f != nil {
+		files = append(files, f)
+	}
+	if err := w.conn.Send(reply, files...); err != nil {
+		w.log.Warn("cannot answer worker", "error", err)
+	}
+}
+
+// exited handles the end of a worker process: a worker that was asked to
+// go is done; one that was serving a slot is replaced, after a back-off if
+// it keeps failing; a replacement that fails during a roll aborts the roll.
+func (m *Master) exited(w *worker, waitErr error) {
+	delete(m.workers, w)
+	_ = w.conn.Close()
+	status := exitStatus(waitErr)
+	uptime := time.Since(w.started).Round(time.Millisecond)
+	if w.state == Draining && w.killReason == "" {
+		w.setState(Exited)
+		w.log.Info("worker exited", "status", status)
+		return
+	}
+	w.setState(Failed)
+	if m.rollExited(w, status) {
+		return
+	}
+	s := m.slots[w.slot]
+	if m.stopping || s == nil || s.worker != w {
+		w.log.Warn("worker ended", "status", status, "reason", w.killReason)
+		return
+	}
+	s.worker = nil
+	d := s.crashed(uptime)
+	w.log.Error("worker exited unexpectedly", "status", status, "uptime", uptime,
+		"reason", w.killReason, "restart_in", d, "crashes_in_a_row", s.crashes)
+	m.respawnLater(s, d)
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.String()
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "exit status 0"
+}
+
+// checkHealth kills workers that missed their start-up, heartbeat or drain deadline.
+func (m *Master) checkHealth(now time.Time) {
+	for w := range m.workers {
+		switch {
+		case w.state < Ready && now.Sub(w.started) > m.cfg.ReadyTimeout:
+			m.kill(w, fmt.Sprintf("not ready within %v", m.cfg.ReadyTimeout))
+		case w.state == Ready && now.Sub(w.lastBeat) > m.cfg.WorkerTimeout:
+			m.kill(w, fmt.Sprintf("no heartbeat for %v", m.cfg.WorkerTimeout))
+		case w.state == Draining && now.After(w.drainBy):
+			m.kill(w, fmt.Sprintf("still draining after %v", m.cfg.GracefulTimeout))
+		}
+	}
+}
+
+// kill ends a worker at once (SIGKILL); its exit arrives as an event.
+func (m *Master) kill(w *worker, reason string) {
+	if w.killReason != "" {
+		return
+	}
+	w.killReason = reason
+	w.log.Warn("killing worker", "reason", reason)
+	if err := w.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		w.log.Error("cannot kill worker", "error", err)
+	}
+}
+
+// drain asks a worker to finish its requests and exit; it is killed if it
+// has not exited after the graceful timeout.
+func (m *Master) drain(w *worker) {
+	if !w.setState(Draining) {
+		return
+	}
+	if err := w.conn.Send(ipc.Message{Type: ipc.Drain}); err != nil {
+		m.kill(w, "cannot ask it to drain: "+err.Error())
+		return
+	}
+	w.drainBy = time.Now().Add(m.cfg.GracefulTimeout)
+}
+
+func (m *Master) stopGracefully() {
+	m.stopping = true
+	m.rollAbort("the master is stopping")
+	m.cancelRespawns()
+	for w := range m.workers {
+		m.drain(w)
+	}
+}
+
+func (m *Master) stopNow(reason string) {
+	m.stopping = true
+	m.rollAbort("the master is stopping")
+	m.cancelRespawns()
+	for w := range m.workers {
+		m.kill(w, reason)
+	}
+}
+
+func (m *Master) cancelRespawns() {
+	for _, s := range m.slots {
+		if s.respawn != nil {
+			s.respawn.Stop()
+			s.respawn = nil
+		}
+	}
+}
