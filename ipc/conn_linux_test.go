@@ -3,6 +3,7 @@ package ipc
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestPassFD(t *testing.T) {
 		t.Fatalf("got %+v with %d files", m, len(files))
 	}
 	defer files[0].Close()
-	flags, err := unix.FcntlInt(files[0].Fd(), unix.F_GETFD, 0)
+	flags, err := unix.FcntlInt(uintptr(mustFD(t, files[0])), unix.F_GETFD, 0)
 	if err != nil || flags&unix.FD_CLOEXEC == 0 {
 		t.Errorf("received fd flags %#x, err %v: want FD_CLOEXEC", flags, err)
 	}
@@ -187,4 +188,51 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("accepted invalid type %v", m.Type)
 		}
 	})
+}
+
+// TestSendKeepsNonblocking: passing a listening socket must not switch it
+// to blocking mode. The flag belongs to the open file, which every worker
+// shares; a blocking accept would stall their event loops.
+func TestSendKeepsNonblocking(t *testing.T) {
+	ca, cb := pair(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, err := FD(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Send(Message{Type: ServerReply, Key: "k"}, f); err != nil {
+		t.Fatal(err)
+	}
+	_, files, err := cb.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files[0].Close()
+	for _, fd := range []int{fd, mustFD(t, files[0])} {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil || flags&unix.O_NONBLOCK == 0 {
+			t.Errorf("fd %d lost O_NONBLOCK (flags %#x, %v)", fd, flags, err)
+		}
+	}
+}
+
+func mustFD(t *testing.T, f *os.File) int {
+	t.Helper()
+	fd, err := FD(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }

@@ -1,0 +1,99 @@
+// Package clusterd turns a Go program into a multi-process HTTP/1.1
+// server: a master process that binds the listening sockets and supervises
+// N worker processes, each serving from its own epoll event loop.
+//
+// Call Run from main(). In the master it binds, starts the workers by
+// re-executing the program with the same arguments, and supervises them; in
+// each worker (the same program, started by the master) it serves the
+// handler. Code before Run therefore runs in every process, so keep it
+// cheap and free of side effects such as binding ports.
+//
+//	func main() {
+//		err := clusterd.Run(clusterd.Options{Listen: []string{":8080"}},
+//			httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
+//				w.WriteString("hello\n")
+//			}))
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+package clusterd
+
+import (
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/master"
+	"github.com/clusterd/clusterd/worker"
+)
+
+// Options configures the master and its workers. Zero values take the defaults.
+type Options struct {
+	// Listen lists addresses to serve ("host:port", IPv6 "[::1]:8080");
+	// default 127.0.0.1:8080.
+	Listen []string
+	// Workers is the number of worker processes; default the CPUs
+	// available to the process (cgroup-aware).
+	Workers int
+	// HTTP sets the per-connection limits and timeouts of every worker.
+	HTTP httpcore.Config
+	// GracefulTimeout bounds a worker's drain before it is killed; default 30s.
+	GracefulTimeout time.Duration
+	// ReadyTimeout bounds a new worker's start-up; default 10s.
+	ReadyTimeout time.Duration
+	// WorkerTimeout: a worker whose event loop is silent this long is
+	// replaced; default 30s.
+	WorkerTimeout time.Duration
+	// Control is the control socket's path; default: master-PID.sock in
+	// $XDG_RUNTIME_DIR/clusterd or /tmp/clusterd-UID.
+	Control string
+	// LogLevel is trace, debug, info, warn or error; default info.
+	LogLevel string
+	// LogJSON logs JSON lines instead of text.
+	LogJSON bool
+}
+
+// DefaultListen is the address served when Options.Listen is empty.
+const DefaultListen = "127.0.0.1:8080"
+
+// IsWorker reports whether this process is a worker started by a master.
+func IsWorker() bool { return worker.IsWorker() }
+
+// Run runs the master or, in a process the master started, a worker
+// serving h. In the master it returns after a stop signal has been handled,
+// or with an error when it cannot start (a busy port, say).
+func Run(opts Options, h httpcore.Handler) error {
+	if len(opts.Listen) == 0 {
+		opts.Listen = []string{DefaultListen}
+	}
+	level := hclog.LevelFromString(opts.LogLevel)
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	if worker.IsWorker() {
+		return worker.Run(worker.Config{
+			Listen:          opts.Listen,
+			HTTP:            opts.HTTP,
+			GracefulTimeout: opts.GracefulTimeout,
+			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
+		}, h)
+	}
+	m, err := master.New(master.Config{
+		Listen:          opts.Listen,
+		Workers:         opts.Workers,
+		GracefulTimeout: opts.GracefulTimeout,
+		ReadyTimeout:    opts.ReadyTimeout,
+		WorkerTimeout:   opts.WorkerTimeout,
+		Control:         opts.Control,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
+		}),
+	})
+	if err != nil {
+		return err
+	}
+	return m.Run()
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/worker"
+)
+
+// maxDelay bounds /delay so a client cannot park requests for long.
+const maxDelay = 60 * time.Second
+
+// demoApp is the built-in app served when no --root is given. Every route
+// runs on the event loop and never blocks it.
+func demoApp() httpcore.Handler {
+	return httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
+		switch r.Path() {
+		case "/":
+			if !allowGet(w, r) {
+				return
+			}
+			w.SetHeader("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.WriteString("Hello World\n")
+		case "/echo":
+			echo(w, r)
+		case "/worker":
+			if allowGet(w, r) {
+				self := worker.Self()
+				writeJSON(w, 200, map[string]any{
+					"id": self.ID, "pid": self.PID, "generation": self.Generation,
+					"requests": worker.Requests(),
+				})
+			}
+		case "/delay":
+			if allowGet(w, r) {
+				delay(w, r)
+			}
+		default:
+			writeJSON(w, 404, map[string]string{"error": "not found"})
+		}
+	})
+}
+
+func allowGet(w *httpcore.ResponseWriter, r *httpcore.Request) bool {
+	if m := r.Method(); m == "GET" || m == "HEAD" {
+		return true
+	}
+	w.SetHeader("Allow", "GET, HEAD")
+	writeJSON(w, 405, map[string]string{"error": "method not allowed"})
+	return false
+}
+
+// echo answers with the request as JSON. Repeated header fields are joined
+// with ", " as RFC 9110 allows.
+func echo(w *httpcore.ResponseWriter, r *httpcore.Request) {
+	headers := map[string]string{}
+	r.VisitHeaders(func(name, value string) {
+		if prev, ok := headers[name]; ok {
+			value = prev + ", " + value
+		}
+		headers[name] = value
+	})
+	writeJSON(w, 200, map[string]any{
+		"method":  r.Method(),
+		"url":     r.Target(),
+		"headers": headers,
+		"body":    string(r.Body()),
+	})
+}
+
+// delay answers after ms milliseconds from a timer, leaving the loop free.
+func delay(w *httpcore.ResponseWriter, r *httpcore.Request) {
+	ms, err := strconv.Atoi(r.Query("ms"))
+	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxDelay {
+		writeJSON(w, 400, map[string]string{"error": "ms must be an integer from 0 to 60000"})
+		return
+	}
+	w.Async()
+	time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
+		w.SetHeader("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.WriteString("waited " + strconv.Itoa(ms) + "ms\n")
+		w.End()
+	})
+}
+
+func writeJSON(w *httpcore.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		code, body = 500, []byte(`{"error":"encoding failed"}`)
+	}
+	w.SetHeader("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n'))
+}

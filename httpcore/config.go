@@ -1,0 +1,106 @@
+package httpcore
+
+import (
+	"math"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config holds a Server's limits and timeouts. Zero fields take the defaults
+// documented on each field.
+type Config struct {
+	IdleTimeout    time.Duration // keep-alive idle time between requests; default 5s
+	HeaderTimeout  time.Duration // time to receive a request head from its first byte (from accept for the first); default 10s
+	RequestTimeout time.Duration // time to receive a whole request incl. body, from its first byte; default 60s
+	WriteTimeout   time.Duration // longest wait for a client to accept more response bytes; default 60s
+	MaxHeaderBytes int           // request line plus header fields; default 16 KiB, over it -> 431
+	MaxHeaderCount int           // header (and trailer) fields per request; default 100, over it -> 431
+	MaxBodyBytes   int64         // decoded request body; default 1 MiB, over it -> 413
+	Logger         hclog.Logger  // optional; hclog.NewNullLogger() when nil
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultIdleTimeout    = 5 * time.Second
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultRequestTimeout = 60 * time.Second
+	DefaultWriteTimeout   = 60 * time.Second
+	DefaultMaxHeaderBytes = 16 << 10
+	DefaultMaxHeaderCount = 100
+	DefaultMaxBodyBytes   = 1 << 20
+)
+
+// Engine constants that are not worth a knob.
+const (
+	readBufferSize = 64 << 10  // per-loop shared read buffer
+	minReadSpace   = 16 << 10  // room a conn input buffer grows by
+	minReadRoom    = 1 << 10   // less room than this in a conn input buffer makes it grow
+	inPoolSize     = 4 << 10   // pooled per-conn input buffers
+	outPoolSize    = 16 << 10  // pooled per-conn output buffers
+	poolMaxFree    = 256       // buffers kept per pool
+	highWater      = 256 << 10 // pending output above which a conn is not read
+	maxScratchBody = 64 << 10  // larger response-body scratch buffers are not kept
+	lingerTimeout  = 2 * time.Second
+	// drainIdleGrace is how long a draining loop keeps a connection open
+	// that has no request in progress. Closing an idle keep-alive
+	// connection races with the client's next request, which then fails;
+	// under load the next request arrives well within the grace and is
+	// answered with "Connection: close", so no request is lost.
+	drainIdleGrace  = time.Second
+	lingerMaxBytes  = 1 << 20
+	acceptBackoff   = 100 * time.Millisecond
+	maxAcceptsBatch = 64 // accepts per listener wakeup
+	rearmEvery      = 16 // accepts between EPOLLEXCLUSIVE re-registrations
+	maxPollWait     = time.Second
+	maxChunkLine    = 4096 // chunk-size line incl. extensions
+	maxMethodLen    = 32
+)
+
+// withDefaults returns cfg with zero fields replaced by defaults.
+func (cfg Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.IdleTimeout, DefaultIdleTimeout)
+	def(&cfg.HeaderTimeout, DefaultHeaderTimeout)
+	def(&cfg.RequestTimeout, DefaultRequestTimeout)
+	def(&cfg.WriteTimeout, DefaultWriteTimeout)
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxHeaderCount <= 0 {
+		cfg.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return cfg
+}
+
+// limits is the parser's view of a Config.
+type limits struct {
+	maxHeader  int   // head bytes
+	maxFields  int   // header or trailer fields
+	maxBody    int64 // decoded body bytes
+	maxChunked int64 // encoded chunked body bytes incl. trailers
+	maxInput   int   // a connection's input buffer
+}
+
+func newLimits(cfg Config) limits {
+	lim := limits{
+		maxHeader: min(cfg.MaxHeaderBytes, 1<<30),
+		maxFields: cfg.MaxHeaderCount,
+		maxBody:   min(cfg.MaxBodyBytes, 1<<40), // bodies are held in memory
+	}
+	// Chunk framing may add at most as many bytes as the body itself.
+	lim.maxChunked = 2*lim.maxBody + int64(lim.maxHeader)
+	// The most a request can take: head, chunks, last-chunk line, trailers.
+	lim.maxInput = int(min(3*int64(lim.maxHeader)+lim.maxChunked+maxChunkLine, math.MaxInt))
+	return lim
+}

@@ -1,0 +1,308 @@
+package httpcore
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// onConnEvent handles epoll readiness of a connection.
+func (l *loop) onConnEvent(c *conn, events uint32) {
+	if events&evError != 0 {
+		l.closeConn(c) // reset, or both directions shut down
+		return
+	}
+	if events&evRead != 0 {
+		l.onReadable(c)
+	}
+	if events&evWrite != 0 && c.state != connClosed {
+		l.process(c)
+	}
+}
+
+// onReadable reads once (epoll is level-triggered: the rest comes with the
+// next wakeup) and serves what arrived. With nothing buffered the read goes
+// into the loop's shared buffer and only an unserved tail is copied out.
+func (l *loop) onReadable(c *conn) {
+	if c.state == connLingering {
+		l.discardInput(c)
+		return
+	}
+	buf, inConn := l.readSpace(c)
+	if len(buf) == 0 {
+		l.reject(c, errBodyTooLarge) // unreachable while the parser keeps its limits
+		l.process(c)
+		return
+	}
+	n, err := unix.Read(c.fd, buf)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil:
+		l.closeConn(c)
+		return
+	case n == 0:
+		c.flags |= connPeerEOF
+		l.process(c)
+		return
+	}
+	c.flags &^= connNeedInput
+	data := l.rbuf[:n]
+	if inConn {
+		c.in = c.in[:len(c.in)+n]
+		data = c.in
+	}
+	l.keepInput(c, data, l.serveBatch(c, data))
+	l.process(c)
+}
+
+// readSpace returns where the next read goes: the shared buffer, or the free
+// room of c.in when part of a request is buffered there. For a body of known
+// length the room is made large enough for all of it; it is empty only when
+// c.in is at the input limit.
+func (l *loop) readSpace(c *conn) ([]byte, bool) {
+	if len(c.in) == 0 {
+		return l.rbuf, false
+	}
+	need := 0
+	if p := &c.req; p.headLen > 0 && p.bodyLen > 0 {
+		need = p.headLen + int(p.bodyLen) - len(c.in)
+	}
+	if room := cap(c.in) - len(c.in); room < max(need, minReadRoom) {
+		c.in = l.growIn(c.in, max(need, minReadSpace))
+	}
+	return c.in[len(c.in):cap(c.in)], true
+}
+
+// growIn returns in with room for want more bytes, within the input limit.
+func (l *loop) growIn(in []byte, want int) []byte {
+	n := min(max(2*cap(in), len(in)+want), l.lim.maxInput)
+	if n <= cap(in) {
+		return in
+	}
+	b := make([]byte, len(in), n)
+	copy(b, in)
+	l.inPool.put(in)
+	return b
+}
+
+// keepInput keeps data[off:], the unserved input, in c.in: the request it
+// starts is partial or must wait. Data of a closing connection is dropped.
+func (l *loop) keepInput(c *conn, data []byte, off int) {
+	rest := data[off:]
+	switch {
+	case c.state != connActive:
+		if len(rest) > 0 {
+			c.flags |= connLinger
+		}
+		l.releaseIn(c)
+	case len(rest) == 0:
+		l.releaseIn(c)
+	case len(c.in) > 0: // data is c.in
+		if off == 0 {
+			break
+		}
+		if cap(c.in) > 4*minReadSpace && len(rest) <= inPoolSize {
+			c.in = append(l.inPool.get(len(rest)), rest...) // the large one is left to the GC
+		} else {
+			c.in = c.in[:copy(c.in, rest)]
+		}
+	default:
+		c.in = append(l.inPool.get(len(rest)), rest...)
+	}
+	if len(c.in) > 0 && c.req.start == 0 {
+		c.req.start = l.now
+	}
+}
+
+func (l *loop) releaseIn(c *conn) {
+	if c.in != nil {
+		l.inPool.put(c.in)
+		c.in = nil
+	}
+}
+
+func (l *loop) releaseOut(c *conn) {
+	if c.out != nil {
+		l.outPool.put(c.out)
+		c.out, c.outOff = nil, 0
+	}
+}
+
+// outBuf returns c's output buffer to append to, compacting away what has
+// been written when that is at least half of it.
+func (l *loop) outBuf(c *conn) []byte {
+	if c.out == nil {
+		c.out = l.outPool.get(0)
+	} else if c.outOff > 0 && c.outOff >= len(c.out)/2 {
+		c.out = c.out[:copy(c.out, c.out[c.outOff:])]
+		c.outOff = 0
+	}
+	return c.out
+}
+
+// process writes c's output and serves requests buffered in c.in, for as
+// long as writing makes room for them, then settles c. Every path that
+// changes a connection ends here or in closeConn.
+func (l *loop) process(c *conn) {
+	for l.flush(c) {
+		if len(c.in) == 0 || !c.parseable(l.highWater) {
+			l.settle(c)
+			return
+		}
+		l.keepInput(c, c.in, l.serveBatch(c, c.in))
+	}
+}
+
+// flush writes pending output until done or EAGAIN. It reports false if it
+// had to close c.
+func (l *loop) flush(c *conn) bool {
+	if c.pendingOut() == 0 {
+		return true
+	}
+	if c.events&evWrite == 0 {
+		c.lastWrite = l.now // WriteTimeout counts from when output got stuck
+	}
+	for c.pendingOut() > 0 {
+		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return true
+		case err != nil:
+			l.closeConn(c)
+			return false
+		}
+		c.outOff += n
+		c.lastWrite = l.now
+	}
+	l.releaseOut(c)
+	return true
+}
+
+// settle decides what c waits for next: it closes c if it is done, or sets
+// its epoll interest and deadline.
+func (l *loop) settle(c *conn) {
+	switch {
+	case c.state == connLingering:
+		return // waits for EOF or its deadline
+	case c.pendingOut() > 0:
+	case c.state == connClosing:
+		l.finishClose(c)
+		return
+	case c.async != nil:
+	case c.flags&connPeerEOF != 0:
+		l.closeConn(c)
+		return
+	}
+	if l.setInterest(c) {
+		l.setDeadline(c)
+	}
+}
+
+// setInterest registers the events c waits for: input unless it is paused
+// (response pending off the loop, output above the high-water mark, client
+// done sending), output while some is pending. It reports false if it had
+// to close c.
+func (l *loop) setInterest(c *conn) bool {
+	var ev uint32
+	switch c.state {
+	case connActive:
+		if c.async == nil && c.flags&connPeerEOF == 0 && c.pendingOut() <= l.highWater {
+			ev = evRead
+		}
+	case connLingering:
+		ev = evRead
+	}
+	if c.pendingOut() > 0 {
+		ev |= evWrite
+	}
+	if ev == c.events {
+		return true
+	}
+	if ev&evRead != 0 && c.events&evRead == 0 && c.req.start != 0 {
+		c.req.start = l.now // receive timeouts count while c is read
+	}
+	if err := l.p.mod(c.fd, ev); err != nil {
+		l.log.Error("update connection events", "error", err)
+		l.closeConn(c)
+		return false
+	}
+	c.events = ev
+	return true
+}
+
+// setDeadline arms c's timer with the earliest deadline that applies:
+// stuck output, then, while c is read, the head, request or idle timeout.
+func (l *loop) setDeadline(c *conn) {
+	var when int64
+	if c.pendingOut() > 0 {
+		when = c.lastWrite + int64(l.cfg.WriteTimeout)
+	}
+	if r := l.readDeadline(c); r != 0 && (when == 0 || r < when) {
+		when = r
+	}
+	l.timers.set(c, when)
+}
+
+func (l *loop) readDeadline(c *conn) int64 {
+	switch p := &c.req; {
+	case c.state != connActive || c.events&evRead == 0:
+		return 0
+	case l.draining && c.idle():
+		return l.now + int64(min(l.cfg.IdleTimeout, drainIdleGrace))
+	case p.start == 0:
+		return l.now + int64(l.cfg.IdleTimeout)
+	case p.headLen == 0:
+		return p.start + int64(min(l.cfg.HeaderTimeout, l.cfg.RequestTimeout))
+	default:
+		return p.start + int64(l.cfg.RequestTimeout)
+	}
+}
+
+// onTimeout handles c's expired deadline: a request cut short gets a 408 if
+// it can be written at once; in any case c is closed.
+func (l *loop) onTimeout(c *conn) {
+	stuck := c.pendingOut() > 0 && c.lastWrite+int64(l.cfg.WriteTimeout) <= l.now
+	if c.state == connActive && !stuck && len(c.in) > 0 {
+		c.out = appendErrorResponse(l.outBuf(c), l.date.line, errTimeout.status)
+		l.s.requests.Add(1)
+		if !l.flush(c) {
+			return
+		}
+	}
+	l.closeConn(c)
+}
+
+// finishClose closes a connection whose last response is written. If the
+// client may still be sending (a refused request, unread input) it lingers
+// first: closing with unread input makes the kernel send a reset, which can
+// destroy the response before the client has read it.
+func (l *loop) finishClose(c *conn) {
+	linger := c.flags&connLinger != 0 || len(c.in) > 0
+	if !linger && c.flags&connPeerEOF == 0 {
+		unread, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ)
+		linger = err == nil && unread > 0
+	}
+	l.releaseIn(c)
+	if !linger || c.flags&connPeerEOF != 0 || unix.Shutdown(c.fd, unix.SHUT_WR) != nil {
+		l.closeConn(c)
+		return
+	}
+	c.setState(connLingering)
+	if l.setInterest(c) {
+		l.timers.set(c, l.now+int64(lingerTimeout))
+	}
+}
+
+// discardInput reads and drops input of a lingering connection, closing it
+// at EOF, on error or after lingerMaxBytes.
+func (l *loop) discardInput(c *conn) {
+	n, err := unix.Read(c.fd, l.rbuf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	c.discarded += n
+	if err != nil || n == 0 || c.discarded > lingerMaxBytes {
+		l.closeConn(c)
+	}
+}

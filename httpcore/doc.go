@@ -1,0 +1,37 @@
+// Package httpcore is clusterd's event-loop HTTP/1.1 engine for Linux.
+//
+// A Server runs one epoll event loop on the goroutine that calls Serve. The
+// loop accepts connections from listening sockets it is given (or is handed
+// accepted ones with ServeConn), reads them into
+// a shared per-loop buffer, parses requests in place without allocating,
+// calls the Handler on the loop goroutine and writes responses back, all
+// without a goroutine per connection. Timeouts come from one timer heap per
+// loop and the Date header from a cache the loop refreshes once a second.
+//
+// # Memory
+//
+// An idle keep-alive connection holds only its conn struct (about 200 bytes):
+// input is read into the loop's shared buffer and only the unparsed tail of a
+// partial request is copied into a pooled per-connection buffer; output lives
+// in a pooled buffer that is returned once it has been written out.
+//
+// # Handlers
+//
+// Handlers run on the loop and must not block. A handler that needs to wait
+// calls ResponseWriter.Async, returns, and later calls ResponseWriter.End from
+// any goroutine; responses on a connection always go out in request order.
+// A Request, its strings and its body point into the loop's buffers and are
+// valid only until ServeHTTP returns: copy (strings.Clone, bytes.Clone) what
+// must outlive it, in particular in asynchronous handlers.
+//
+// # Protocol
+//
+// Parsing follows RFC 9112 strictly: anything ambiguous (bare LF, obs-fold,
+// Transfer-Encoding with Content-Length, conflicting Content-Length, a missing
+// or repeated Host, ...) is answered with a 4xx or 5xx status and the
+// connection is closed; the rest of its input is never parsed as another
+// request. Request bodies (Content-Length or chunked) are read completely
+// before the handler runs and are bounded by Config.MaxBodyBytes.
+//
+// The package builds on Linux only (epoll, eventfd, accept4).
+package httpcore

@@ -1,0 +1,188 @@
+package httpcore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// parserSeeds seed the fuzz targets and the prefix test.
+var parserSeeds = []string{
+	"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /echo?x=1&y=%20 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+	"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\n",
+	"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\nbody",
+	"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+	"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /async HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	"\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\nHost: a\n\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
+	"GET / HTTP/1.1\r\n\r\n",
+	chromeRequest,
+}
+
+// FuzzParseRequest checks the parser on arbitrary input: it never panics,
+// what it accepts is well formed, every prefix of an accepted head is
+// incomplete, and a chunked body scans the same in pieces as whole.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range parserSeeds {
+		f.Add([]byte(s), uint16(7))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
+		lim := testLimits
+		lim.maxHeader, lim.maxBody, lim.maxChunked = 512, 256, 1024
+		r := newRequest()
+		n, err := r.parseHead(in[:min(len(in), lim.maxHeader)], &lim)
+		if err != nil {
+			var pe *protoError
+			if err != errIncomplete && !errors.As(err, &pe) {
+				t.Fatalf("unexpected error type %T", err)
+			}
+			return
+		}
+		checkParsed(t, r, in[:n])
+		if k := int(split) % n; k > 0 {
+			if _, err := newRequest().parseHead(in[:k], &lim); err != errIncomplete {
+				t.Fatalf("prefix %d of an accepted head: %v", k, err)
+			}
+		}
+		if r.flags&reqChunked != 0 {
+			checkChunkedSplit(t, in, n, int(split), &lim)
+		}
+	})
+}
+
+func checkParsed(t *testing.T, r *Request, head []byte) {
+	if r.method == "" || !validName(r.method) {
+		t.Fatalf("method %q", r.method)
+	}
+	if r.proto != "HTTP/1.0" && r.proto[:7] != "HTTP/1." {
+		t.Fatalf("proto %q", r.proto)
+	}
+	for _, f := range r.headers {
+		if !validName(f.name) || strings.ContainsAny(f.value, "\r\n\x00") || strings.TrimSpace(f.value) != f.value {
+			t.Fatalf("field %q: %q", f.name, f.value)
+		}
+	}
+	if !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		t.Fatalf("head %q does not end with CRLF CRLF", head)
+	}
+	if r.flags&reqChunked != 0 && r.contentLength >= 0 {
+		t.Fatalf("chunked with Content-Length")
+	}
+}
+
+func checkChunkedSplit(t *testing.T, in []byte, headLen, split int, lim *limits) {
+	var whole chunkScan
+	end, err := scanChunked(in, headLen, &whole, lim)
+	var parts chunkScan
+	cut := headLen + split%(len(in)-headLen+1)
+	if _, perr := scanChunked(in[:cut], headLen, &parts, lim); perr == nil || perr == errIncomplete {
+		end2, err2 := scanChunked(in, headLen, &parts, lim)
+		if err2 != err || end2 != end {
+			t.Fatalf("split at %d: (%d, %v), whole: (%d, %v)", cut, end2, err2, end, err)
+		}
+	} else if perr != err {
+		t.Fatalf("split at %d: %v, whole: %v", cut, perr, err)
+	}
+	if err != nil {
+		return
+	}
+	body := append([]byte(nil), in...)
+	n, trailer := dechunk(body, headLen)
+	if int64(n) != whole.body || trailer != whole.trailer {
+		t.Fatalf("dechunk: %d bytes, trailer at %d; scan: %d, %d", n, trailer, whole.body, whole.trailer)
+	}
+	r := newRequest()
+	if e, err := r.parseFields(body, trailer, lim, true); err != nil || e != end {
+		t.Fatalf("trailers: end %d, %v; want %d", e, err, end)
+	}
+}
+
+// FuzzConnSplit feeds a connection the same bytes whole and in random
+// pieces, with a normal and a zero output high-water mark, and requires the
+// same responses; the output must parse as a sequence of HTTP responses.
+func FuzzConnSplit(f *testing.F) {
+	for i, s := range parserSeeds {
+		f.Add([]byte(s), uint64(i))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
+		if len(in) > 4096 {
+			return
+		}
+		// A final CRLF CRLF lets a head that was refused only once it was
+		// complete be refused in both runs.
+		in = append(in, "\r\n\r\n"...)
+		whole, methods := feedConn(t, [][]byte{in}, highWater)
+		split, _ := feedConn(t, splitRandomly(in, seed), 0)
+		if !bytes.Equal(whole, split) {
+			t.Fatalf("whole:\n%q\nsplit:\n%q", whole, split)
+		}
+		checkResponses(t, whole, methods)
+	})
+}
+
+func feedConn(t *testing.T, pieces [][]byte, hw int) ([]byte, []string) {
+	h := newHarness(t, Config{MaxHeaderBytes: 1024, MaxBodyBytes: 1024}, nil)
+	defer h.close()
+	h.l.h = h.asyncHandler()
+	h.l.highWater = hw
+	for _, p := range pieces {
+		h.feed(p)
+		for h.endAsync() {
+		}
+	}
+	h.shutWrite()
+	for h.endAsync() {
+	}
+	// 100 Continue depends on how the input was split.
+	return bytes.ReplaceAll(h.out, []byte(continueResponse), nil), h.methods
+}
+
+func splitRandomly(in []byte, seed uint64) [][]byte {
+	rng := rand.New(rand.NewPCG(seed, seed>>7))
+	var pieces [][]byte
+	for len(in) > 0 {
+		n := 1 + rng.IntN(min(len(in), 64))
+		pieces = append(pieces, in[:n])
+		in = in[n:]
+	}
+	return pieces
+}
+
+// checkResponses parses out as HTTP responses to requests with the given
+// methods (then GET) with net/http's client code.
+func checkResponses(t *testing.T, out []byte, methods []string) {
+	br := bufio.NewReader(bytes.NewReader(out))
+	for i := 0; ; i++ {
+		if _, err := br.Peek(1); err == io.EOF {
+			return
+		}
+		method := "GET"
+		if i < len(methods) {
+			method = methods[i]
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("bad response: %v in %q", err, out)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatalf("bad response body: %v in %q", err, out)
+		}
+		if resp.Header.Get("Date") == "" {
+			t.Fatalf("response without Date in %q", out)
+		}
+	}
+}

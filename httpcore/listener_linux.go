@@ -1,0 +1,220 @@
+package httpcore
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A listener is the loop's duplicate of a listening socket.
+type listener struct {
+	fd         int
+	registered bool // in the epoll set
+	exclusive  bool // registered with EPOLLEXCLUSIVE
+	sinceRearm int  // accepts since the last registration
+}
+
+// listen duplicates and registers the listening sockets.
+func (l *loop) listen(fds []int) error {
+	for _, fd := range fds {
+		nfd, err := dupListener(fd)
+		if err != nil {
+			return err
+		}
+		ln := &listener{fd: nfd}
+		l.lns = append(l.lns, ln)
+		if err := l.register(ln); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dupListener(fd int) (int, error) {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		_ = unix.Close(nfd)
+		return -1, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	return nfd, nil
+}
+
+// register adds ln to the epoll set, exclusively where the kernel can
+// (Linux 4.5+), so one connection wakes one of the processes sharing it.
+func (l *loop) register(ln *listener) error {
+	err := l.p.add(ln.fd, evRead|evExclusive)
+	ln.exclusive = err == nil
+	if errors.Is(err, unix.EINVAL) {
+		err = l.p.add(ln.fd, evRead)
+	}
+	ln.registered = err == nil
+	ln.sinceRearm = 0
+	return err
+}
+
+func (l *loop) unregister(ln *listener) {
+	if ln.registered {
+		_ = l.p.del(ln.fd) // needed: the socket stays open in other processes
+		ln.registered = false
+	}
+}
+
+// rearm re-adds an exclusive listener: the kernel wakes the epoll instance
+// registered first, so re-adding moves this process to the back (nginx does
+// the same).
+func (l *loop) rearm(ln *listener) {
+	l.unregister(ln)
+	if err := l.register(ln); err != nil {
+		l.log.Error("re-register listener", "error", err)
+	}
+}
+
+func (l *loop) listener(fd int) *listener {
+	for _, ln := range l.lns {
+		if ln.fd == fd {
+			return ln
+		}
+	}
+	return nil
+}
+
+func (l *loop) closeListeners() {
+	for _, ln := range l.lns {
+		l.unregister(ln)
+		_ = unix.Close(ln.fd)
+	}
+	l.lns = nil
+}
+
+// acceptConns accepts pending connections, at most maxAcceptsBatch.
+func (l *loop) acceptConns(ln *listener) {
+	for i := 0; i < maxAcceptsBatch && ln.registered; i++ {
+		fd, _, err := unix.Accept4(ln.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			if l.acceptFailed(ln, err) {
+				continue
+			}
+			break
+		}
+		l.openConn(fd)
+		ln.sinceRearm++
+	}
+	if ln.registered && ln.exclusive && ln.sinceRearm >= rearmEvery {
+		l.rearm(ln)
+	}
+}
+
+// acceptFailed handles an accept4 error and reports whether to try again.
+func (l *loop) acceptFailed(ln *listener, err error) bool {
+	switch err {
+	case unix.EAGAIN:
+		return false
+	case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.ENETDOWN, unix.ENOPROTOOPT,
+		unix.EHOSTDOWN, unix.ENONET, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EAFNOSUPPORT:
+		return true // this connection is gone (accept(2) says to retry)
+	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		l.pauseAccept(err)
+		return false
+	}
+	l.dropListener(ln, os.NewSyscallError("accept4", err))
+	return false
+}
+
+// pauseAccept takes the listeners out of the epoll set for acceptBackoff:
+// out of descriptors or memory, they would stay readable and spin the loop.
+func (l *loop) pauseAccept(err error) {
+	for _, ln := range l.lns {
+		l.unregister(ln)
+	}
+	l.acceptResume = l.now + int64(acceptBackoff)
+	if l.acceptLogged == 0 || l.now-l.acceptLogged >= int64(time.Second) {
+		l.acceptLogged = l.now
+		l.log.Warn("accept paused", "error", os.NewSyscallError("accept4", err), "pause", acceptBackoff)
+	}
+}
+
+// resumeAccept re-registers the listeners when an accept pause is over.
+func (l *loop) resumeAccept() {
+	if l.acceptResume == 0 || l.now < l.acceptResume {
+		return
+	}
+	l.acceptResume = 0
+	for _, ln := range l.lns {
+		if err := l.register(ln); err != nil {
+			l.dropListener(ln, err)
+		}
+	}
+}
+
+// dropListener gives up on a listener that fails for good. Without
+// listeners the loop drains and Serve returns err.
+func (l *loop) dropListener(ln *listener, err error) {
+	l.log.Error("listener dropped", "error", err)
+	l.unregister(ln)
+	_ = unix.Close(ln.fd)
+	for i, x := range l.lns {
+		if x == ln {
+			l.lns = append(l.lns[:i], l.lns[i+1:]...)
+			break
+		}
+	}
+	if len(l.lns) == 0 && !l.draining {
+		l.fatal = fmt.Errorf("no listener left: %w", err)
+		l.beginDrain()
+	}
+}
+
+// adoptConn starts serving a connection given to ServeConn.
+func (l *loop) adoptConn(fd int) {
+	if l.draining {
+		closeConnFD(fd)
+		return
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		l.log.Error("adopt connection", "error", os.NewSyscallError("fcntl O_NONBLOCK", err))
+		closeConnFD(fd)
+		return
+	}
+	l.openConn(fd)
+}
+
+func closeConnFD(fd int) { _ = unix.Close(fd) }
+
+// openConn starts serving an accepted connection.
+func (l *loop) openConn(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // fails harmlessly on Unix sockets
+	if err := l.p.add(fd, evRead); err != nil {
+		l.log.Error("register connection", "error", err)
+		_ = unix.Close(fd)
+		return
+	}
+	c := &conn{fd: fd, events: evRead, timer: timerEntry{index: -1}}
+	c.req.start = l.now // the first request's head is due HeaderTimeout after accept
+	l.track(c)
+	l.setDeadline(c)
+}
+
+// peerAddr returns the address of the peer of socket fd as "ip:port".
+func peerAddr(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrUnix:
+		return sa.Name
+	}
+	return ""
+}

@@ -1,0 +1,249 @@
+package httpcore
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// A loop is one event loop: an epoll instance, the listeners and
+// connections registered with it, and everything they share. All of it is
+// used by the loop goroutine only.
+type loop struct {
+	s     *Server
+	h     Handler
+	cfg   Config
+	lim   limits
+	log   hclog.Logger
+	debug bool
+	p     *poller
+
+	lns    []*listener
+	conns  []*conn // by file descriptor
+	nconns int
+	timers timerHeap
+
+	rbuf    []byte // shared read buffer
+	inPool  bufPool
+	outPool bufPool
+	date    dateCache
+	req     *Request        // reused for every request
+	w       *ResponseWriter // reused for every synchronous response
+	spare   []task          // the other half of the task queue
+
+	epoch     time.Time
+	now       int64 // loop time: nanoseconds since epoch, never 0
+	highWater int
+
+	draining     bool
+	fatal        error // why the loop is draining on its own
+	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
+	acceptLogged int64 // loop time of the last accept-failure log
+}
+
+func newLoop(s *Server) (*loop, error) {
+	p, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	l := &loop{
+		s:         s,
+		h:         s.h,
+		cfg:       s.cfg,
+		lim:       newLimits(s.cfg),
+		log:       s.cfg.Logger.Named("httpcore"),
+		p:         p,
+		rbuf:      make([]byte, readBufferSize),
+		inPool:    bufPool{size: inPoolSize},
+		outPool:   bufPool{size: outPoolSize},
+		req:       newRequest(),
+		epoch:     time.Now().Add(-time.Second), // so that loop time 0 can mean "none"
+		highWater: highWater,
+	}
+	l.debug = l.log.IsDebug()
+	l.w = newResponseWriter(l)
+	l.tick()
+	return l, nil
+}
+
+// Serve runs one event loop on the calling goroutine over the listening
+// sockets listenFDs. It duplicates them (close-on-exec), makes them
+// non-blocking (a flag the duplicates share with the originals: the
+// caller's descriptors become non-blocking too; do not call (*os.File).Fd
+// on them while serving, it would make them blocking again) and closes only
+// its duplicates. Listeners are registered with EPOLLEXCLUSIVE and re-registered
+// every 16 accepts so that processes sharing a socket share the load. With
+// no listeners the loop serves only connections given to ServeConn.
+//
+// Serve returns nil after Shutdown has finished draining, ErrServerClosed if
+// Shutdown came first, or the error that stopped the loop. A listener that
+// fails for good is dropped and logged; when none is left the loop drains
+// and Serve returns that error. Work posted after Serve returns is dropped.
+func (s *Server) Serve(listenFDs []int) error {
+	l, err := newLoop(s)
+	if err != nil {
+		return fmt.Errorf("httpcore: serve: %w", err)
+	}
+	if err := s.startServing(l.p.wakeFD); err != nil {
+		l.p.close()
+		return err
+	}
+	err = l.listen(listenFDs)
+	if err == nil {
+		err = l.run()
+	}
+	l.forceClose()
+	s.stopServing() // no Post can reach the eventfd after this
+	l.p.close()
+	if err != nil {
+		return fmt.Errorf("httpcore: serve: %w", err)
+	}
+	return nil
+}
+
+// run is the event loop. It returns when draining has closed the last
+// connection, or on a failure of epoll itself.
+func (l *loop) run() error {
+	l.log.Debug("serving", "listeners", len(l.lns))
+	l.runTasks()
+	for !l.draining || l.nconns > 0 {
+		n, err := l.p.wait(l.pollTimeout())
+		if err != nil {
+			return err
+		}
+		l.tick()
+		for i := 0; i < n; i++ {
+			ev := l.p.events[i]
+			l.handle(int(ev.Fd), ev.Events)
+		}
+		l.runTasks()
+		l.runTimers()
+		l.resumeAccept()
+	}
+	l.log.Debug("drained")
+	return l.fatal
+}
+
+// tick reads the clock once per iteration: loop time, the Date line and
+// Stats.LastTick.
+func (l *loop) tick() {
+	t := time.Now()
+	l.now = int64(t.Sub(l.epoch))
+	l.date.update(t)
+	l.s.lastTick.Store(t.UnixNano())
+}
+
+// pollTimeout is how long epoll_wait may sleep: until the next deadline, at
+// most maxPollWait, rounded up to whole milliseconds.
+func (l *loop) pollTimeout() int {
+	wait := int64(maxPollWait)
+	if next, ok := l.timers.next(); ok {
+		wait = min(wait, next-l.now)
+	}
+	if l.acceptResume != 0 {
+		wait = min(wait, l.acceptResume-l.now)
+	}
+	if wait <= 0 {
+		return 0
+	}
+	return int((wait + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+// handle dispatches one epoll event.
+func (l *loop) handle(fd int, events uint32) {
+	if fd == l.p.wakeFD {
+		l.p.drainWake()
+		return
+	}
+	if fd < len(l.conns) && l.conns[fd] != nil {
+		l.onConnEvent(l.conns[fd], events)
+		return
+	}
+	if ln := l.listener(fd); ln != nil {
+		l.acceptConns(ln)
+	}
+}
+
+// runTasks runs the work posted since the last iteration, in order.
+func (l *loop) runTasks() {
+	tasks := l.s.takeTasks(l.spare)
+	for i := range tasks {
+		t := tasks[i]
+		tasks[i] = task{}
+		switch t.kind {
+		case taskFunc:
+			t.f()
+		case taskEnd:
+			l.endAsync(t.w)
+		case taskDrain:
+			l.beginDrain()
+		case taskForce:
+			l.forceClose()
+		case taskConn:
+			l.adoptConn(t.fd)
+		}
+	}
+	l.spare = tasks[:0]
+}
+
+// runTimers handles every connection whose deadline has passed.
+func (l *loop) runTimers() {
+	for c := l.timers.popExpired(l.now); c != nil; c = l.timers.popExpired(l.now) {
+		l.onTimeout(c)
+	}
+}
+
+// beginDrain stops accepting. Every connection closes after its current or
+// next response (finish adds Connection: close); one that stays without a
+// request for drainIdleGrace is closed then (see readDeadline).
+func (l *loop) beginDrain() {
+	if l.draining {
+		return
+	}
+	l.draining = true
+	l.closeListeners()
+	for _, c := range l.conns {
+		if c != nil && c.idle() {
+			l.setDeadline(c)
+		}
+	}
+}
+
+// forceClose closes the listeners and every connection now.
+func (l *loop) forceClose() {
+	l.beginDrain()
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeConn(c)
+		}
+	}
+}
+
+// track adds a new connection to the loop.
+func (l *loop) track(c *conn) {
+	for c.fd >= len(l.conns) {
+		l.conns = append(l.conns, nil)
+	}
+	l.conns[c.fd] = c
+	l.nconns++
+	l.s.conns.Add(1)
+}
+
+// closeConn closes c and forgets it. A response still being finished off
+// the loop is dropped when it ends.
+func (l *loop) closeConn(c *conn) {
+	if c.state == connClosed {
+		return
+	}
+	_ = l.p.del(c.fd) // explicit: a forked child may share the socket
+	_ = unix.Close(c.fd)
+	l.conns[c.fd] = nil
+	l.timers.remove(c)
+	l.releaseIn(c)
+	l.releaseOut(c)
+	c.setState(connClosed)
+	l.nconns--
+	l.s.conns.Add(-1)
+}

@@ -1,0 +1,98 @@
+package httpcore
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Epoll interest bits. Connections are level-triggered: a conn is read once
+// per wakeup, and the kernel reports it again while input is left.
+const (
+	evRead      = unix.EPOLLIN
+	evWrite     = unix.EPOLLOUT
+	evError     = unix.EPOLLERR | unix.EPOLLHUP
+	evExclusive = unix.EPOLLEXCLUSIVE
+)
+
+// pollEvents is how many events one epoll_wait returns at most.
+const pollEvents = 256
+
+// poller is an epoll instance plus an eventfd that wakes it up.
+type poller struct {
+	fd     int // epoll
+	wakeFD int // eventfd, registered for reading
+	events []unix.EpollEvent
+	ev     unix.EpollEvent // scratch for epoll_ctl
+	buf    [8]byte         // scratch for the eventfd counter
+}
+
+func newPoller() (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	p := &poller{fd: fd, wakeFD: -1, events: make([]unix.EpollEvent, pollEvents)}
+	p.wakeFD, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		p.close()
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if err := p.add(p.wakeFD, evRead); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *poller) close() {
+	if p.wakeFD >= 0 {
+		_ = unix.Close(p.wakeFD)
+	}
+	_ = unix.Close(p.fd)
+}
+
+func (p *poller) ctl(op, fd int, events uint32) error {
+	p.ev = unix.EpollEvent{Events: events, Fd: int32(fd)}
+	return unix.EpollCtl(p.fd, op, fd, &p.ev)
+}
+
+func (p *poller) add(fd int, events uint32) error {
+	return os.NewSyscallError("epoll_ctl add", p.ctl(unix.EPOLL_CTL_ADD, fd, events))
+}
+
+func (p *poller) mod(fd int, events uint32) error {
+	return os.NewSyscallError("epoll_ctl mod", p.ctl(unix.EPOLL_CTL_MOD, fd, events))
+}
+
+func (p *poller) del(fd int) error {
+	return os.NewSyscallError("epoll_ctl del", p.ctl(unix.EPOLL_CTL_DEL, fd, 0))
+}
+
+// wait blocks for at most msec milliseconds (-1: forever) and returns the
+// number of events in p.events. EINTR counts as a wakeup with no events.
+func (p *poller) wait(msec int) (int, error) {
+	n, err := unix.EpollWait(p.fd, p.events, msec)
+	if errors.Is(err, unix.EINTR) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("epoll_wait", err)
+	}
+	return n, nil
+}
+
+// drainWake resets the eventfd counter after a wakeup.
+func (p *poller) drainWake() {
+	_, _ = unix.Read(p.wakeFD, p.buf[:])
+}
+
+// wakeEventfd wakes the poller that owns the eventfd fd. A full counter
+// (EAGAIN) means a wakeup is pending anyway.
+func wakeEventfd(fd int) {
+	var b [8]byte
+	binary.NativeEndian.PutUint64(b[:], 1)
+	_, _ = unix.Write(fd, b[:])
+}

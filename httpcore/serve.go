@@ -1,0 +1,215 @@
+package httpcore
+
+import (
+	"runtime/debug"
+)
+
+// serveBatch serves the complete requests at the start of data, in order,
+// and returns how many bytes they took. It stops at an incomplete request,
+// when c closes, when a response goes asynchronous, or when c's output is
+// above the high-water mark.
+func (l *loop) serveBatch(c *conn, data []byte) int {
+	off := 0
+	for off < len(data) && c.parseable(l.highWater) {
+		n := l.serveOne(c, data[off:])
+		if n == 0 {
+			break
+		}
+		off += n
+	}
+	return off
+}
+
+// serveOne serves the request at the start of b if it is all there and
+// returns its length, or returns 0: more input is needed (connNeedInput),
+// or the request was refused and c is closing.
+func (l *loop) serveOne(c *conn, b []byte) int {
+	r, p := l.req, &c.req
+	fresh := p.headLen == 0
+	if fresh {
+		if err := l.readHead(c, r, b); err != nil {
+			return l.stop(c, err)
+		}
+	}
+	end, err := l.bodyEnd(p, b)
+	if err == errIncomplete && fresh {
+		l.maybeContinue(c, r, len(b))
+	}
+	if err != nil {
+		return l.stop(c, err)
+	}
+	if !fresh {
+		if _, err := r.parseHead(b[:p.headLen], &l.lim); err != nil {
+			return l.stop(c, err) // cannot happen: it was parsed before
+		}
+	}
+	if err := l.setBody(r, p, b); err != nil {
+		return l.stop(c, err)
+	}
+	c.req = pendingReq{}
+	l.dispatch(c, r)
+	return end
+}
+
+// stop ends serving c for now: errIncomplete waits for input, any other
+// error is answered and closes c. It returns 0 for serveOne.
+func (l *loop) stop(c *conn, err error) int {
+	if err == errIncomplete {
+		c.flags |= connNeedInput
+	} else {
+		l.reject(c, err)
+	}
+	return 0
+}
+
+// readHead parses and checks the head of the request at the start of b and
+// records its framing in c.req. A head that arrived in pieces is parsed again
+// only once its end may be there, so a trickled head costs linear time.
+func (l *loop) readHead(c *conn, r *Request, b []byte) error {
+	p, limit := &c.req, l.lim.maxHeader
+	if p.scanned > 0 && len(b) < limit && !headMayEnd(b, p.scanned) {
+		p.scanned = len(b)
+		return errIncomplete
+	}
+	hb := b[:min(len(b), limit)]
+	n, err := r.parseHead(hb, &l.lim)
+	switch {
+	case err == errIncomplete && len(hb) == limit:
+		return limitError(hb)
+	case err == errIncomplete:
+		p.scanned = len(b)
+		return err
+	case err != nil:
+		return err
+	case r.contentLength > l.lim.maxBody:
+		return errBodyTooLarge
+	case r.flags&reqExpectOther != 0:
+		return errExpectation
+	}
+	p.headLen = n
+	p.bodyLen = max(r.contentLength, 0)
+	if r.flags&reqChunked != 0 {
+		p.bodyLen = -1
+	}
+	return nil
+}
+
+// bodyEnd returns the length of the whole request at the start of b, or
+// errIncomplete.
+func (l *loop) bodyEnd(p *pendingReq, b []byte) (int, error) {
+	if p.bodyLen < 0 {
+		return scanChunked(b, p.headLen, &p.chunk, &l.lim)
+	}
+	end := p.headLen + int(p.bodyLen)
+	if len(b) < end {
+		return 0, errIncomplete
+	}
+	return end, nil
+}
+
+// maybeContinue sends 100 Continue to a client that waits for it before
+// sending the body (RFC 9110 10.1.1): the head asked for it and came alone.
+func (l *loop) maybeContinue(c *conn, r *Request, n int) {
+	if r.flags&reqExpect100 != 0 && n == c.req.headLen {
+		c.out = append(l.outBuf(c), continueResponse...)
+	}
+}
+
+// setBody points r.body at the complete body, de-chunking it in place and
+// reading its trailer fields.
+func (l *loop) setBody(r *Request, p *pendingReq, b []byte) error {
+	if p.bodyLen >= 0 {
+		if p.bodyLen > 0 {
+			r.body = b[p.headLen : p.headLen+int(p.bodyLen)]
+		}
+		return nil
+	}
+	n, trailer := dechunk(b, p.headLen)
+	if n > 0 {
+		r.body = b[p.headLen : p.headLen+n]
+	}
+	_, err := r.parseFields(b, trailer, &l.lim, true)
+	return err
+}
+
+// reject answers a refused request with err's status and closes c after it;
+// the rest of c's input is never parsed.
+func (l *loop) reject(c *conn, err error) {
+	pe, ok := err.(*protoError)
+	if !ok {
+		pe = badRequest(err.Error())
+	}
+	if l.debug {
+		l.log.Debug("request refused", "status", pe.status, "reason", pe.msg, "remote", peerAddr(c.fd))
+	}
+	c.out = appendErrorResponse(l.outBuf(c), l.date.line, pe.status)
+	l.s.requests.Add(1)
+	c.flags |= connLinger
+	c.setState(connClosing)
+}
+
+// dispatch runs the handler for r and queues its response, unless the
+// handler went asynchronous: then c waits, and so do requests behind r.
+func (l *loop) dispatch(c *conn, r *Request) {
+	r.c = c
+	w := l.w
+	w.begin(c, r)
+	if !l.callHandler(w, r) {
+		l.handlerPanicked(c, w)
+		return
+	}
+	if w.state.Load() != rwSync {
+		c.async = w
+		l.w = newResponseWriter(l) // w belongs to the handler now
+		return
+	}
+	l.finish(c, w)
+	w.reset()
+}
+
+// callHandler runs the handler and reports false if it panicked.
+func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.log.Error("handler panic", "panic", v, "method", r.method, "target", r.target,
+				"stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	l.h.ServeHTTP(w, r)
+	return true
+}
+
+// handlerPanicked drops the response of a panicked handler and answers 500.
+func (l *loop) handlerPanicked(c *conn, w *ResponseWriter) {
+	if w.state.Swap(rwEnded) == rwSync {
+		w.reset()
+	} else {
+		l.w = newResponseWriter(l) // a goroutine may still hold w; its End does nothing now
+	}
+	l.reject(c, errHandlerPanic)
+}
+
+// finish queues w's response on c; c closes after it unless both sides
+// keep the connection alive and the server is not draining.
+func (l *loop) finish(c *conn, w *ResponseWriter) {
+	keep := w.keepAlive() && !l.draining
+	c.out = w.appendResponse(l.outBuf(c), l.date.line, keep)
+	l.s.requests.Add(1)
+	if !keep {
+		c.setState(connClosing)
+	}
+}
+
+// endAsync queues a response finished off the loop and resumes serving the
+// requests behind it. A response for a connection closed meanwhile is
+// dropped.
+func (l *loop) endAsync(w *ResponseWriter) {
+	c := w.c
+	if c == nil || c.state == connClosed || c.async != w {
+		return
+	}
+	c.async = nil
+	l.finish(c, w)
+	l.process(c)
+}

@@ -1,0 +1,216 @@
+package httpcore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Server runs one event loop serving HTTP/1.1 with a Handler.
+type Server struct {
+	cfg Config
+	h   Handler
+
+	mu          sync.Mutex
+	state       serverState
+	tasks       []task // posted work, run by the loop in order
+	wakeFD      int    // the loop's eventfd while serving, else -1
+	wakePending bool   // an eventfd wakeup is on its way
+	draining    bool   // Shutdown has asked the loop to drain
+	done        chan struct{}
+
+	requests atomic.Uint64
+	conns    atomic.Int64
+	lastTick atomic.Int64 // unix nanoseconds
+}
+
+// serverState is where a Server is in its life:
+//
+//	serverIdle    -> serverServing (Serve), serverClosed (Shutdown)
+//	serverServing -> serverClosed (Serve returns)
+//	serverClosed  is terminal.
+type serverState uint8
+
+const (
+	serverIdle serverState = iota
+	serverServing
+	serverClosed
+)
+
+// A task is work for the loop.
+type task struct {
+	kind taskKind
+	f    func()
+	w    *ResponseWriter
+	fd   int
+}
+
+type taskKind uint8
+
+const (
+	taskFunc  taskKind = iota // run f
+	taskEnd                   // finish the asynchronous response w
+	taskDrain                 // Shutdown: stop accepting, drain connections
+	taskForce                 // Shutdown's context ended: close everything
+	taskConn                  // serve the connection fd
+)
+
+// Stats are counters of a Server.
+type Stats struct {
+	Requests    uint64    // responses completed, including the engine's error responses
+	Connections int64     // connections open now
+	LastTick    time.Time // last loop iteration; the loop wakes at least once a second
+}
+
+// NewServer returns a Server that answers requests with h; a nil h answers
+// every request with 404.
+func NewServer(cfg Config, h Handler) *Server {
+	if h == nil {
+		h = HandlerFunc(notFound)
+	}
+	return &Server{cfg: cfg.withDefaults(), h: h, wakeFD: -1, done: make(chan struct{})}
+}
+
+func notFound(w *ResponseWriter, _ *Request) {
+	w.WriteHeader(404)
+	_, _ = w.WriteString("404 page not found\n")
+}
+
+// Stats returns the server's counters. It is safe from any goroutine.
+func (s *Server) Stats() Stats {
+	st := Stats{Requests: s.requests.Load(), Connections: s.conns.Load()}
+	if t := s.lastTick.Load(); t != 0 {
+		st.LastTick = time.Unix(0, t)
+	}
+	return st
+}
+
+// Post runs f on the loop goroutine soon, in the order posted. It is safe
+// from any goroutine. Before Serve, f waits for the loop to start; after Serve
+// has returned, f is dropped. f runs like a handler: it must not block, and
+// a panic in it is not recovered.
+func (s *Server) Post(f func()) { s.post(task{kind: taskFunc, f: f}) }
+
+// ServeConn hands the loop a connection accepted elsewhere, e.g. by the
+// master under round-robin scheduling. It is safe from any goroutine. On
+// success the server owns fd: it is made non-blocking and close-on-exec,
+// served like an accepted connection and closed when done. While the server
+// is draining or closed ServeConn returns ErrServerClosed and fd stays the
+// caller's.
+func (s *Server) ServeConn(fd int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == serverClosed || s.draining {
+		return ErrServerClosed
+	}
+	s.tasks = append(s.tasks, task{kind: taskConn, fd: fd})
+	s.wakeLocked()
+	return nil
+}
+
+// postEnd hands an ended asynchronous response to the loop.
+func (s *Server) postEnd(w *ResponseWriter) { s.post(task{kind: taskEnd, w: w}) }
+
+func (s *Server) post(t task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == serverClosed {
+		return
+	}
+	s.tasks = append(s.tasks, t)
+	s.wakeLocked()
+}
+
+// wakeLocked wakes the loop unless a wakeup is already pending; the eventfd
+// is written under s.mu so it cannot be closed under our feet.
+func (s *Server) wakeLocked() {
+	if s.wakeFD >= 0 && !s.wakePending {
+		s.wakePending = true
+		wakeEventfd(s.wakeFD)
+	}
+}
+
+// takeTasks swaps the task queue with spare and returns the queued tasks.
+func (s *Server) takeTasks(spare []task) []task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tasks
+	s.tasks = spare[:0]
+	s.wakePending = false
+	return t
+}
+
+// Shutdown stops the server gracefully. It is safe from any goroutine and
+// may be called more than once. The loop stops accepting at once (its
+// listener duplicates are closed), closes idle connections, and lets
+// requests in flight finish, including asynchronous ones; each of those
+// responses carries Connection: close and its connection is closed after
+// it. Shutdown returns nil once every connection is closed and Serve has
+// returned. If ctx ends first, the remaining connections are closed at once
+// and, after Serve has returned, Shutdown returns ctx.Err().
+//
+// Shutdown before Serve makes Serve return ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	switch s.state {
+	case serverIdle:
+		s.state = serverClosed
+		close(s.done)
+		s.mu.Unlock()
+		return nil
+	case serverServing:
+		if !s.draining {
+			s.draining = true
+			s.tasks = append(s.tasks, task{kind: taskDrain})
+			s.wakeLocked()
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+	}
+	select {
+	case <-s.done:
+		return nil // drained just in time
+	default:
+	}
+	s.post(task{kind: taskForce})
+	<-s.done
+	return ctx.Err()
+}
+
+// startServing moves the server to serverServing with the loop's eventfd.
+func (s *Server) startServing(wakeFD int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case serverClosed:
+		return ErrServerClosed
+	case serverServing:
+		return ErrServing
+	}
+	s.state = serverServing
+	s.wakeFD = wakeFD
+	if len(s.tasks) > 0 {
+		s.wakeLocked()
+	}
+	return nil
+}
+
+// stopServing marks the server closed once the loop has finished.
+func (s *Server) stopServing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = serverClosed
+	s.wakeFD = -1
+	for _, t := range s.tasks {
+		if t.kind == taskConn {
+			closeConnFD(t.fd) // ServeConn gave it to us
+		}
+	}
+	s.tasks = nil
+	close(s.done)
+}

@@ -1,0 +1,256 @@
+// Package worker is the worker side of clusterd: it talks to the master
+// over the inherited ipc channel, receives the listening sockets, serves
+// them from an httpcore event loop, heartbeats, and drains and exits when
+// the master asks or goes away.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/ipc"
+)
+
+// Timing of the worker side of the protocol.
+const (
+	heartbeatEvery = time.Second
+	replyTimeout   = 10 * time.Second
+	// orphanTimeout bounds the drain when the master has disappeared: no
+	// one supervises the worker any more, so it must not linger.
+	orphanTimeout = time.Second
+)
+
+// Config configures a worker.
+type Config struct {
+	// Listen lists the addresses to serve; the master supplies each socket.
+	Listen []string
+	// HTTP configures the event loop.
+	HTTP httpcore.Config
+	// GracefulTimeout bounds a drain the master asked for; default 30s.
+	GracefulTimeout time.Duration
+	// Logger logs as JSON to stderr by default, which the master forwards.
+	Logger hclog.Logger
+}
+
+// Info identifies the running worker process.
+type Info struct {
+	ID         int // the worker's slot, 1..N, kept by its replacements
+	Generation int // the pool generation: 0 at start, +1 per rolling restart
+	PID        int
+}
+
+var (
+	self   Info
+	server atomic.Pointer[httpcore.Server]
+)
+
+// IsWorker reports whether this process was started by a clusterd master.
+func IsWorker() bool { return os.Getenv(ipc.EnvWorkerID) != "" || self.ID != 0 }
+
+// Self describes this worker; zero outside a worker.
+func Self() Info { return self }
+
+// Requests is how many requests this worker has served.
+func Requests() uint64 {
+	if s := server.Load(); s != nil {
+		return s.Stats().Requests
+	}
+	return 0
+}
+
+// identify reads and removes the variables the master set.
+func identify() (Info, int, error) {
+	id, err1 := strconv.Atoi(os.Getenv(ipc.EnvWorkerID))
+	gen, err2 := strconv.Atoi(os.Getenv(ipc.EnvGeneration))
+	fd, err3 := strconv.Atoi(os.Getenv(ipc.EnvFD))
+	for _, k := range []string{ipc.EnvWorkerID, ipc.EnvGeneration, ipc.EnvFD} {
+		_ = os.Unsetenv(k)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil || id <= 0 || fd < 3 {
+		return Info{}, 0, fmt.Errorf("worker: bad environment from master: %v", err)
+	}
+	return Info{ID: id, Generation: gen, PID: os.Getpid()}, fd, nil
+}
+
+// Run serves h as a worker until the master asks it to stop (returns nil)
+// or goes away. It must be called only in a process started by a master.
+func Run(cfg Config, h httpcore.Handler) error {
+	info, fd, err := identify()
+	if err != nil {
+		return err
+	}
+	self = info
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
+	}
+	if cfg.GracefulTimeout <= 0 {
+		cfg.GracefulTimeout = 30 * time.Second
+	}
+	f := os.NewFile(uintptr(fd), "ipc")
+	conn, err := ipc.NewConn(f)
+	_ = f.Close()
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer conn.Close()
+	w := &proc{cfg: cfg, conn: conn, log: cfg.Logger}
+	return w.run(h)
+}
+
+type proc struct {
+	cfg  Config
+	conn *ipc.Conn
+	log  hclog.Logger
+	srv  *httpcore.Server
+}
+
+func (p *proc) run(h httpcore.Handler) error {
+	// The master drives the stop; ^C in a terminal is for the master alone.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	if err := p.conn.Send(ipc.Message{Type: ipc.Online, PID: os.Getpid()}); err != nil {
+		return err
+	}
+	files, err := p.queryListeners()
+	if err != nil {
+		return err
+	}
+	p.srv = httpcore.NewServer(p.cfg.HTTP, h)
+	server.Store(p.srv)
+	fds, err := ipc.FDs(files)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.srv.Serve(fds) }()
+	for _, addr := range p.cfg.Listen {
+		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: "tcp:" + addr})
+	}
+	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
+		return err
+	}
+	err = p.supervised(served)
+	for _, f := range files {
+		_ = f.Close()
+	}
+	return err
+}
+
+// queryListeners asks the master for each listener in turn.
+func (p *proc) queryListeners() ([]*os.File, error) {
+	var files []*os.File
+	for _, addr := range p.cfg.Listen {
+		f, err := p.query(addr)
+		if err != nil {
+			for _, f := range files {
+				_ = f.Close()
+			}
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func (p *proc) query(addr string) (*os.File, error) {
+	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: addr}); err != nil {
+		return nil, err
+	}
+	_ = p.conn.SetReadDeadline(time.Now().Add(replyTimeout))
+	defer p.conn.SetReadDeadline(time.Time{})
+	msg, files, err := p.conn.Recv()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("worker: waiting for listener %s: %w", addr, err)
+	case msg.Type != ipc.ServerReply:
+		return nil, fmt.Errorf("worker: got %v while waiting for listener %s", msg.Type, addr)
+	case msg.Err != "":
+		return nil, fmt.Errorf("worker: master cannot provide listener %s: %s", addr, msg.Err)
+	}
+	return files[0], nil
+}
+
+// supervised serves until the master asks for a drain, a SIGTERM arrives,
+// or the master disappears, then drains and waits for the loop to end.
+func (p *proc) supervised(served <-chan error) error {
+	fromMaster := make(chan error, 1)
+	go p.listenMaster(fromMaster)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	defer signal.Stop(term)
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("worker: event loop stopped: %w", err)
+		case err := <-fromMaster:
+			if err == nil {
+				return p.drain(served, p.cfg.GracefulTimeout, "master asked")
+			}
+			p.log.Warn("lost the master, draining", "error", err)
+			return p.drain(served, orphanTimeout, "master gone")
+		case <-term:
+			return p.drain(served, p.cfg.GracefulTimeout, "SIGTERM")
+		case <-beat.C:
+			p.heartbeat()
+		}
+	}
+}
+
+// listenMaster reports nil on a drain request, or the error that ended the channel.
+func (p *proc) listenMaster(out chan<- error) {
+	for {
+		msg, files, err := p.conn.Recv()
+		for _, f := range files {
+			_ = f.Close()
+		}
+		switch {
+		case err == io.EOF || errors.Is(err, ipc.ErrClosed):
+			out <- io.EOF
+			return
+		case err != nil:
+			p.log.Warn("bad message from master", "error", err)
+		case msg.Type == ipc.Drain:
+			out <- nil
+			return
+		default:
+			p.log.Warn("unexpected message from master", "type", msg.Type)
+		}
+	}
+}
+
+// heartbeat tells the master the event loop is alive; a loop that has not
+// ticked recently is hung, and silence lets the master replace this worker.
+func (p *proc) heartbeat() {
+	st := p.srv.Stats()
+	if time.Since(st.LastTick) > 2*heartbeatEvery {
+		p.log.Warn("event loop is not turning; no heartbeat", "last_tick", st.LastTick)
+		return
+	}
+	_ = p.conn.Send(ipc.Message{Type: ipc.Heartbeat, Requests: st.Requests, Connections: st.Connections})
+}
+
+func (p *proc) drain(served <-chan error, timeout time.Duration, why string) error {
+	p.log.Debug("draining", "why", why, "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := p.srv.Shutdown(ctx)
+	if serr := <-served; serr != nil {
+		return serr
+	}
+	if err != nil {
+		p.log.Warn("drain cut short", "why", why, "error", err)
+	}
+	return nil
+}
