@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Version is the protocol version carried in every frame. A master and a
@@ -44,7 +45,8 @@ const (
 	Listening
 	// Ready (W→M): the worker serves every listener it asked for.
 	Ready
-	// Heartbeat (W→M): the worker's event loop is alive; carries Requests and Connections.
+	// Heartbeat (W→M), every second: carries LoopAge (how long ago the
+	// worker's event loop last turned), Requests and Connections.
 	Heartbeat
 	// Drain (M→W): stop accepting, finish in-flight requests, exit.
 	Drain
@@ -89,8 +91,9 @@ type Message struct {
 	Addr    string `json:"addr,omitempty"`
 	Err     string `json:"err,omitempty"`
 
-	Requests    uint64 `json:"requests,omitempty"`
-	Connections int64  `json:"connections,omitempty"`
+	LoopAge     time.Duration `json:"loop_age,omitempty"`
+	Requests    uint64        `json:"requests,omitempty"`
+	Connections int64         `json:"connections,omitempty"`
 }
 
 // marshal encodes m as one frame.

@@ -30,7 +30,7 @@ type worker struct {
 	state      State
 	started    time.Time
 	readyAt    time.Time
-	lastBeat   time.Time
+	lastTick   time.Time // when its event loop last turned, as of its last heartbeat
 	drainBy    time.Time
 	requests   uint64
 	conns      int64
@@ -90,7 +90,7 @@ func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 		state:      Starting,
 		started:    time.Now(),
 	}
-	w.lastBeat = w.started
+	w.lastTick = w.started
 	w.log = m.log.Named("worker").With("id", w.slot, "pid", w.pid)
 	w.log.Debug("started", "generation", w.generation)
 	m.workers[w] = struct{}{}

@@ -63,12 +63,12 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 	case ipc.Ready:
 		if w.setState(Ready) {
 			w.readyAt = time.Now()
-			w.lastBeat = w.readyAt
+			w.lastTick = w.readyAt
 			w.log.Info("worker ready", "generation", w.generation, "startup", w.readyAt.Sub(w.started).Round(time.Millisecond))
 			m.rollReady(w)
 		}
 	case ipc.Heartbeat:
-		w.lastBeat = time.Now()
+		w.lastTick = time.Now().Add(-msg.LoopAge)
 		w.requests, w.conns = msg.Requests, msg.Connections
 	default:
 		w.log.Warn("unexpected message from worker", "type", msg.Type)
@@ -140,8 +140,8 @@ func (m *Master) checkHealth(now time.Time) {
 		switch {
 		case w.state < Ready && now.Sub(w.started) > m.cfg.ReadyTimeout:
 			m.kill(w, fmt.Sprintf("not ready within %v", m.cfg.ReadyTimeout))
-		case w.state == Ready && now.Sub(w.lastBeat) > m.cfg.WorkerTimeout:
-			m.kill(w, fmt.Sprintf("no heartbeat for %v", m.cfg.WorkerTimeout))
+		case w.state == Ready && now.Sub(w.lastTick) > m.cfg.WorkerTimeout:
+			m.kill(w, fmt.Sprintf("event loop silent for %v (no heartbeat, or a blocked loop)", now.Sub(w.lastTick).Round(time.Millisecond)))
 		case w.state == Draining && now.After(w.drainBy):
 			m.kill(w, fmt.Sprintf("still draining after %v", m.cfg.GracefulTimeout))
 		}

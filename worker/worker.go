@@ -230,15 +230,15 @@ func (p *proc) listenMaster(out chan<- error) {
 	}
 }
 
-// heartbeat tells the master the event loop is alive; a loop that has not
-// ticked recently is hung, and silence lets the master replace this worker.
+// heartbeat tells the master how long ago the event loop last turned (it
+// turns at least once a second); the master replaces a worker whose loop
+// has been silent for --worker-timeout, or that sends nothing at all.
 func (p *proc) heartbeat() {
 	st := p.srv.Stats()
-	if time.Since(st.LastTick) > 2*heartbeatEvery {
-		p.log.Warn("event loop is not turning; no heartbeat", "last_tick", st.LastTick)
-		return
-	}
-	_ = p.conn.Send(ipc.Message{Type: ipc.Heartbeat, Requests: st.Requests, Connections: st.Connections})
+	_ = p.conn.Send(ipc.Message{
+		Type: ipc.Heartbeat, LoopAge: time.Since(st.LastTick),
+		Requests: st.Requests, Connections: st.Connections,
+	})
 }
 
 func (p *proc) drain(served <-chan error, timeout time.Duration, why string) error {
