@@ -2,11 +2,31 @@
 // server: a master process that binds the listening sockets and supervises
 // N worker processes, each serving from its own epoll event loop.
 //
-// Call Run from main(). In the master it binds, starts the workers by
-// re-executing the program with the same arguments, and supervises them; in
-// each worker (the same program, started by the master) it serves the
-// handler. Code before Run therefore runs in every process, so keep it
+// Call RunHTTP (for a standard net/http Handler) or Run (for a native
+// httpcore.Handler) from main(). In the master it binds, starts the workers
+// by re-executing the program with the same arguments, and supervises
+// them; in each worker (the same program, started by the master) it serves
+// the handler. Code before it therefore runs in every process, so keep it
 // cheap and free of side effects such as binding ports.
+//
+// Any http.Handler runs unchanged with RunHTTP: a ServeMux, a third-party
+// router, http.FileServer. Its handlers run on a bounded pool of goroutines
+// beside each worker's event loop (see httpcore.NetHTTP), with streamed
+// request and response bodies, http.Flusher, and a request context that is
+// cancelled when the client goes away. Hijack (WebSocket) is not supported.
+//
+//	func main() {
+//		mux := http.NewServeMux()
+//		mux.HandleFunc("GET /hello/{name}", func(w http.ResponseWriter, r *http.Request) {
+//			fmt.Fprintf(w, "hello, %s\n", r.PathValue("name"))
+//		})
+//		if err := clusterd.RunHTTP(clusterd.Options{Listen: []string{":8080"}}, mux); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+// A native handler runs on the event loop itself, which is faster, but must
+// never block (see httpcore.Handler):
 //
 //	func main() {
 //		err := clusterd.Run(clusterd.Options{Listen: []string{":8080"}},
@@ -20,6 +40,7 @@
 package clusterd
 
 import (
+	"net/http"
 	"os"
 	"time"
 
@@ -40,6 +61,9 @@ type Options struct {
 	Workers int
 	// HTTP sets the per-connection limits and timeouts of every worker.
 	HTTP httpcore.Config
+	// NetHTTP configures how RunHTTP runs the net/http Handler in each
+	// worker: the bound on handler goroutines, by default 64×GOMAXPROCS.
+	NetHTTP httpcore.NetHTTPConfig
 	// GracefulTimeout bounds a worker's drain before it is killed; default 30s.
 	GracefulTimeout time.Duration
 	// ReadyTimeout bounds a new worker's start-up; default 10s.
@@ -61,6 +85,12 @@ const DefaultListen = "127.0.0.1:8080"
 
 // IsWorker reports whether this process is a worker started by a master.
 func IsWorker() bool { return worker.IsWorker() }
+
+// RunHTTP is Run for h, any standard net/http Handler, which each worker
+// serves through httpcore.NetHTTP(h, opts.NetHTTP).
+func RunHTTP(opts Options, h http.Handler) error {
+	return Run(opts, httpcore.NetHTTP(h, opts.NetHTTP))
+}
 
 // Run runs the master or, in a process the master started, a worker
 // serving h. In the master it returns after a stop signal has been handled,

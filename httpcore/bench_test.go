@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -96,4 +97,33 @@ func skipResponse(br *bufio.Reader, n int) error {
 	}
 	_, err := io.CopyN(io.Discard, br, int64(n))
 	return err
+}
+
+// BenchmarkNetHTTPHello is BenchmarkServeHelloLoopback through the net/http
+// adapter: a ServeMux handler run on the pool, one round trip per iteration.
+func BenchmarkNetHTTPHello(b *testing.B) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "Hello World\n")
+	})
+	ts := startNetHTTP(b, Config{}, mux)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	want := len("Hello World\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if err := skipResponse(br, want); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

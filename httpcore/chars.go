@@ -4,12 +4,12 @@ import "unsafe"
 
 // Byte classes from RFC 9110 and RFC 3986, as lookup tables.
 var (
-	tokenTable  = byteTable(isTokenChar)
-	valueTable  = byteTable(isValueChar)
-	targetTable = byteTable(isTargetChar)
-	hostTable   = byteTable(isHostChar)
-	extTable    = byteTable(isExtChar)
-	hexTable    = hexValues()
+	tokenTable   = byteTable(isTokenChar)
+	valueTable   = byteTable(isValueChar)
+	targetTable  = byteTable(isTargetChar)
+	regNameTable = byteTable(isRegNameChar)
+	qdtextTable  = byteTable(isQdtext)
+	hexTable     = hexValues()
 )
 
 func byteTable(pred func(c byte) bool) (t [256]bool) {
@@ -37,11 +37,18 @@ func isValueChar(c byte) bool { return c == '\t' || c >= 0x20 && c != 0x7f }
 // fragment) and anything non-ASCII are refused.
 func isTargetChar(c byte) bool { return c > 0x20 && c < 0x7f && c != '#' }
 
-// isHostChar reports the characters of uri-host [ ":" port ] (RFC 3986).
-func isHostChar(c byte) bool { return isAlnum(c) || contains("-._~!$&'()*+,;=%:[]", c) }
+// isRegNameChar reports unreserved and sub-delims (RFC 3986 2.2-2.3), the
+// characters of a reg-name apart from percent escapes.
+func isRegNameChar(c byte) bool { return isAlnum(c) || contains("-._~!$&'()*+,;=", c) }
 
-// isExtChar reports what a chunk extension may hold: no CTLs but HTAB.
-func isExtChar(c byte) bool { return c == '\t' || c >= 0x20 && c != 0x7f }
+// isQdtext reports qdtext (RFC 9110 5.6.4): a quoted-string character
+// other than DQUOTE and backslash.
+func isQdtext(c byte) bool {
+	return c == '\t' || c == ' ' || c == 0x21 || 0x23 <= c && c <= 0x5b || 0x5d <= c && c != 0x7f
+}
+
+// isQuotedPairChar reports what may follow a backslash in a quoted-string.
+func isQuotedPairChar(c byte) bool { return c == '\t' || c >= 0x20 && c != 0x7f }
 
 func contains(set string, c byte) bool {
 	for i := 0; i < len(set); i++ {

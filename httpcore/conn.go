@@ -1,5 +1,7 @@
 package httpcore
 
+import "math"
+
 // A conn is one client connection, owned by its loop's goroutine. It is kept
 // small: an idle keep-alive connection holds no buffers, only this struct.
 // conns are never reused, so a ResponseWriter finished late can safely look
@@ -15,6 +17,8 @@ type conn struct {
 	outOff int
 
 	async     *ResponseWriter // response being finished off the loop
+	file      *fileOut        // file body being sent after out; nil when none
+	body      *bodyIn         // request body being streamed to a handler; nil when none
 	req       pendingReq      // progress of the request at the start of in
 	timer     timerEntry
 	lastWrite int64 // loop time of the last write progress
@@ -46,6 +50,7 @@ const (
 	connPeerEOF   connFlags = 1 << iota // the client has shut down its side
 	connNeedInput                       // in holds no complete request
 	connLinger                          // more input may be on its way: linger when closing
+	connHupSeen                         // EPOLLRDHUP was handled: stop watching for it
 )
 
 // pendingReq is the progress of a request that arrived in pieces. Offsets
@@ -65,8 +70,18 @@ func (c *conn) setState(s connState) {
 	}
 }
 
-// pendingOut is the number of output bytes not yet written.
-func (c *conn) pendingOut() int { return len(c.out) - c.outOff }
+// pendingOut is the number of output bytes not yet written: buffered ones
+// and the rest of a file body.
+func (c *conn) pendingOut() int {
+	n := len(c.out) - c.outOff
+	if c.file != nil {
+		n += int(min(c.file.left, math.MaxInt32))
+	}
+	return n
+}
+
+// bufferedOut is the number of bytes in out not yet written.
+func (c *conn) bufferedOut() int { return len(c.out) - c.outOff }
 
 // idle reports a keep-alive connection between requests, with nothing
 // buffered or in flight.
@@ -75,9 +90,10 @@ func (c *conn) idle() bool {
 }
 
 // parseable reports whether buffered input may be served now: not while a
-// response is pending off the loop, above the output high-water mark, or
-// before more input arrived for an incomplete request.
+// response is pending off the loop or a file body is being sent (both come
+// before any later response), above the output high-water mark, or before
+// more input arrived for an incomplete request.
 func (c *conn) parseable(highWater int) bool {
-	return c.state == connActive && c.async == nil && c.flags&connNeedInput == 0 &&
-		c.pendingOut() <= highWater
+	return c.state == connActive && c.async == nil && c.file == nil && c.body == nil &&
+		c.flags&connNeedInput == 0 && c.pendingOut() <= highWater
 }

@@ -10,6 +10,9 @@ func (l *loop) onConnEvent(c *conn, events uint32) {
 		l.closeConn(c) // reset, or both directions shut down
 		return
 	}
+	if events&evHangup != 0 && !l.onHangup(c) {
+		return
+	}
 	if events&evRead != 0 {
 		l.onReadable(c)
 	}
@@ -41,6 +44,7 @@ func (l *loop) onReadable(c *conn) {
 		return
 	case n == 0:
 		c.flags |= connPeerEOF
+		l.clientGone(c)
 		l.process(c)
 		return
 	}
@@ -50,8 +54,35 @@ func (l *loop) onReadable(c *conn) {
 		c.in = c.in[:len(c.in)+n]
 		data = c.in
 	}
-	l.keepInput(c, data, l.serveBatch(c, data))
+	l.keepInput(c, data, l.consume(c, data))
 	l.process(c)
+}
+
+// onHangup handles EPOLLRDHUP, watched while a response is made off the
+// loop and c is not read: the client has shut down its side. With nothing
+// left unread it is gone (net/http cancels the request's context then too);
+// otherwise it pipelined more requests first and EOF is found by reading
+// them. It reports false if it had to close c.
+func (l *loop) onHangup(c *conn) bool {
+	c.flags |= connHupSeen
+	if unread, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ); err == nil && unread == 0 {
+		c.flags |= connPeerEOF
+		l.clientGone(c)
+	}
+	return l.setInterest(c)
+}
+
+// clientGone tells a handler still at work that its client has gone: a
+// streamed request body ends in an error, and the response's gone hook
+// runs (the net/http adapter cancels the request's context).
+func (l *loop) clientGone(c *conn) {
+	if c.body != nil {
+		l.failBody(c, errBodyEOF)
+	}
+	if c.async != nil {
+		c.async.rl.clientGone()
+		l.readied = true // the context's waiters
+	}
 }
 
 // readSpace returns where the next read goes: the shared buffer, or the free
@@ -148,12 +179,13 @@ func (l *loop) process(c *conn) {
 			l.settle(c)
 			return
 		}
-		l.keepInput(c, c.in, l.serveBatch(c, c.in))
+		l.keepInput(c, c.in, l.consume(c, c.in))
 	}
 }
 
-// flush writes pending output until done or EAGAIN. It reports false if it
-// had to close c.
+// flush writes pending output, buffered then a file body, until done or
+// EAGAIN, and tells a streaming writer how much is left. It reports false if
+// it had to close c.
 func (l *loop) flush(c *conn) bool {
 	if c.pendingOut() == 0 {
 		return true
@@ -161,7 +193,19 @@ func (l *loop) flush(c *conn) bool {
 	if c.events&evWrite == 0 {
 		c.lastWrite = l.now // WriteTimeout counts from when output got stuck
 	}
-	for c.pendingOut() > 0 {
+	if !l.writeOut(c) || c.bufferedOut() == 0 && c.file != nil && !l.writeFile(c) {
+		return false
+	}
+	if c.async != nil && c.async.rl.drained(c.pendingOut()) {
+		l.readied = true
+	}
+	return true
+}
+
+// writeOut writes c.out until done or EAGAIN. It reports false if it had
+// to close c.
+func (l *loop) writeOut(c *conn) bool {
+	for c.bufferedOut() > 0 {
 		n, err := unix.Write(c.fd, c.out[c.outOff:])
 		switch {
 		case err == unix.EINTR:
@@ -200,16 +244,15 @@ func (l *loop) settle(c *conn) {
 }
 
 // setInterest registers the events c waits for: input unless it is paused
-// (response pending off the loop, output above the high-water mark, client
-// done sending), output while some is pending. It reports false if it had
-// to close c.
+// (response pending off the loop or a file body being sent, output above
+// the high-water mark, client done sending) or while a streamed request
+// body has room; the client's hang-up while a response is made off the
+// loop; output while some is pending. It reports false if it had to close c.
 func (l *loop) setInterest(c *conn) bool {
 	var ev uint32
 	switch c.state {
 	case connActive:
-		if c.async == nil && c.flags&connPeerEOF == 0 && c.pendingOut() <= l.highWater {
-			ev = evRead
-		}
+		ev = l.readInterest(c)
 	case connLingering:
 		ev = evRead
 	}
@@ -219,8 +262,8 @@ func (l *loop) setInterest(c *conn) bool {
 	if ev == c.events {
 		return true
 	}
-	if ev&evRead != 0 && c.events&evRead == 0 && c.req.start != 0 {
-		c.req.start = l.now // receive timeouts count while c is read
+	if ev&evRead != 0 && c.events&evRead == 0 {
+		l.resumeTimeouts(c) // receive timeouts count while c is read
 	}
 	if err := l.p.mod(c.fd, ev); err != nil {
 		l.log.Error("update connection events", "error", err)
@@ -229,6 +272,31 @@ func (l *loop) setInterest(c *conn) bool {
 	}
 	c.events = ev
 	return true
+}
+
+// readInterest is the input interest of an active connection.
+func (l *loop) readInterest(c *conn) uint32 {
+	switch {
+	case c.body != nil:
+		if c.body.reading() {
+			return evRead
+		}
+	case c.async == nil && c.file == nil && c.flags&connPeerEOF == 0 && c.pendingOut() <= l.highWater:
+		return evRead
+	}
+	if c.async != nil && c.flags&(connPeerEOF|connHupSeen) == 0 {
+		return evHangup
+	}
+	return 0
+}
+
+func (l *loop) resumeTimeouts(c *conn) {
+	if c.req.start != 0 {
+		c.req.start = l.now
+	}
+	if c.body != nil {
+		c.body.start = l.now
+	}
 }
 
 // setDeadline arms c's timer with the earliest deadline that applies:
@@ -248,6 +316,8 @@ func (l *loop) readDeadline(c *conn) int64 {
 	switch p := &c.req; {
 	case c.state != connActive || c.events&evRead == 0:
 		return 0
+	case c.body != nil:
+		return c.body.start + int64(l.cfg.RequestTimeout)
 	case l.draining && c.idle():
 		return l.now + int64(min(l.cfg.IdleTimeout, drainIdleGrace))
 	case p.start == 0:
@@ -260,10 +330,16 @@ func (l *loop) readDeadline(c *conn) int64 {
 }
 
 // onTimeout handles c's expired deadline: a request cut short gets a 408 if
-// it can be written at once; in any case c is closed.
+// it can be written at once; in any case c is closed. A streamed request
+// body that is late fails instead, and its handler answers.
 func (l *loop) onTimeout(c *conn) {
 	stuck := c.pendingOut() > 0 && c.lastWrite+int64(l.cfg.WriteTimeout) <= l.now
-	if c.state == connActive && !stuck && len(c.in) > 0 {
+	if !stuck && c.body != nil {
+		l.failBody(c, errBodyTimeout)
+		l.process(c)
+		return
+	}
+	if c.state == connActive && !stuck && len(c.in) > 0 && c.async == nil {
 		c.out = appendErrorResponse(l.outBuf(c), l.date.line, errTimeout.status)
 		l.s.requests.Add(1)
 		if !l.flush(c) {

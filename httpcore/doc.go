@@ -15,6 +15,13 @@
 // partial request is copied into a pooled per-connection buffer; output lives
 // in a pooled buffer that is returned once it has been written out.
 //
+// Output is bounded too. Above 256 KiB of unwritten output a connection is
+// not read, so pipelined requests cannot pile up responses; a response
+// streamed from another goroutine makes its writer wait above the same
+// mark (see ResponseWriter), and a file body is sent with sendfile(2)
+// straight from the page cache. A slow reader of a 100 MB response thus
+// holds a few hundred KiB of the server's memory, not 100 MB.
+//
 // # Handlers
 //
 // Handlers run on the loop and must not block. A handler that needs to wait
@@ -24,14 +31,20 @@
 // valid only until ServeHTTP returns: copy (strings.Clone, bytes.Clone) what
 // must outlive it, in particular in asynchronous handlers.
 //
+// NetHTTP adapts any standard net/http Handler: it runs off the loop, on a
+// bounded pool of goroutines, with streamed request and response bodies.
+//
 // # Protocol
 //
 // Parsing follows RFC 9112 strictly: anything ambiguous (bare LF, obs-fold,
 // Transfer-Encoding with Content-Length, conflicting Content-Length, a missing
 // or repeated Host, ...) is answered with a 4xx or 5xx status and the
 // connection is closed; the rest of its input is never parsed as another
-// request. Request bodies (Content-Length or chunked) are read completely
-// before the handler runs and are bounded by Config.MaxBodyBytes.
+// request. Request bodies (Content-Length or chunked) are bounded by
+// Config.MaxBodyBytes; a native Handler gets them whole, read before it
+// runs, while NetHTTP handlers read them as they arrive. Responses have a
+// Content-Length when the whole body is known, and are otherwise chunked
+// (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
 //
 // The package builds on Linux only (epoll, eventfd, accept4).
 package httpcore

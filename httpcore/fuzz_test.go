@@ -31,11 +31,20 @@ var parserSeeds = []string{
 	"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
 	"GET / HTTP/1.1\r\n\r\n",
 	chromeRequest,
+	"GET http://u@t.example:80/p?q HTTP/1.1\r\nHost: h\r\n\r\n",
+	"CONNECT t.example:443 HTTP/1.1\r\nHost: t.example:443\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3 ; a = \"b\\\"c\"\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+	"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 }
 
 // FuzzParseRequest checks the parser on arbitrary input: it never panics,
-// what it accepts is well formed, every prefix of an accepted head is
-// incomplete, and a chunked body scans the same in pieces as whole.
+// what it accepts is well formed and agrees with net/http where that
+// accepts it too, parsing allocates nothing, every prefix of an accepted
+// head is incomplete, and a chunked body scans the same in pieces as whole.
 func FuzzParseRequest(f *testing.F) {
 	for _, s := range parserSeeds {
 		f.Add([]byte(s), uint16(7))
@@ -53,6 +62,8 @@ func FuzzParseRequest(f *testing.F) {
 			return
 		}
 		checkParsed(t, r, in[:n])
+		compareNetHTTP(t, in, n, r, &lim)
+		checkParseAllocs(t, in, &lim, split)
 		if k := int(split) % n; k > 0 {
 			if _, err := newRequest().parseHead(in[:k], &lim); err != errIncomplete {
 				t.Fatalf("prefix %d of an accepted head: %v", k, err)
@@ -72,7 +83,7 @@ func checkParsed(t *testing.T, r *Request, head []byte) {
 		t.Fatalf("proto %q", r.proto)
 	}
 	for _, f := range r.headers {
-		if !validName(f.name) || strings.ContainsAny(f.value, "\r\n\x00") || strings.TrimSpace(f.value) != f.value {
+		if !validName(f.name) || strings.ContainsAny(f.value, "\r\n\x00") || strings.Trim(f.value, " \t") != f.value {
 			t.Fatalf("field %q: %q", f.name, f.value)
 		}
 	}
@@ -81,6 +92,27 @@ func checkParsed(t *testing.T, r *Request, head []byte) {
 	}
 	if r.flags&reqChunked != 0 && r.contentLength >= 0 {
 		t.Fatalf("chunked with Content-Length")
+	}
+	checkTarget(t, r)
+}
+
+// checkTarget checks what the request-target parsed into.
+func checkTarget(t *testing.T, r *Request) {
+	switch {
+	case r.method == "CONNECT":
+		if r.path != "" || r.host != r.target || !validAuthority([]byte(r.host), true) {
+			t.Fatalf("CONNECT %q: path %q host %q", r.target, r.path, r.host)
+		}
+	case r.target == "*":
+		if r.method != "OPTIONS" || r.path != "*" {
+			t.Fatalf("%s *: path %q", r.method, r.path)
+		}
+	case r.path == "" || r.path[0] != '/' || strings.ContainsAny(r.path, "?#"):
+		t.Fatalf("target %q: path %q", r.target, r.path)
+	case r.target[0] != '/' && (r.host == "" || strings.Contains(r.host, "@") || !strings.Contains(r.target, "//"+r.host)):
+		t.Fatalf("absolute-form %q: host %q", r.target, r.host)
+	case r.host != "" && !validAuthority([]byte(r.host), false):
+		t.Fatalf("host %q", r.host)
 	}
 }
 
@@ -142,6 +174,9 @@ func feedConn(t *testing.T, pieces [][]byte, hw int) ([]byte, []string) {
 	for _, p := range pieces {
 		h.feed(p)
 		for h.endAsync() {
+		}
+		if cap(h.c.in) > h.l.lim.maxInput {
+			t.Fatalf("input buffer of %d bytes, limit %d", cap(h.c.in), h.l.lim.maxInput)
 		}
 	}
 	h.shutWrite()

@@ -245,3 +245,8 @@ func readResponse(c *clientConn) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+// readResp reads a response head; its body is left to the caller.
+func readResp(c *clientConn, method string) (*http.Response, error) {
+	return http.ReadResponse(c.br, &http.Request{Method: method})
+}

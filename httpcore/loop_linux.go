@@ -2,6 +2,7 @@ package httpcore
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,10 @@ type loop struct {
 	epoch     time.Time
 	now       int64 // loop time: nanoseconds since epoch, never 0
 	highWater int
+	goid      uint64 // the loop goroutine, which writers must never block
+	readied   bool   // the loop made goroutines runnable this iteration
+
+	streamBodies bool // the handler takes request bodies as they arrive (bodyStreamer)
 
 	draining     bool
 	fatal        error // why the loop is draining on its own
@@ -63,6 +68,8 @@ func newLoop(s *Server) (*loop, error) {
 		highWater: highWater,
 	}
 	l.debug = l.log.IsDebug()
+	l.goid = goroutineID()
+	_, l.streamBodies = s.h.(bodyStreamer)
 	l.w = newResponseWriter(l)
 	l.tick()
 	return l, nil
@@ -109,6 +116,7 @@ func (l *loop) run() error {
 	l.log.Debug("serving", "listeners", len(l.lns))
 	l.runTasks()
 	for !l.draining || l.nconns > 0 {
+		l.yieldIfReadied()
 		n, err := l.p.wait(l.pollTimeout())
 		if err != nil {
 			return err
@@ -124,6 +132,18 @@ func (l *loop) run() error {
 	}
 	l.log.Debug("drained")
 	return l.fatal
+}
+
+// yieldIfReadied lets the goroutines the loop made runnable (handlers on
+// the net/http pool, body readers, writers waiting for room) run before
+// epoll_wait blocks the loop's thread: the runtime queues them on the
+// loop's processor, where they would wait until the scheduler takes it
+// back from the blocked thread (tens of microseconds or more).
+func (l *loop) yieldIfReadied() {
+	if l.readied {
+		l.readied = false
+		runtime.Gosched()
+	}
 }
 
 // tick reads the clock once per iteration: loop time, the Date line and
@@ -177,6 +197,8 @@ func (l *loop) runTasks() {
 			t.f()
 		case taskEnd:
 			l.endAsync(t.w)
+		case taskTake:
+			l.takeTask(t.w)
 		case taskDrain:
 			l.beginDrain()
 		case taskForce:
@@ -232,7 +254,7 @@ func (l *loop) track(c *conn) {
 }
 
 // closeConn closes c and forgets it. A response still being finished off
-// the loop is dropped when it ends.
+// the loop is dropped when it ends; its writers and body reader are told.
 func (l *loop) closeConn(c *conn) {
 	if c.state == connClosed {
 		return
@@ -244,6 +266,17 @@ func (l *loop) closeConn(c *conn) {
 	l.releaseIn(c)
 	l.releaseOut(c)
 	c.setState(connClosed)
+	if c.body != nil || c.async != nil {
+		l.readied = true
+	}
+	l.dropBody(c, errBodyEOF)
+	if c.file != nil {
+		c.file.close()
+		c.file = nil
+	}
+	if c.async != nil {
+		c.async.rl.fail()
+	}
 	l.nconns--
 	l.s.conns.Add(-1)
 }

@@ -1,10 +1,26 @@
 package httpcore
 
+import "bytes"
+
 // The parser reads a request head (RFC 9112 section 2-5) in place: every
 // string it stores in the Request points into the input. It is strict: a
 // byte that cannot start or continue the element being read is an error
 // right there, so a prefix of a valid head is always incomplete and never an
 // error, and an invalid head gives the same error however it was split.
+//
+// Where the RFCs let a recipient choose, it chooses to refuse (400 unless
+// noted): a bare LF or bare CR as a line end; obs-fold and whitespace
+// before the first field; whitespace between a field name and its colon;
+// any CTL but HTAB in a field value; a missing (HTTP/1.1) or repeated Host
+// or one that is not uri-host [":" port]; userinfo or a scheme other than
+// http/https in an absolute-form target; a Content-Length that is not
+// 1*DIGIT, or a repeated or listed one whose values differ (identical
+// ones are taken, RFC 9112 6.3); Transfer-Encoding with Content-Length, in
+// HTTP/1.0, or not ending in chunked; codings before chunked get 501 as we
+// do not decode them. HTTP/1.x with x > 1 is served as HTTP/1.1; another
+// major version gets 505. Over the limits: 414 while the target is read,
+// else 431; 413 for a Content-Length above MaxBodyBytes, or one that would
+// overflow, at once, without reading the body.
 
 // versionPattern is the shape of "HTTP/1.1\r\n"; 'd' stands for a digit.
 const versionPattern = "HTTP/d.d\r\n"
@@ -94,69 +110,6 @@ func (r *Request) setVersion(v []byte) error {
 	r.minor = v[7] - '0'
 	r.proto = bstr(v[:len("HTTP/d.d")])
 	return nil
-}
-
-// setTarget classifies the request-target (RFC 9112 3.2) and splits it into
-// path and query.
-func (r *Request) setTarget(t []byte) error {
-	r.target = bstr(t)
-	path := t
-	switch {
-	case r.method == "CONNECT":
-		// authority-form only: host ":" port.
-		for _, c := range t {
-			if !hostTable[c] {
-				return errBadTarget
-			}
-		}
-		r.path = ""
-		return nil
-	case t[0] == '/':
-	case len(t) == 1 && t[0] == '*':
-		if r.method != "OPTIONS" {
-			return errBadTarget
-		}
-	default:
-		p, ok := absolutePath(t)
-		if !ok {
-			return errBadTarget
-		}
-		path = p
-	}
-	for i, c := range path {
-		if c == '?' {
-			r.rawQuery = bstr(path[i+1:])
-			path = path[:i]
-			break
-		}
-	}
-	r.path = bstr(path)
-	if len(path) == 0 {
-		r.path = "/"
-	}
-	return nil
-}
-
-// absolutePath returns what follows the authority of an absolute-form
-// target, scheme "://" authority [ path-abempty ] [ "?" query ].
-func absolutePath(t []byte) ([]byte, bool) {
-	i := 0
-	for i < len(t) && (isAlnum(t[i]) || i > 0 && contains("+-.", t[i])) {
-		i++
-	}
-	if i == 0 || !('a' <= t[0]|0x20 && t[0]|0x20 <= 'z') || len(t)-i < 3 || string(t[i:i+3]) != "://" {
-		return nil, false
-	}
-	rest := t[i+3:]
-	for j, c := range rest {
-		if c == '/' || c == '?' {
-			return rest[j:], j > 0
-		}
-		if !hostTable[c] && c != '@' {
-			return nil, false
-		}
-	}
-	return nil, len(rest) > 0
 }
 
 // parseFields parses field lines from b[i:] through the empty line that ends
@@ -260,15 +213,19 @@ func (r *Request) addField(name, value []byte, lim *limits, trailer bool) error 
 	return nil
 }
 
+// noteHost checks Host = uri-host [ ":" port ], possibly empty (RFC 9110
+// 7.2), and that it comes once (RFC 9112 3.2). The Host field names the
+// request's host unless the request-target already did.
 func (r *Request) noteHost(v []byte) error {
 	if r.flags&reqHost != 0 {
 		return errDupHost
 	}
 	r.flags |= reqHost
-	for _, c := range v {
-		if !hostTable[c] {
-			return errBadHost
-		}
+	if len(v) > 0 && !validAuthority(v, false) {
+		return errBadHost
+	}
+	if r.host == "" {
+		r.host = bstr(v)
 	}
 	return nil
 }
@@ -295,30 +252,55 @@ func (r *Request) noteConnection(v []byte) {
 	}
 }
 
-// noteLength parses Content-Length: 1*DIGIT, and a repeat must agree.
+// noteLength reads Content-Length = 1*DIGIT. A repeated field, or a list
+// ("5, 5"), is taken only if all its values are valid and the same (RFC
+// 9112 6.3 item 5): a sign, inner whitespace, an empty element or a
+// differing value is refused.
 func (r *Request) noteLength(v []byte) error {
+	for {
+		item, rest, more := v, v[:0], false
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, rest, more = v[:i], v[i+1:], true
+		}
+		n, err := parseLength(trimOWS(item))
+		if err != nil {
+			return err
+		}
+		if r.contentLength >= 0 && r.contentLength != n {
+			return errDupLength
+		}
+		r.contentLength = n
+		if !more {
+			return nil
+		}
+		v = rest
+	}
+}
+
+// parseLength parses 1*DIGIT. A value too large for any body is refused
+// with 413 before it could overflow.
+func parseLength(v []byte) (int64, error) {
 	if len(v) == 0 {
-		return errBadLength
+		return 0, errBadLength
 	}
 	var n int64
 	for _, c := range v {
 		if !isDigit(c) {
-			return errBadLength
+			return 0, errBadLength
 		}
 		if n > (1<<62)/10 {
-			return errBodyTooLarge
+			return 0, errBodyTooLarge
 		}
 		n = n*10 + int64(c-'0')
 	}
-	if r.contentLength >= 0 && r.contentLength != n {
-		return errDupLength
-	}
-	r.contentLength = n
-	return nil
+	return n, nil
 }
 
 // noteTransferEncoding reads a transfer-coding list. chunked must be the
-// final coding and appear once (RFC 9112 6.1); checkHead refuses the rest.
+// final coding and appear once (RFC 9112 6.1); checkHead refuses the rest:
+// a list that does not end in chunked with 400 (RFC 9112 6.3 item 4: the
+// body length cannot be known), one with other codings before chunked
+// with 501 (RFC 9112 6.1: codings the server does not decode).
 func (r *Request) noteTransferEncoding(v []byte) error {
 	r.flags |= reqTE
 	seen := false
@@ -406,6 +388,9 @@ func headMayEnd(b []byte, from int) bool {
 // MaxHeaderBytes limit: 414 while the request-target is being read, 431
 // after it.
 func limitError(b []byte) error {
+	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+		b = b[2:] // empty lines before the request-line
+	}
 	spaces := 0
 	for _, c := range b {
 		switch c {

@@ -21,6 +21,7 @@ func TestParseHead(t *testing.T) {
 		{in: "CONNECT a.b:443 HTTP/1.1\r\nHost: a.b:443\r\n\r\n", want: "CONNECT a.b:443 HTTP/1.1 path= q= host=a.b:443"},
 		{in: "GET https://a.b:8/x?y HTTP/1.1\r\nHost: a.b\r\n\r\n", want: "GET https://a.b:8/x?y HTTP/1.1 path=/x q=y host=a.b"},
 		{in: "GET http://a.b HTTP/1.1\r\nHost: a.b\r\n\r\n", want: "GET http://a.b HTTP/1.1 path=/ q= host=a.b"},
+		{in: "GET HTTP://t.example:81?q HTTP/1.1\r\nHost: other\r\n\r\n", want: "GET HTTP://t.example:81?q HTTP/1.1 path=/ q=q host=other"},
 		{in: "GET / HTTP/1.0\r\n\r\n", want: "GET / HTTP/1.0 path=/ q= host="},
 		{in: "GET / HTTP/1.1\r\nHost:\r\n\r\n", want: "GET / HTTP/1.1 path=/ q= host="},
 		{in: "GET / HTTP/1.1\r\nHost: \t a \t\r\n\r\n", want: "GET / HTTP/1.1 path=/ q= host=a"},
@@ -68,10 +69,30 @@ func TestParseHead(t *testing.T) {
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", err: errDupHost},
 		{in: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", err: errBadHost},
 		{in: "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: []\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", err: errBadHost},
+		{in: "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", want: "GET / HTTP/1.1 path=/ q= host=[::1]:8080"},
+		{in: "GET / HTTP/1.1\r\nHost: a%2Db.c:\r\n\r\n", want: "GET / HTTP/1.1 path=/ q= host=a%2Db.c:"},
+		{in: "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", err: errBadTarget},
+		{in: "GET http://:80/ HTTP/1.1\r\nHost: a\r\n\r\n", err: errBadTarget},
+		{in: "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", err: errBadTarget},
+		{in: "GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n", err: errBadTarget},
+		{in: "CONNECT a.b HTTP/1.1\r\nHost: a.b\r\n\r\n", err: errBadTarget},
+		{in: "CONNECT a.b: HTTP/1.1\r\nHost: a.b\r\n\r\n", err: errBadTarget},
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", err: errBadLength},
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", err: errBadLength},
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", err: errBadLength},
-		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", err: errBadLength},
+		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", want: "GET / HTTP/1.1 path=/ q= host=a"},
+		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n", err: errDupLength},
+		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,\r\n\r\n", err: errBadLength},
+		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: ,1\r\n\r\n", err: errBadLength},
+		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 1\r\n\r\n", err: errBadLength},
+		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1, 2\r\n\r\n", err: errDupLength},
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", err: errBadLength},
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", err: errDupLength},
 		{in: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", err: errBodyTooLarge},
@@ -102,6 +123,29 @@ func TestParseHead(t *testing.T) {
 		got := fmt.Sprintf("%s %s %s path=%s q=%s host=%s", r.Method(), r.Target(), r.Proto(), r.Path(), r.RawQuery(), r.Header("HOST"))
 		if got != tt.want {
 			t.Errorf("%q:\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestRequestHost checks that an absolute-form or CONNECT target names the
+// host over the Host field (RFC 9112 3.2.2) and that Path is the path part.
+func TestRequestHost(t *testing.T) {
+	tests := []struct{ in, host, path string }{
+		{"GET /x HTTP/1.1\r\nHost: h.example:8080\r\n\r\n", "h.example:8080", "/x"},
+		{"GET http://t.example/p?q HTTP/1.1\r\nHost: h.example\r\n\r\n", "t.example", "/p"},
+		{"GET https://[::1]:443 HTTP/1.1\r\nHost:\r\n\r\n", "[::1]:443", "/"},
+		{"CONNECT t.example:443 HTTP/1.1\r\nHost: h\r\n\r\n", "t.example:443", ""},
+		{"GET / HTTP/1.0\r\n\r\n", "", "/"},
+		{"GET / HTTP/1.1\r\nHost:\r\n\r\n", "", "/"},
+	}
+	for _, tt := range tests {
+		r := newRequest()
+		if _, err := r.parseHead([]byte(tt.in), &testLimits); err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if r.Host() != tt.host || r.Path() != tt.path {
+			t.Errorf("%q: Host %q Path %q, want %q %q", tt.in, r.Host(), r.Path(), tt.host, tt.path)
 		}
 	}
 }
@@ -172,6 +216,9 @@ func TestLimitError(t *testing.T) {
 	if err := limitError([]byte("GET /aaaa")); err != errURITooLong {
 		t.Errorf("long target: %v", err)
 	}
+	if err := limitError([]byte("\r\n\r\nGET /aaaa")); err != errURITooLong {
+		t.Errorf("long target after empty lines: %v", err)
+	}
 	if err := limitError([]byte("GET / HTTP/1.1\r\nX: aaa")); err != errHeadTooLarge {
 		t.Errorf("long field: %v", err)
 	}
@@ -200,6 +247,25 @@ func TestChunked(t *testing.T) {
 		{body: " 3\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
 		{body: "3 x\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
 		{body: "3;a\x01\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3 ;a = b ;c= \"q\\\"\\\\\"\r\nabc\r\n0;last\r\n\r\n", want: "abc"}, // BWS around ; and =
+		{body: "3;a;b=c;d=\"\"\r\nabc\r\n0\r\n\r\n", want: "abc"},
+		{body: "3 \r\nabc\r\n0\r\n\r\n", err: errBadChunk}, // whitespace without an extension
+		{body: "3\t\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3;a \r\nabc\r\n0\r\n\r\n", err: errBadChunk}, // BWS not followed by = or ;
+		{body: "3;=b\r\nabc\r\n0\r\n\r\n", err: errBadChunk}, // no name
+		{body: "3;a=\r\nabc\r\n0\r\n\r\n", err: errBadChunk}, // no value
+		{body: "3;a b\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3;a=b c\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3;a=\"b\r\nabc\r\n0\r\n\r\n", err: errBadChunk}, // unterminated quoted-string
+		{body: "3;a=\"b\"c\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3;a=b\x00\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3;;\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "+3\r\nabc\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3\r\nabc\r\n0 \r\n\r\n", err: errBadChunk},
+		{body: "3\r\nabc\r\r\n0\r\n\r\n", err: errBadChunk},
+		{body: "3\r\nabc0\r\n\r\n", err: errBadChunk}, // data longer than the size
+		{body: "3;" + strings.Repeat("a", maxChunkLine-3) + "\r\nabc\r\n0\r\n\r\n", want: "abc"},
+		{body: "0000000000000000000000000003\r\nabc\r\n0\r\n\r\n", want: "abc"},
 		{body: "3\nabc\r\n0\r\n\r\n", err: errBadChunk},
 		{body: "3\rabc\r\n0\r\n\r\n", err: errBadLineEnd},
 		{body: "-3\r\nabc\r\n0\r\n\r\n", err: errBadChunk},

@@ -14,6 +14,7 @@ const (
 	evRead      = unix.EPOLLIN
 	evWrite     = unix.EPOLLOUT
 	evError     = unix.EPOLLERR | unix.EPOLLHUP
+	evHangup    = unix.EPOLLRDHUP // the peer shut down its side
 	evExclusive = unix.EPOLLEXCLUSIVE
 )
 

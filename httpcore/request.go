@@ -11,6 +11,7 @@ import (
 // (strings.Clone, bytes.Clone) whatever must live longer.
 type Request struct {
 	method, target, path, rawQuery, proto string
+	host                                  string // see Host
 
 	headers  []field
 	trailers []field
@@ -20,6 +21,9 @@ type Request struct {
 	minor         uint8
 	flags         reqFlags
 	c             *conn // nil outside a loop (tests, fuzzing)
+
+	head   []byte    // the raw head, for handlers that stream bodies (serveStreaming)
+	stream *bodyPipe // the body as it arrives, for those handlers; nil without a body
 }
 
 type field struct{ name, value string }
@@ -61,6 +65,13 @@ func (r *Request) Target() string { return r.target }
 // origin form, the path after the authority for an absolute-form target
 // ("/" if it has none), "*" for "OPTIONS *" and "" for CONNECT.
 func (r *Request) Path() string { return r.path }
+
+// Host returns the host [":" port] the request is for: the authority of
+// an absolute-form target ("GET http://h/p") or of a CONNECT target, which
+// RFC 9112 3.2.2 says takes precedence over the Host field, else the Host
+// field value ("" when absent, as HTTP/1.0 allows). It is syntactically
+// valid (RFC 3986 3.2.2) but not normalized: case and port are as sent.
+func (r *Request) Host() string { return r.host }
 
 // RawQuery returns the request-target after '?', without decoding.
 func (r *Request) RawQuery() string { return r.rawQuery }

@@ -1,36 +1,62 @@
 package httpcore
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 )
 
 // A ResponseWriter builds the response to one request. The status is 200
-// unless WriteHeader says otherwise; the body is buffered and the response is
-// queued on the connection when the handler returns or, after Async, when End
-// is called. The engine adds Date (unless set), Content-Length (except for
-// 1xx, 204 and 304) and Connection: close when the connection closes after
-// the response, or Connection: keep-alive for an HTTP/1.0 keep-alive client.
-// Transfer-Encoding set by a handler is ignored, Content-Length is used only
-// for HEAD responses, and "Connection: close" closes the connection after the
-// response.
+// unless WriteHeader says otherwise. The engine adds Date (unless set),
+// Connection: close when the connection closes after the response, or
+// Connection: keep-alive for an HTTP/1.0 keep-alive client. Transfer-Encoding
+// set by a handler is ignored, and "Connection: close" closes the connection
+// after the response.
+//
+// # Body framing
+//
+// A body written by a handler on the loop is buffered and sent with a
+// Content-Length when ServeHTTP returns. A body is streamed instead — the
+// head goes out first and the body follows in pieces — after Flush, or when
+// an asynchronous response (see Async) has more than 64 KiB buffered. A
+// streamed body uses Transfer-Encoding: chunked for HTTP/1.1 requests and
+// is delimited by closing the connection for HTTP/1.0 ones, unless the
+// handler set Content-Length: then the body is sent as is, Write refuses
+// bytes beyond the length (ErrContentLength), and a body that ends short
+// closes the connection. SendFile sends a file with sendfile(2).
+//
+// # Backpressure
+//
+// Writes to an asynchronous response are handed to the loop. A Write from
+// another goroutine blocks while more than 256 KiB of the response is
+// waiting to be written to the client, so a slow reader holds a bounded
+// amount of memory. Once the connection is gone, a Write that hands bytes
+// on, and Flush, return ErrConnClosed (smaller writes are dropped at End).
+// Writes made on the loop goroutine (in ServeHTTP or a Server.Post function)
+// never block, since the loop could not drain the output meanwhile.
 //
 // Without Async a ResponseWriter must not be used after ServeHTTP returns.
+// It must not be used by two goroutines at once.
 type ResponseWriter struct {
 	l         *loop
 	c         *conn
 	hdr       []field
-	body      []byte
+	trailer   []field // trailer fields of a chunked body, sent at the end
+	body      []byte  // body bytes not handed on yet
 	status    int
-	discarded int64 // body bytes counted, not kept, for a HEAD request
-	length    int64 // Content-Length set by the handler, -1 if none
+	discarded int64    // body bytes counted, not kept, for a HEAD request
+	length    int64    // Content-Length set by the handler (or SendFile), -1 if none
+	written   int64    // body bytes accepted by Write
+	file      *fileOut // SendFile body, until the loop takes it
 	flags     rwFlags
 	state     atomic.Uint32 // rwSync, rwAsync, rwEnded
+	rl        relay         // streamed output on its way to the loop
 }
 
-type rwFlags uint8
+type rwFlags uint16
 
 const (
 	rwHead        rwFlags = 1 << iota // HEAD request: the body is not sent
@@ -39,19 +65,46 @@ const (
 	rwClose                           // the handler set Connection: close
 	rwHasDate                         // the handler set Date
 	rwWroteHeader                     // the status can no longer change
+	rwStreaming                       // the head is handed on; the body follows in pieces
+	rwChunked                         // ... with chunked framing
+	rwCloseDelim                      // ... delimited by closing the connection
+	rwSendFile                        // SendFile was called: no more body
+	rwSniff                           // add a Content-Type sniffed from the body
+	rwAborted                         // the handler failed: close the connection
+	rwAbort500                        // ... answering 500 if nothing was sent
 )
 
 // ResponseWriter states. rwSync -> rwAsync (Async) -> rwEnded (End). Only
 // the loop reads a writer in rwSync or rwEnded; in rwAsync it belongs to the
-// handler's goroutines.
+// handler's goroutines, and the loop touches only its relay.
 const (
 	rwSync uint32 = iota
 	rwAsync
 	rwEnded
 )
 
+// Streaming thresholds.
+const (
+	streamChunk     = 64 << 10  // an asynchronous body is handed on in pieces of this size
+	streamHighWater = 256 << 10 // a writer waits while more output than this is pending
+	streamLowWater  = 128 << 10 // ... until it is back under this
+)
+
+var (
+	// ErrContentLength is returned by Write for bytes beyond the
+	// Content-Length the handler set.
+	ErrContentLength = errors.New("httpcore: wrote more than the declared Content-Length")
+	// ErrConnClosed is returned by writes to a response whose connection
+	// has closed.
+	ErrConnClosed = errors.New("httpcore: connection closed")
+	// ErrBodyStarted is returned by SendFile after the body was written
+	// (or a file was sent), and by Write after SendFile.
+	ErrBodyStarted = errors.New("httpcore: response body already started")
+)
+
 func newResponseWriter(l *loop) *ResponseWriter {
 	w := &ResponseWriter{l: l, hdr: make([]field, 0, 8)}
+	w.rl.init()
 	w.reset()
 	return w
 }
@@ -74,6 +127,7 @@ func (w *ResponseWriter) begin(c *conn, r *Request) {
 func (w *ResponseWriter) reset() {
 	clear(w.hdr)
 	w.hdr = w.hdr[:0]
+	w.trailer = nil
 	if cap(w.body) > maxScratchBody {
 		w.body = nil
 	}
@@ -82,6 +136,11 @@ func (w *ResponseWriter) reset() {
 	w.status = 200
 	w.discarded = 0
 	w.length = -1
+	w.written = 0
+	w.file = nil
+	if w.flags&rwStreaming != 0 {
+		w.rl.reset() // only a streamed response uses the relay on the loop
+	}
 	w.flags = 0
 	w.state.Store(rwSync)
 }
@@ -148,39 +207,128 @@ func (w *ResponseWriter) WriteHeader(code int) {
 	w.status = code
 }
 
-// Write appends p to the response body.
-func (w *ResponseWriter) Write(p []byte) (int, error) {
+// Write adds p to the response body. See the type's documentation for when
+// it blocks and how the body is framed.
+func (w *ResponseWriter) Write(p []byte) (int, error) { return writeBody(w, p) }
+
+// WriteString adds s to the response body, like Write.
+func (w *ResponseWriter) WriteString(s string) (int, error) { return writeBody(w, s) }
+
+func writeBody[T string | []byte](w *ResponseWriter, p T) (int, error) {
 	if err := w.beforeWrite(); err != nil {
 		return 0, err
+	}
+	var err error
+	if w.length >= 0 && w.flags&rwHead == 0 && int64(len(p)) > w.length-w.written {
+		p, err = p[:max(w.length-w.written, 0)], ErrContentLength
 	}
 	if w.flags&rwHead != 0 {
 		w.discarded += int64(len(p))
-		return len(p), nil
+		return len(p), err
 	}
-	w.body = append(w.body, p...)
-	return len(p), nil
+	w.written += int64(len(p))
+	if w.flags&rwStreaming == 0 && w.state.Load() == rwSync {
+		w.body = append(w.body, p...) // on the loop: the whole body is buffered
+		return len(p), err
+	}
+	if n, herr := streamBody(w, p); herr != nil {
+		return n, herr
+	}
+	return len(p), err
 }
 
-// WriteString appends s to the response body.
-func (w *ResponseWriter) WriteString(s string) (int, error) {
-	if err := w.beforeWrite(); err != nil {
-		return 0, err
+// streamBody adds p to a streamed or asynchronous body, handing it on
+// whenever streamChunk bytes are buffered.
+func streamBody[T string | []byte](w *ResponseWriter, p T) (int, error) {
+	n := 0
+	for {
+		if len(w.body) >= streamChunk {
+			if err := w.handOn(); err != nil {
+				return n, err
+			}
+		}
+		if n == len(p) {
+			return n, nil
+		}
+		k := min(len(p)-n, streamChunk-len(w.body))
+		w.body = append(w.body, p[n:n+k]...)
+		n += k
 	}
-	if w.flags&rwHead != 0 {
-		w.discarded += int64(len(s))
-		return len(s), nil
-	}
-	w.body = append(w.body, s...)
-	return len(s), nil
 }
 
 func (w *ResponseWriter) beforeWrite() error {
-	if w.state.Load() == rwEnded {
+	switch {
+	case w.state.Load() == rwEnded:
 		return ErrResponseEnded
+	case w.flags&rwSendFile != 0:
+		return ErrBodyStarted
 	}
 	w.flags |= rwWroteHeader
 	if !bodyAllowed(w.status) {
 		return ErrBodyNotAllowed
+	}
+	return nil
+}
+
+// Flush sends the head and the body written so far without waiting for the
+// response to end; the body is streamed from then on. On the loop the bytes
+// are queued and written when ServeHTTP returns; from another goroutine,
+// after Async, they are handed to the loop at once, and Flush may block like
+// Write. Flush returns ErrConnClosed once the connection is gone.
+func (w *ResponseWriter) Flush() error {
+	switch {
+	case w.state.Load() == rwEnded:
+		return ErrResponseEnded
+	case w.flags&rwSendFile != 0:
+		return nil // the file goes out as soon as the response ends
+	}
+	w.flags |= rwWroteHeader
+	return w.handOn()
+}
+
+// SendFile sends n bytes of f starting at offset as the response body using
+// sendfile(2). The ResponseWriter takes ownership of f and closes it once the
+// body is sent or the connection closes (at once if SendFile fails). It sets
+// Content-Length: n (unless the handler set it), and for HEAD, 204 and 304
+// sends no body (still closes f). No Write may follow; Write after SendFile
+// returns an error. Callable from the handler or, after Async, from any
+// goroutine before End.
+//
+// The head and any earlier pipelined responses are written first; requests
+// pipelined behind this one are served once the file is sent. If f holds
+// fewer than offset+n bytes, or the handler set a larger Content-Length, the
+// connection is closed after what could be sent.
+func (w *ResponseWriter) SendFile(f *os.File, offset, n int64) error {
+	err := w.beforeSendFile(f, offset, n)
+	if err == nil && w.flags&rwHead == 0 && bodyAllowed(w.status) {
+		w.file, err = newFileOut(f, offset, n)
+		if err == nil {
+			f = nil // w.file owns it
+		}
+	}
+	if f != nil {
+		_ = f.Close()
+	}
+	if err != nil {
+		return err
+	}
+	w.flags |= rwSendFile | rwWroteHeader
+	if w.length < 0 {
+		w.length = n
+	}
+	return nil
+}
+
+func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
+	switch {
+	case f == nil:
+		return errors.New("httpcore: SendFile: nil file")
+	case offset < 0 || n < 0:
+		return fmt.Errorf("httpcore: SendFile: invalid offset %d or length %d", offset, n)
+	case w.state.Load() == rwEnded:
+		return ErrResponseEnded
+	case w.flags&(rwSendFile|rwStreaming) != 0 || len(w.body) > 0 || w.written > 0 || w.discarded > 0:
+		return ErrBodyStarted
 	}
 	return nil
 }
@@ -192,100 +340,38 @@ func (w *ResponseWriter) beforeWrite() error {
 func (w *ResponseWriter) Async() { w.state.CompareAndSwap(rwSync, rwAsync) }
 
 // End finishes a response started with Async. It is safe from any
-// goroutine; calls after the first, or without Async, do nothing. The loop
-// queues the response in request order. The ResponseWriter must not be used
-// after End.
+// goroutine and never blocks; calls after the first, or without Async, do
+// nothing. The loop queues the response in request order. The
+// ResponseWriter must not be used after End.
 func (w *ResponseWriter) End() {
 	if w.state.CompareAndSwap(rwAsync, rwEnded) {
 		w.l.s.postEnd(w)
 	}
 }
 
+// abort ends an asynchronous response whose handler failed: the connection
+// closes after the output queued before it, preceded by a 500 response if
+// internalError is set and nothing of this response was sent.
+func (w *ResponseWriter) abort(internalError bool) {
+	if w.state.Load() != rwAsync {
+		return
+	}
+	w.flags |= rwAborted
+	if internalError {
+		w.flags |= rwAbort500
+	}
+	w.End()
+}
+
+// dropFile closes a file passed to SendFile that will not be sent.
+func (w *ResponseWriter) dropFile() {
+	if w.file != nil {
+		w.file.close()
+		w.file = nil
+	}
+}
+
 // keepAlive reports whether the connection may stay open after w.
 func (w *ResponseWriter) keepAlive() bool {
 	return w.flags&rwKeepAlive != 0 && w.flags&rwClose == 0
-}
-
-// appendResponse serializes the response onto b; date is the cached Date
-// line and keep whether the connection stays open.
-func (w *ResponseWriter) appendResponse(b, date []byte, keep bool) []byte {
-	b = appendStatusLine(b, w.status)
-	for _, f := range w.hdr {
-		b = append(b, f.name...)
-		b = append(b, ": "...)
-		b = append(b, f.value...)
-		b = append(b, "\r\n"...)
-	}
-	if w.flags&rwHasDate == 0 {
-		b = append(b, date...)
-	}
-	if n := w.contentLength(); n >= 0 {
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, n, 10)
-		b = append(b, "\r\n"...)
-	}
-	switch {
-	case !keep:
-		b = append(b, "Connection: close\r\n"...)
-	case w.flags&rwHTTP10 != 0:
-		b = append(b, "Connection: keep-alive\r\n"...)
-	}
-	b = append(b, "\r\n"...)
-	if w.flags&rwHead == 0 && bodyAllowed(w.status) {
-		b = append(b, w.body...)
-	}
-	return b
-}
-
-// contentLength is the Content-Length to send, or -1 for none.
-func (w *ResponseWriter) contentLength() int64 {
-	switch {
-	case !bodyAllowed(w.status):
-		return -1
-	case w.flags&rwHead == 0:
-		return int64(len(w.body))
-	case w.length >= 0:
-		return w.length
-	case w.discarded > 0:
-		return w.discarded
-	}
-	return -1
-}
-
-func validName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !tokenTable[name[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// cleanValue replaces CR, LF and NUL, which would split or end the header
-// block, with spaces; it copies only if it has to.
-func cleanValue(v string) string {
-	if !strings.ContainsAny(v, "\r\n\x00") {
-		return v
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
-			return ' '
-		}
-		return r
-	}, v)
-}
-
-func deleteField(fields []field, name string) []field {
-	j := 0
-	for _, f := range fields {
-		if !equalFold(f.name, name) {
-			fields[j] = f
-			j++
-		}
-	}
-	clear(fields[j:])
-	return fields[:j]
 }

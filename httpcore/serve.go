@@ -30,6 +30,9 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		if err := l.readHead(c, r, b); err != nil {
 			return l.stop(c, err)
 		}
+		if l.streamBodies {
+			return l.serveStreaming(c, r, b) // the body follows as it arrives
+		}
 	}
 	end, err := l.bodyEnd(p, b)
 	if err == errIncomplete && fresh {
@@ -180,36 +183,22 @@ func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
 	return true
 }
 
-// handlerPanicked drops the response of a panicked handler and answers 500.
+// handlerPanicked drops the response of a panicked handler and answers 500,
+// or just closes c if part of the response was sent already.
 func (l *loop) handlerPanicked(c *conn, w *ResponseWriter) {
+	started := w.rl.headSent
 	if w.state.Swap(rwEnded) == rwSync {
+		w.dropFile()
 		w.reset()
 	} else {
 		l.w = newResponseWriter(l) // a goroutine may still hold w; its End does nothing now
 	}
+	if started {
+		l.s.requests.Add(1)
+		l.abandon(c)
+		return
+	}
 	l.reject(c, errHandlerPanic)
 }
 
-// finish queues w's response on c; c closes after it unless both sides
-// keep the connection alive and the server is not draining.
-func (l *loop) finish(c *conn, w *ResponseWriter) {
-	keep := w.keepAlive() && !l.draining
-	c.out = w.appendResponse(l.outBuf(c), l.date.line, keep)
-	l.s.requests.Add(1)
-	if !keep {
-		c.setState(connClosing)
-	}
-}
-
-// endAsync queues a response finished off the loop and resumes serving the
-// requests behind it. A response for a connection closed meanwhile is
-// dropped.
-func (l *loop) endAsync(w *ResponseWriter) {
-	c := w.c
-	if c == nil || c.state == connClosed || c.async != w {
-		return
-	}
-	c.async = nil
-	l.finish(c, w)
-	l.process(c)
-}
+// finish and endAsync are in respond.go.

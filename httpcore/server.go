@@ -51,6 +51,7 @@ type taskKind uint8
 const (
 	taskFunc  taskKind = iota // run f
 	taskEnd                   // finish the asynchronous response w
+	taskTake                  // write out what the asynchronous response w handed over
 	taskDrain                 // Shutdown: stop accepting, drain connections
 	taskForce                 // Shutdown's context ended: close everything
 	taskConn                  // serve the connection fd
@@ -116,10 +117,22 @@ func (s *Server) post(t task) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == serverClosed {
+		dropTask(t)
 		return
 	}
 	s.tasks = append(s.tasks, t)
 	s.wakeLocked()
+}
+
+// dropTask releases what a task that will never run owns: a connection
+// given to ServeConn, a file given to SendFile.
+func dropTask(t task) {
+	switch t.kind {
+	case taskConn:
+		closeConnFD(t.fd)
+	case taskEnd:
+		t.w.dropFile()
+	}
 }
 
 // wakeLocked wakes the loop unless a wakeup is already pending; the eventfd
@@ -207,9 +220,7 @@ func (s *Server) stopServing() {
 	s.state = serverClosed
 	s.wakeFD = -1
 	for _, t := range s.tasks {
-		if t.kind == taskConn {
-			closeConnFD(t.fd) // ServeConn gave it to us
-		}
+		dropTask(t)
 	}
 	s.tasks = nil
 	close(s.done)

@@ -10,6 +10,10 @@ func StatusText(code int) string {
 		return "Continue"
 	case 101:
 		return "Switching Protocols"
+	case 102:
+		return "Processing"
+	case 103:
+		return "Early Hints"
 	case 200:
 		return "OK"
 	case 201:
