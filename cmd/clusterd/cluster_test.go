@@ -355,6 +355,7 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"--idle-timeout", "-1s"}, "--idle-timeout must be positive"},
 		{[]string{"--log-format", "xml"}, "--log-format must be text or json"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},
 	}
 	for _, tt := range tests {
@@ -374,5 +375,31 @@ func TestHelpAndVersion(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "clusterd ") {
 		t.Errorf("version: exit %d, %q", code, out.String())
+	}
+}
+
+// TestServeRoot: --root serves files, with sendfile, from every worker.
+func TestServeRoot(t *testing.T) {
+	dir := t.TempDir()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>hi</p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.bin"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, 2, nil, "--workers", "2", "--root", dir)
+	client := newConnClient()
+	if code, got, err := c.get(client, "/"); err != nil || code != 200 || got != "<p>hi</p>\n" {
+		t.Errorf("GET / = %d %q %v", code, got, err)
+	}
+	if code, got, err := c.get(client, "/data.bin"); err != nil || code != 200 || got != string(body) {
+		t.Errorf("GET /data.bin = %d, %d bytes, %v", code, len(got), err)
+	}
+	if code, _, _ := c.get(client, "/worker"); code != 404 {
+		t.Errorf("GET /worker with --root = %d, want 404 (no demo app)", code)
+	}
+	if out, _ := rawRequest(t, c.addr, "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 403 ") && !strings.HasPrefix(out, "HTTP/1.1 400 ") {
+		t.Errorf("traversal: %q", out)
 	}
 }

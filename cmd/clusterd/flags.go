@@ -53,6 +53,10 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             all interfaces as :8080 (default 127.0.0.1:8080)
   --workers N               worker processes (default: the CPUs available
                             to the process, cgroup-aware)
+  --root DIR                serve the files below DIR instead of the demo app:
+                            GET and HEAD, index.html, ETag/Last-Modified (304),
+                            byte ranges (206/416), sendfile; nothing outside
+                            DIR is reachable (.., encoded slashes, symlinks)
   --control PATH            control socket, mode 0600, for clusterd ctl
                             (default: $XDG_RUNTIME_DIR/clusterd/master-PID.sock,
                             or /tmp/clusterd-UID/master-PID.sock)
@@ -121,10 +125,17 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// parseServe turns serve's flags into Options; every error is one line.
-func parseServe(args []string) (clusterd.Options, error) {
+// serveConfig is what serve's flags say.
+type serveConfig struct {
+	opts clusterd.Options
+	root string // serve files from here instead of the demo app
+}
+
+// parseServe turns serve's flags into a serveConfig; every error is one line.
+func parseServe(args []string) (serveConfig, error) {
 	var (
-		opts      clusterd.Options
+		cfg       serveConfig
+		opts      = &cfg.opts
 		listen    listFlag
 		maxHeader = sizeFlag(16 << 10)
 		maxBody   = sizeFlag(1 << 20)
@@ -136,6 +147,7 @@ func parseServe(args []string) (clusterd.Options, error) {
 	fs.Var(&listen, "listen", "")
 	fs.IntVar(&opts.Workers, "workers", 0, "")
 	fs.StringVar(&opts.Control, "control", "", "")
+	fs.StringVar(&cfg.root, "root", "", "")
 	fs.DurationVar(&opts.HTTP.IdleTimeout, "idle-timeout", 5*time.Second, "")
 	fs.DurationVar(&opts.HTTP.HeaderTimeout, "header-timeout", 10*time.Second, "")
 	fs.DurationVar(&opts.HTTP.RequestTimeout, "request-timeout", 60*time.Second, "")
@@ -148,18 +160,18 @@ func parseServe(args []string) (clusterd.Options, error) {
 	fs.StringVar(&logFormat, "log-format", "text", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return opts, errHelp
+			return cfg, errHelp
 		}
-		return opts, err
+		return cfg, err
 	}
 	if fs.NArg() > 0 {
-		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	opts.Listen = listen
 	opts.HTTP.MaxHeaderBytes = int(maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(maxBody)
 	opts.LogJSON = logFormat == "json"
-	return opts, validate(fs, opts, logFormat)
+	return cfg, validate(fs, *opts, logFormat)
 }
 
 func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/httpcore"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -23,7 +25,19 @@ import (
 const (
 	envMain  = "CLUSTERD_TEST_MAIN"
 	envCrash = "CLUSTERD_TEST_CRASH" // workers fail at start-up
+	envHang  = "CLUSTERD_TEST_HANG"  // GET /hang blocks the worker's event loop
 )
+
+// withHang adds GET /hang, which blocks the event loop for good: a handler
+// that breaks the rule that loop handlers must not block.
+func withHang(h httpcore.Handler) httpcore.Handler {
+	return httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
+		if r.Path() == "/hang" {
+			time.Sleep(time.Hour)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envMain) == "1" {
@@ -33,6 +47,9 @@ func TestMain(m *testing.M) {
 		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv("CLUSTERD_WORKER_ID") != "" {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
+		}
+		if os.Getenv(envHang) == "1" {
+			wrapApp = withHang
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}

@@ -11,7 +11,13 @@ import (
 	"runtime"
 
 	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/static"
 )
+
+// wrapApp lets the tests add routes (a handler that blocks its loop, say);
+// nil in the product.
+var wrapApp func(httpcore.Handler) httpcore.Handler
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -43,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseServe(args)
+	cfg, err := parseServe(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -52,7 +58,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "clusterd: %v (see clusterd --help)\n", err)
 		return 2
 	}
-	if err := clusterd.Run(opts, demoApp()); err != nil {
+	h := demoApp()
+	if cfg.root != "" {
+		files, err := static.New(cfg.root)
+		if err != nil {
+			fmt.Fprintf(stderr, "clusterd: --root: %v\n", err)
+			return 1
+		}
+		defer files.Close()
+		h = files
+	}
+	if wrapApp != nil {
+		h = wrapApp(h)
+	}
+	if err := clusterd.Run(cfg.opts, h); err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
 		return 1
 	}

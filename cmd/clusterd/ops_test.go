@@ -205,8 +205,37 @@ func TestHungWorkerIsReplaced(t *testing.T) {
 		t.Errorf("replaced after %v, want within worker-timeout + 1s", el)
 	}
 	c.waitLog(time.Second, func(l map[string]any) bool {
-		return l["@message"] == "killing worker" && strings.HasPrefix(l["reason"].(string), "no heartbeat")
+		return l["@message"] == "killing worker" && strings.HasPrefix(l["reason"].(string), "event loop silent")
 	})
+}
+
+// TestBlockedLoopIsReplaced: a worker whose event loop is blocked by a
+// handler (the process itself runs on and heartbeats) is killed and
+// replaced within --worker-timeout + 1s.
+func TestBlockedLoopIsReplaced(t *testing.T) {
+	path := ctlPath(t)
+	c := startCluster(t, 2, []string{envHang + "=1"}, "--workers", "2", "--control", path, "--worker-timeout", "1s")
+	before := servingPids(t, path)
+	client := newConnClient()
+	client.Timeout = 200 * time.Millisecond
+	blocked := time.Now()
+	_, _, err := c.get(client, "/hang")
+	if err == nil {
+		t.Fatal("GET /hang answered")
+	}
+	l := c.waitLog(3*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "killing worker" && strings.HasPrefix(l["reason"].(string), "event loop silent")
+	})
+	victim := int(l["pid"].(float64))
+	c.waitLog(2*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "worker ready" && int(l["pid"].(float64)) != before[1] && int(l["pid"].(float64)) != before[2]
+	})
+	if el := time.Since(blocked); el > 2*time.Second {
+		t.Errorf("blocked worker replaced after %v, want within worker-timeout + 1s", el)
+	}
+	if victim != before[1] && victim != before[2] {
+		t.Errorf("killed pid %d is not one of the workers %v", victim, before)
+	}
 }
 
 func TestCtlErrors(t *testing.T) {

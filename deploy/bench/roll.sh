@@ -48,9 +48,12 @@ go build -o "$tmp/clusterd" "$root/cmd/clusterd"
 cpid=$!
 pids+=($cpid)
 waitup http://127.0.0.1:8181/
+pidsof() { "$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print("generation", s["master"]["generation"], "pids", " ".join(str(w["pid"]) for w in s["workers"] if w["state"] == "ready"))'; }
 echo "wrk -t2 -c$conns -d${secs}s, two restarts each, $workers workers"
+before=$(pidsof)
 measure clusterd http://127.0.0.1:8181/ \
-	'if [ -z "${rolled:-}" ]; then kill -HUP $cpid; rolled=1; else "$tmp/clusterd" ctl --control "$tmp/ctl.sock" reload >/dev/null; fi'
+	'if [ -z "${rolled:-}" ]; then kill -HUP $cpid; rolled=1; sleep 1; mid=$(pidsof); else "$tmp/clusterd" ctl --control "$tmp/ctl.sock" reload >/dev/null; fi'
+echo "              workers: $before → $mid → $(pidsof)"
 
 if command -v nginx >/dev/null; then
 	mkdir -p "$tmp/nginx"
