@@ -26,7 +26,11 @@ func TestSlowloris(t *testing.T) {
 	const (
 		n             = 1000
 		headerTimeout = 2 * time.Second
-		maxLatency    = 250 * time.Millisecond
+		// The machine may be shared and busy: one slow answer is noise, but
+		// a loop held up by the slow connections would show in the median,
+		// and answers as slow as the header timeout would show in the max.
+		maxMedian  = 50 * time.Millisecond
+		maxLatency = time.Second
 	)
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 2*n+100 {
@@ -48,8 +52,8 @@ func TestSlowloris(t *testing.T) {
 
 	sl.check(t, headerTimeout)
 	t.Logf("normal client while %d connections trickled: %s", n, lat)
-	if lat.count() < 50 || lat.max() > maxLatency || lat.failed > 0 {
-		t.Fatalf("normal client: %s, want every request answered within %v", lat, maxLatency)
+	if lat.count() < 50 || lat.median() > maxMedian || lat.max() > maxLatency || lat.failed > 0 {
+		t.Fatalf("normal client: %s, want a median within %v and every request answered within %v", lat, maxMedian, maxLatency)
 	}
 	// The normal client has hung up too: nothing may stay open.
 	waitFor(t, func() bool { return ts.Stats().Connections == 0 })
@@ -217,6 +221,15 @@ func (l latencies) count() int { return len(l.keepAlive) + len(l.fresh) }
 
 func (l latencies) max() time.Duration {
 	return max(slices.Max(append([]time.Duration{0}, l.keepAlive...)), slices.Max(append([]time.Duration{0}, l.fresh...)))
+}
+
+func (l latencies) median() time.Duration {
+	all := slices.Concat(l.keepAlive, l.fresh)
+	if len(all) == 0 {
+		return 0
+	}
+	slices.Sort(all)
+	return all[len(all)/2]
 }
 
 func (l latencies) String() string {
