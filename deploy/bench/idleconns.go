@@ -1,0 +1,45 @@
+//go:build ignore
+
+// idleconns opens N keep-alive connections to ADDR, makes one request on
+// each so the server has served it, then holds them idle until its stdin
+// closes. Used by idle.sh to measure a server's memory per idle connection.
+//
+//	go run idleconns.go -addr 127.0.0.1:8080 -n 10000
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "server address")
+	n := flag.Int("n", 10000, "connections")
+	flag.Parse()
+	conns := make([]net.Conn, 0, *n)
+	for i := 0; i < *n; i++ {
+		c, err := net.Dial("tcp", *addr)
+		if err != nil {
+			log.Fatalf("connection %d: %v", i, err)
+		}
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", *addr)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			log.Fatalf("connection %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		conns = append(conns, c)
+	}
+	fmt.Println("open", len(conns))
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+}
