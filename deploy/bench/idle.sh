@@ -9,17 +9,7 @@
 # stopped by pid when the script ends.
 set -euo pipefail
 n=${1:-10000}
-workers=${WORKERS:-2}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 ulimit -n 20000 2>/dev/null || true
 
 # rss PID: kB of PID and its children.
@@ -30,11 +20,9 @@ rss() {
 	done
 	echo "$total"
 }
-waitup() { for i in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 measure() {
 	local name=$1 pid=$2 addr=$3
-	waitup "http://$addr/"
 	sleep 0.5
 	local before after
 	before=$(rss "$pid")
@@ -49,21 +37,7 @@ measure() {
 }
 
 go build -o "$tmp/idleconns" "$here/idleconns.go"
-go build -o "$tmp/clusterd" "$root/cmd/clusterd"
-"$tmp/clusterd" --listen 127.0.0.1:8181 --workers "$workers" --idle-timeout 60s --control "$tmp/ctl.sock" --log-level warn &
-pids+=($!)
-measure clusterd $! 127.0.0.1:8181
-
-if command -v nginx >/dev/null; then
-	mkdir -p "$tmp/nginx"
-	sed -e "s|@WORKERS@|$workers|" -e "s|@PORT@|8184|" -e "s|@DIR@|$tmp/nginx|g" "$here/nginx.conf" >"$tmp/nginx/nginx.conf"
-	sed -i 's/worker_connections 4096/worker_connections 16384/' "$tmp/nginx/nginx.conf"
-	nginx -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
-	pids+=($!)
-	measure nginx $! 127.0.0.1:8184
-fi
-if command -v node >/dev/null; then
-	PORT=8182 WORKERS=$workers node "$here/node-cluster.js" &
-	pids+=($!)
-	measure node-cluster $! 127.0.0.1:8182
-fi
+start_clusterd 8181 --idle-timeout 60s
+measure clusterd "$cpid" 127.0.0.1:8181
+if start_nginx 8184 16384; then measure nginx "$npid" 127.0.0.1:8184; fi
+if start_node 8182; then measure node-cluster "$jpid" 127.0.0.1:8182; fi

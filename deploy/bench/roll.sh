@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Requests lost to restarts: wrk keep-alive load while each server is
-# restarted twice in its own zero-downtime way, interleaved in one run:
+# restarted twice in its own zero-downtime way, one after the other in one run:
 #   clusterd      SIGHUP, then clusterd ctl reload (rolling restart)
 #   nginx         nginx -s reload, twice
 #   node-cluster  SIGHUP, twice (fork, wait for 'listening', disconnect the old worker)
@@ -11,20 +11,8 @@
 # 127.0.0.1 and are stopped by pid when the script ends.
 set -euo pipefail
 conns=${1:-64} secs=${2:-10}
-workers=${WORKERS:-2}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
-
-waitup() { for i in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+. "$(dirname "$0")/lib.sh"
+need_wrk
 
 # measure NAME URL RESTART-COMMAND: wrk for $secs, restarting at 1/3 and 2/3.
 measure() {
@@ -43,30 +31,15 @@ measure() {
 	printf '%-13s %10s requests %6s socket errors %6s non-2xx\n' "$name" "$reqs" "${errs:-0}" "${non2xx:-0}"
 }
 
-go build -o "$tmp/clusterd" "$root/cmd/clusterd"
-"$tmp/clusterd" --listen 127.0.0.1:8181 --workers "$workers" --control "$tmp/ctl.sock" --log-level warn &
-cpid=$!
-pids+=($cpid)
-waitup http://127.0.0.1:8181/
-pidsof() { "$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print("generation", s["master"]["generation"], "pids", " ".join(str(w["pid"]) for w in s["workers"] if w["state"] == "ready"))'; }
+pidsof() {
+	"$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print("generation", s["master"]["generation"], "pids", " ".join(str(w["pid"]) for w in s["workers"] if w["state"] == "ready"))'
+}
+
 echo "wrk -t2 -c$conns -d${secs}s, two restarts each, $workers workers"
+start_clusterd 8181
 before=$(pidsof)
 measure clusterd http://127.0.0.1:8181/ \
-	'if [ -z "${rolled:-}" ]; then kill -HUP $cpid; rolled=1; sleep 1; mid=$(pidsof); else "$tmp/clusterd" ctl --control "$tmp/ctl.sock" reload >/dev/null; fi'
+	'if [ -z "${mid:-}" ]; then kill -HUP $cpid; sleep 1; mid=$(pidsof); else "$tmp/clusterd" ctl --control "$tmp/ctl.sock" reload >/dev/null; fi'
 echo "              workers: $before → $mid → $(pidsof)"
-
-if command -v nginx >/dev/null; then
-	mkdir -p "$tmp/nginx"
-	sed -e "s|@WORKERS@|$workers|" -e "s|@PORT@|8184|" -e "s|@DIR@|$tmp/nginx|g" "$here/nginx.conf" >"$tmp/nginx/nginx.conf"
-	nginx -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
-	pids+=($!)
-	waitup http://127.0.0.1:8184/
-	measure nginx http://127.0.0.1:8184/ 'nginx -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" -s reload'
-fi
-if command -v node >/dev/null; then
-	PORT=8182 WORKERS=$workers node "$here/node-cluster.js" &
-	npid=$!
-	pids+=($npid)
-	waitup http://127.0.0.1:8182/
-	measure node-cluster http://127.0.0.1:8182/ 'kill -HUP $npid'
-fi
+if start_nginx 8184; then measure nginx http://127.0.0.1:8184/ nginx_reload; fi
+if start_node 8182; then measure node-cluster http://127.0.0.1:8182/ 'kill -HUP $jpid'; fi

@@ -5,54 +5,27 @@
 #   deploy/bench/run.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 #
 # Needs wrk; uses nginx and node when installed
-# (apt-get install -y wrk nginx-light). Every server listens on 127.0.0.1
-# and is stopped by pid when the script ends.
+# (apt-get install -y wrk nginx-light). WORKERS sets the processes per
+# server (default 2). Servers listen on 127.0.0.1 and are stopped by pid
+# when the script ends.
 set -euo pipefail
 rounds=${1:-3} secs=${2:-5} conns=${3:-64}
-workers=${WORKERS:-$(nproc)}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+need_wrk
 
 declare -A url
-go build -o "$tmp/clusterd" "$root/cmd/clusterd"
-"$tmp/clusterd" --listen 127.0.0.1:8181 --workers "$workers" --control "$tmp/ctl.sock" --log-level warn &
-pids+=($!)
+start_clusterd 8181
 url[clusterd]=http://127.0.0.1:8181/
-
 go build -o "$tmp/nethttp" "$here/nethttp.go"
 "$tmp/nethttp" -addr 127.0.0.1:8183 &
 pids+=($!)
+waitup http://127.0.0.1:8183/
 url[net/http]=http://127.0.0.1:8183/
-
-if command -v nginx >/dev/null; then
-	mkdir -p "$tmp/nginx"
-	sed -e "s|@WORKERS@|$workers|" -e "s|@PORT@|8184|" -e "s|@DIR@|$tmp/nginx|g" "$here/nginx.conf" >"$tmp/nginx/nginx.conf"
-	nginx -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
-	pids+=($!)
-	url[nginx]=http://127.0.0.1:8184/
-fi
-if command -v node >/dev/null; then
-	PORT=8182 WORKERS=$workers node "$here/node-cluster.js" &
-	pids+=($!)
-	url[node-cluster]=http://127.0.0.1:8182/
-fi
+start_nginx 8184 && url[nginx]=http://127.0.0.1:8184/
+start_node 8182 && url[node-cluster]=http://127.0.0.1:8182/
 
 names=(clusterd)
 for n in nginx node-cluster net/http; do [ -n "${url[$n]:-}" ] && names+=("$n"); done
-for n in "${names[@]}"; do
-	for i in $(seq 50); do curl -fsS -o /dev/null "${url[$n]}" 2>/dev/null && break; sleep 0.1; done
-	curl -fsS -o /dev/null "${url[$n]}" || { echo "$n does not answer" >&2; exit 1; }
-done
 
 echo "wrk -t2 -c$conns -d${secs}s, $rounds interleaved rounds, $workers workers each, $(nproc) CPUs"
 declare -A all
