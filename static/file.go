@@ -48,9 +48,7 @@ func serveFile(w *httpcore.ResponseWriter, r *httpcore.Request, f *os.File, st *
 			w.WriteHeader(http.StatusPartialContent)
 		}
 	}
-	if err := w.SendFile(f, off, n); err != nil {
-		_ = f.Close()
-	}
+	_ = w.SendFile(f, off, n) // it owns f now, and closes it even on error
 }
 
 // notModified evaluates If-None-Match, or else If-Modified-Since (RFC 9110 §13.2.2).

@@ -98,6 +98,18 @@ func serve(t *testing.T, h httpcore.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
+// serveTree serves a new tree and returns its URL and big.bin's content.
+func serveTree(t *testing.T) (string, []byte) {
+	t.Helper()
+	root, big := tree(t)
+	h, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return serve(t, h), big
+}
+
 type reply struct {
 	code int
 	hdr  http.Header
@@ -149,13 +161,7 @@ func rawGet(t *testing.T, base, target string) int {
 }
 
 func TestServeFiles(t *testing.T) {
-	root, _ := tree(t)
-	h, err := New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	base := serve(t, h)
+	base, _ := serveTree(t)
 	tests := []struct {
 		method, path string
 		code         int
@@ -195,13 +201,7 @@ func TestServeFiles(t *testing.T) {
 
 // TestNoWayOut: nothing outside the root can be read, however it is named.
 func TestNoWayOut(t *testing.T) {
-	root, _ := tree(t)
-	h, err := New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	base := serve(t, h)
+	base, _ := serveTree(t)
 	for _, target := range []string{
 		"/../secret.txt",
 		"/sub/../../secret.txt",
@@ -225,13 +225,7 @@ func TestNoWayOut(t *testing.T) {
 }
 
 func TestConditionalAndRanges(t *testing.T) {
-	root, big := tree(t)
-	h, err := New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	base := serve(t, h)
+	base, big := serveTree(t)
 	first := do(t, "GET", base+"/big.bin")
 	etag, lm := first.hdr.Get("ETag"), first.hdr.Get("Last-Modified")
 	if first.code != 200 || first.body != string(big) || etag == "" || lm == "" {
