@@ -403,3 +403,27 @@ func TestServeRoot(t *testing.T) {
 		t.Errorf("traversal: %q", out)
 	}
 }
+
+// TestListensOnIPv4AndIPv6: --listen is repeatable and takes IPv6.
+func TestListensOnIPv4AndIPv6(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	c := startCluster(t, 2, nil, "--workers", "2", "--listen", "[::1]:0")
+	l := c.waitLog(2*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "listening" && strings.HasPrefix(l["addr"].(string), "[::1]:")
+	})
+	client := newConnClient()
+	for _, addr := range []string{c.addr, l["addr"].(string)} {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", addr, resp.StatusCode)
+		}
+	}
+}
