@@ -427,3 +427,37 @@ func TestListensOnIPv4AndIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestImpatientStops: while a request is in flight, a second SIGTERM, or
+// a SIGQUIT, stops the master and its workers at once.
+func TestImpatientStops(t *testing.T) {
+	for _, sigs := range [][]syscall.Signal{{syscall.SIGTERM, syscall.SIGTERM}, {syscall.SIGQUIT}} {
+		t.Run(fmt.Sprint(sigs), func(t *testing.T) {
+			c := startCluster(t, 2, nil, "--workers", "2")
+			workers := c.livePids()
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := c.get(newConnClient(), "/delay?ms=3000")
+				done <- err
+			}()
+			time.Sleep(200 * time.Millisecond)
+			start := time.Now()
+			for _, sig := range sigs {
+				c.signal(sig)
+				time.Sleep(50 * time.Millisecond)
+			}
+			c.wait(2 * time.Second)
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("master took %v to stop", el)
+			}
+			if err := <-done; err == nil {
+				t.Error("the in-flight request completed; it should have been cut off")
+			}
+			for _, pid := range workers {
+				if alive(pid) {
+					t.Errorf("worker %d still running", pid)
+				}
+			}
+		})
+	}
+}
