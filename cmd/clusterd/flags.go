@@ -84,7 +84,8 @@ crashing is restarted after growing delays (100ms doubling up to 15s). A
 worker whose event loop stops turning is killed after --worker-timeout and
 replaced. A draining worker stops accepting at once, finishes its in-flight
 requests, answers the next request on each keep-alive connection with
-"Connection: close", and closes connections that stay idle. When the master
+"Connection: close", and closes connections that stay idle for a
+second. When the master
 dies, its workers finish what they can within a second and exit.
 `
 
