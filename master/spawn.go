@@ -50,6 +50,14 @@ func (w *worker) setState(to State) bool {
 	return true
 }
 
+// killedFor is the log fields saying why the master killed w, if it did.
+func (w *worker) killedFor() []any {
+	if w.killReason == "" {
+		return nil
+	}
+	return []any{"killed_because", w.killReason}
+}
+
 // spawnSpec says what to start for one worker.
 type spawnSpec struct {
 	slot, generation int

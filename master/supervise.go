@@ -113,13 +113,13 @@ func (m *Master) exited(w *worker, waitErr error) {
 	}
 	s := m.slots[w.slot]
 	if m.stopping || s == nil || s.worker != w {
-		w.log.Warn("worker ended", "status", status, "reason", w.killReason)
+		w.log.Warn("worker ended", append([]any{"status", status}, w.killedFor()...)...)
 		return
 	}
 	s.worker = nil
 	d := s.crashed(uptime)
-	w.log.Error("worker exited unexpectedly", "status", status, "uptime", uptime,
-		"reason", w.killReason, "restart_in", d, "crashes_in_a_row", s.crashes)
+	w.log.Error("worker exited unexpectedly", append([]any{"status", status, "uptime", uptime,
+		"restart_in", d, "crashes_in_a_row", s.crashes}, w.killedFor()...)...)
 	m.respawnLater(s, d)
 }
 
