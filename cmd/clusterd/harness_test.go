@@ -53,10 +53,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	goroutines := runtime.NumGoroutine()
+	goroutines, sockets := runtime.NumGoroutine(), len(openSockets())
 	code := m.Run()
 	if code == 0 {
-		code = checkLeaks(goroutines)
+		code = checkLeaks(goroutines, sockets)
 	}
 	os.Exit(code)
 }
@@ -73,7 +73,20 @@ func remember(pid int) {
 	started.Unlock()
 }
 
-func checkLeaks(goroutines int) int {
+// openSockets lists this process's open sockets: a client connection, a
+// listener or a control connection a test forgot to close.
+func openSockets() []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(link, "socket:") {
+			out = append(out, e.Name()+" → "+link)
+		}
+	}
+	return out
+}
+
+func checkLeaks(goroutines, sockets int) int {
 	code := 0
 	started.Lock()
 	for _, pid := range started.pids {
@@ -87,6 +100,14 @@ func checkLeaks(goroutines int) int {
 	deadline := time.Now().Add(2 * time.Second)
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
+	}
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	for len(openSockets()) > sockets && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if open := openSockets(); len(open) > sockets {
+		fmt.Fprintf(os.Stderr, "leak: %d open sockets, started with %d: %v\n", len(open), sockets, open)
+		code = 1
 	}
 	if n := runtime.NumGoroutine(); n > goroutines {
 		buf := make([]byte, 1<<16)
