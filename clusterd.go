@@ -59,6 +59,10 @@ type Options struct {
 	// Workers is the number of worker processes; default the CPUs
 	// available to the process (cgroup-aware).
 	Workers int
+	// Sched is how connections reach workers: "shared" (default: every
+	// worker accepts on the master's socket) or "rr" (the master accepts
+	// and hands connections to the workers in turn).
+	Sched string
 	// HTTP sets the per-connection limits and timeouts of every worker.
 	HTTP httpcore.Config
 	// NetHTTP configures how RunHTTP runs the net/http Handler in each
@@ -114,6 +118,7 @@ func Run(opts Options, h httpcore.Handler) error {
 	m, err := master.New(master.Config{
 		Listen:          opts.Listen,
 		Workers:         opts.Workers,
+		Sched:           opts.Sched,
 		GracefulTimeout: opts.GracefulTimeout,
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,

@@ -108,7 +108,7 @@ func (c *Conn) Recv() (Message, []*os.File, error) {
 	m, err := c.check(n, flags, files, ferr)
 	if err != nil {
 		closeAll(files)
-		return m, nil, err
+		return m, nil, &FrameError{err}
 	}
 	return m, files, nil
 }
@@ -196,6 +196,13 @@ func FDs(files []*os.File) ([]int, error) {
 	}
 	return out, nil
 }
+
+// FrameError reports a frame that was received but is not well formed (or
+// carried the wrong descriptors). The channel itself is still usable.
+type FrameError struct{ Err error }
+
+func (e *FrameError) Error() string { return e.Err.Error() }
+func (e *FrameError) Unwrap() error { return e.Err }
 
 // SetReadDeadline bounds the next Recv.
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }

@@ -39,6 +39,9 @@ func TestRoundTrip(t *testing.T) {
 		{Type: Heartbeat, Requests: 1 << 40, Connections: 7},
 		{Type: ServerReply, Key: "tcp:x", Err: "address in use"},
 		{Type: Drain},
+		{Type: ServerReply, Key: "tcp:x", RR: true},
+		{Type: HandoffReply, Seq: 1 << 60},
+		{Type: HandoffReply, Seq: 2, Err: "draining"},
 	}
 	for _, m := range msgs {
 		if err := ca.Send(m); err != nil {
@@ -125,6 +128,8 @@ func TestMalformed(t *testing.T) {
 		{"oversized", big, 0, "larger than"},
 		{"unexpected fd", good, 1, "got 1 fds, want 0"},
 		{"reply without fd", []byte(`cd` + "\x01\x03" + `{"key":"k"}`), 0, "got 0 fds, want 1"},
+		{"rr reply with fd", []byte(`cd` + "\x01\x03" + `{"key":"k","rr":true}`), 1, "got 1 fds, want 0"},
+		{"handoff without fd", []byte(`cd` + "\x01\x08" + `{"seq":1}`), 0, "got 0 fds, want 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

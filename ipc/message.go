@@ -39,7 +39,9 @@ const (
 	// QueryServer (W→M): the worker asks for the listener Network/Addr.
 	QueryServer
 	// ServerReply (M→W): answers QueryServer for Key. On success exactly one
-	// fd (the listening socket) travels with it; on failure Err is set and no fd.
+	// fd (the listening socket) travels with it, unless RR is set: then the
+	// master accepts and sends each connection with Handoff. On failure Err
+	// is set and no fd travels.
 	ServerReply
 	// Listening (W→M): the worker serves Key.
 	Listening
@@ -50,17 +52,25 @@ const (
 	Heartbeat
 	// Drain (M→W): stop accepting, finish in-flight requests, exit.
 	Drain
+	// Handoff (M→W): serve the connection whose fd travels with it (Node's
+	// newconn); Seq identifies it in the answer.
+	Handoff
+	// HandoffReply (W→M): answers Handoff Seq; Err "" means the worker
+	// serves it, anything else that it refused (the master passes it on).
+	HandoffReply
 	maxType
 )
 
 var typeNames = [...]string{
-	Online:      "online",
-	QueryServer: "queryServer",
-	ServerReply: "serverReply",
-	Listening:   "listening",
-	Ready:       "ready",
-	Heartbeat:   "heartbeat",
-	Drain:       "drain",
+	Online:       "online",
+	QueryServer:  "queryServer",
+	ServerReply:  "serverReply",
+	Listening:    "listening",
+	Ready:        "ready",
+	Heartbeat:    "heartbeat",
+	Drain:        "drain",
+	Handoff:      "handoff",
+	HandoffReply: "handoffReply",
 }
 
 func (t Type) String() string {
@@ -75,7 +85,8 @@ func (t Type) Valid() bool { return t > 0 && t < maxType }
 
 // fds is how many file descriptors a well-formed message of this type carries.
 func (m *Message) fds() int {
-	if m.Type == ServerReply && m.Err == "" {
+	switch {
+	case m.Type == ServerReply && m.Err == "" && !m.RR, m.Type == Handoff:
 		return 1
 	}
 	return 0
@@ -90,6 +101,8 @@ type Message struct {
 	Network string `json:"network,omitempty"`
 	Addr    string `json:"addr,omitempty"`
 	Err     string `json:"err,omitempty"`
+	RR      bool   `json:"rr,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
 
 	LoopAge     time.Duration `json:"loop_age,omitempty"`
 	Requests    uint64        `json:"requests,omitempty"`

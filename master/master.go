@@ -24,6 +24,8 @@ type Config struct {
 	Listen []string
 	// Workers is the pool size; default: the CPUs available to the process.
 	Workers int
+	// Sched is SchedShared (default) or SchedRR.
+	Sched string
 	// GracefulTimeout bounds a worker's drain before SIGKILL; default 30s.
 	GracefulTimeout time.Duration
 	// ReadyTimeout bounds a new worker's start-up; default 10s.
@@ -39,6 +41,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
+	switch c.Sched {
+	case "":
+		c.Sched = SchedShared
+	case SchedShared, SchedRR:
+	default:
+		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
+	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0) // cgroup-aware since Go 1.25
 	}
@@ -67,13 +76,14 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // event is what the per-worker goroutines and timers tell the supervisor.
 type event struct {
-	w       *worker
-	msg     *ipc.Message
-	files   []*os.File
-	exited  bool
-	err     error
-	respawn *slot
-	ctl     *request
+	w        *worker
+	msg      *ipc.Message
+	files    []*os.File
+	exited   bool
+	err      error
+	respawn  *slot
+	ctl      *request
+	accepted bool // files[0] is a connection the master accepted (rr)
 }
 
 // Master supervises a pool of workers. Its state is owned by the goroutine
@@ -90,6 +100,7 @@ type Master struct {
 
 	generation int // of the newest workers: 0 at start, +1 per rolling restart
 	roll       *roll
+	rr         *rrState
 	started    time.Time
 	ctlPath    string
 
@@ -107,7 +118,8 @@ func New(cfg Config) (*Master, error) {
 		listeners: newListenerTable(),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
-		events:    make(chan event, 64),
+		events:    make(chan event, 256),
+		rr:        newRRState(),
 		done:      make(chan struct{}),
 	}, nil
 }
@@ -117,13 +129,19 @@ func New(cfg Config) (*Master, error) {
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
 	for _, addr := range m.cfg.Listen {
-		if _, err := m.listeners.get("tcp", addr); err != nil {
+		f, err := m.listeners.get("tcp", addr)
+		if err == nil && m.cfg.Sched == SchedRR {
+			err = m.startAcceptor(Key("tcp", addr), f)
+		}
+		if err != nil {
+			m.stopAccepting()
 			return err
 		}
-		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)))
+		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
 	}
 	ctl, err := m.listenControl(m.cfg.Control)
 	if err != nil {
+		m.stopAccepting()
 		return err
 	}
 	m.log.Info("control socket", "path", m.ctlPath)
@@ -142,6 +160,7 @@ func (m *Master) Run() error {
 		m.fill(s)
 	}
 	m.loop(sigs)
+	m.stopAccepting()
 	close(m.done)
 	_ = ctl.Close() // removes the socket file
 	m.wg.Wait()

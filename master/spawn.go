@@ -3,6 +3,7 @@ package master
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -146,12 +147,14 @@ func (m *Master) watch(w *worker, cmd *exec.Cmd, stderr *os.File) {
 	}()
 	for {
 		msg, files, err := w.conn.Recv()
+		var bad *ipc.FrameError
+		if errors.As(err, &bad) {
+			w.log.Warn("bad message from worker", "error", err)
+			continue
+		}
 		if err != nil {
 			if err != io.EOF && err != ipc.ErrClosed {
-				w.log.Warn("bad message from worker", "error", err)
-				if !strings.Contains(err.Error(), "recv:") {
-					continue // a malformed frame; the channel itself is fine
-				}
+				w.log.Warn("channel to worker failed", "error", err)
 			}
 			break
 		}

@@ -16,6 +16,7 @@ type Status struct {
 type MasterStatus struct {
 	PID        int      `json:"pid"`
 	Generation int      `json:"generation"`
+	Sched      string   `json:"sched"`
 	Workers    int      `json:"workers"` // the pool size it maintains
 	Rolling    bool     `json:"rolling"`
 	Stopping   bool     `json:"stopping"`
@@ -41,6 +42,7 @@ func (m *Master) status() *Status {
 	st := &Status{Master: MasterStatus{
 		PID:        os.Getpid(),
 		Generation: m.generation,
+		Sched:      m.cfg.Sched,
 		Workers:    len(m.slots),
 		Rolling:    m.roll != nil,
 		Stopping:   m.stopping,

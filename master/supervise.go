@@ -42,6 +42,8 @@ func (m *Master) handle(ev event) {
 		}
 	case ev.ctl != nil:
 		m.control(ev.ctl)
+	case ev.accepted:
+		m.dispatch(&handoff{f: ev.files[0]})
 	case ev.exited:
 		m.exited(ev.w, ev.err)
 	case ev.msg != nil:
@@ -66,7 +68,10 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 			w.lastTick = w.readyAt
 			w.log.Info("worker ready", "generation", w.generation, "startup", w.readyAt.Sub(w.started).Round(time.Millisecond))
 			m.rollReady(w)
+			m.flushQueue()
 		}
+	case ipc.HandoffReply:
+		m.handoffReply(w, msg)
 	case ipc.Heartbeat:
 		w.lastTick = time.Now().Add(-msg.LoopAge)
 		w.requests, w.conns = msg.Requests, msg.Connections
@@ -81,12 +86,16 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 	key := Key(q.Network, q.Addr)
 	reply := ipc.Message{Type: ipc.ServerReply, Key: key}
 	f, err := m.listeners.get(q.Network, q.Addr)
+	if err == nil && m.cfg.Sched == SchedRR {
+		err = m.startAcceptor(key, f)
+		reply.RR = true
+	}
 	if err != nil {
 		reply.Err = err.Error()
 		w.log.Error("listener request failed", "key", key, "error", err)
 	}
 	var files []*os.File
-	if f != nil {
+	if err == nil && !reply.RR {
 		files = append(files, f)
 	}
 	if err := w.conn.Send(reply, files...); err != nil {
@@ -100,6 +109,7 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 func (m *Master) exited(w *worker, waitErr error) {
 	delete(m.workers, w)
 	_ = w.conn.Close()
+	m.redispatch(w)
 	status := exitStatus(waitErr)
 	uptime := time.Since(w.started).Round(time.Millisecond)
 	if w.state == Draining && w.killReason == "" {
@@ -177,6 +187,7 @@ func (m *Master) stopGracefully() {
 	m.stopping = true
 	m.rollAbort("the master is stopping")
 	m.cancelRespawns()
+	m.stopAccepting()
 	for w := range m.workers {
 		m.drain(w)
 	}
@@ -186,6 +197,7 @@ func (m *Master) stopNow(reason string) {
 	m.stopping = true
 	m.rollAbort("the master is stopping")
 	m.cancelRespawns()
+	m.stopAccepting()
 	for w := range m.workers {
 		m.kill(w, reason)
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/ipc"
@@ -146,7 +146,9 @@ func (p *proc) run(h httpcore.Handler) error {
 	return err
 }
 
-// queryListeners asks the master for each listener in turn.
+// queryListeners asks the master for each listener in turn. Under
+// round-robin scheduling the master keeps a listener to itself and sends
+// connections instead.
 func (p *proc) queryListeners() ([]*os.File, error) {
 	var files []*os.File
 	for _, addr := range p.cfg.Listen {
@@ -157,7 +159,9 @@ func (p *proc) queryListeners() ([]*os.File, error) {
 			}
 			return nil, err
 		}
-		files = append(files, f)
+		if f != nil {
+			files = append(files, f)
+		}
 	}
 	return files, nil
 }
@@ -176,6 +180,8 @@ func (p *proc) query(addr string) (*os.File, error) {
 		return nil, fmt.Errorf("worker: got %v while waiting for listener %s", msg.Type, addr)
 	case msg.Err != "":
 		return nil, fmt.Errorf("worker: master cannot provide listener %s: %s", addr, msg.Err)
+	case msg.RR:
+		return nil, nil
 	}
 	return files[0], nil
 }
@@ -208,25 +214,49 @@ func (p *proc) supervised(served <-chan error) error {
 	}
 }
 
-// listenMaster reports nil on a drain request, or the error that ended the channel.
+// listenMaster reports nil on a drain request, or the error that ended the
+// channel (io.EOF: the master is gone).
 func (p *proc) listenMaster(out chan<- error) {
 	for {
 		msg, files, err := p.conn.Recv()
-		for _, f := range files {
-			_ = f.Close()
-		}
 		switch {
-		case err == io.EOF || errors.Is(err, ipc.ErrClosed):
-			out <- io.EOF
-			return
-		case err != nil:
+		case errors.As(err, new(*ipc.FrameError)):
 			p.log.Warn("bad message from master", "error", err)
+		case err != nil:
+			out <- err
+			return
 		case msg.Type == ipc.Drain:
 			out <- nil
 			return
+		case msg.Type == ipc.Handoff:
+			p.serveHandoff(msg.Seq, files[0])
 		default:
 			p.log.Warn("unexpected message from master", "type", msg.Type)
+			for _, f := range files {
+				_ = f.Close()
+			}
 		}
+	}
+}
+
+// serveHandoff gives a connection the master accepted to the event loop and
+// tells the master whether it is served; a draining loop refuses it, and
+// the master passes it to another worker.
+func (p *proc) serveHandoff(seq uint64, f *os.File) {
+	reply := ipc.Message{Type: ipc.HandoffReply, Seq: seq}
+	defer func() { _ = p.conn.Send(reply) }()
+	defer f.Close()
+	fd, err := ipc.FD(f)
+	if err == nil {
+		fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) // the loop owns its own copy
+	}
+	if err != nil {
+		reply.Err = err.Error()
+		return
+	}
+	if err := p.srv.ServeConn(fd); err != nil {
+		_ = unix.Close(fd)
+		reply.Err = err.Error()
 	}
 }
 

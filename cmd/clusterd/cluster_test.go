@@ -141,7 +141,13 @@ func TestNewConnectionsSpreadAcrossWorkers(t *testing.T) {
 // TestKilledWorkerIsReplaced: after kill -9 of a worker, a replacement is
 // serving within 1 s and the other worker keeps answering throughout.
 func TestKilledWorkerIsReplaced(t *testing.T) {
-	c := startCluster(t, 2, nil, "--workers", "2")
+	for _, sched := range []string{"shared", "rr"} {
+		t.Run(sched, func(t *testing.T) { testKilledWorkerIsReplaced(t, sched) })
+	}
+}
+
+func testKilledWorkerIsReplaced(t *testing.T, sched string) {
+	c := startCluster(t, 2, nil, "--workers", "2", "--sched", sched)
 	before := c.livePids()
 	victim, other := before[1], before[2]
 
@@ -355,6 +361,7 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"--idle-timeout", "-1s"}, "--idle-timeout must be positive"},
 		{[]string{"--log-format", "xml"}, "--log-format must be text or json"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"--sched", "random"}, `--sched must be shared or rr, got "random"`},
 		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},
 	}
@@ -459,5 +466,40 @@ func TestImpatientStops(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRoundRobin: under --sched rr the master alone holds the listening
+// socket and new connections go to the workers in turn.
+func TestRoundRobin(t *testing.T) {
+	c := startCluster(t, 3, nil, "--workers", "3", "--sched", "rr")
+	_, portStr, _ := net.SplitHostPort(c.addr)
+	port, _ := strconv.Atoi(portStr)
+	inodes := listenInodes(t, port)
+	if len(inodes) != 1 || !socketInodes(t, c.cmd.Process.Pid)[inodes[0]] {
+		t.Fatalf("listening sockets %v, want the master's only", inodes)
+	}
+	for id, pid := range c.livePids() {
+		if socketInodes(t, pid)[inodes[0]] {
+			t.Errorf("worker %d holds the listening socket under rr", id)
+		}
+	}
+	client := newConnClient()
+	seen := map[int]int{}
+	for i := 0; i < 30; i++ {
+		pid, err := c.workerPid(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[pid]++
+	}
+	for pid, n := range seen {
+		if n != 10 {
+			t.Errorf("30 connections in turn over 3 workers: %v (pid %d)", seen, pid)
+			break
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("served by %d workers: %v", len(seen), seen)
 	}
 }

@@ -103,8 +103,8 @@ func printStatus(w io.Writer, st *master.Status) {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers, up %v, listening on %v\n",
-		m.PID, state, m.Generation, m.Workers, secs(m.Uptime), m.Listeners)
+	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v, listening on %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime), m.Listeners)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
 	for _, x := range st.Workers {

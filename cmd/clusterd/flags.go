@@ -53,6 +53,13 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             all interfaces as :8080 (default 127.0.0.1:8080)
   --workers N               worker processes (default: the CPUs available
                             to the process, cgroup-aware)
+  --sched MODE              how connections reach the workers (default shared):
+                            shared  every worker accepts on the master's socket
+                                    (Node's SCHED_NONE, nginx's default)
+                            rr      the master accepts and hands each connection
+                                    to the next ready worker (Node's SCHED_RR); a
+                                    connection a worker refuses, or that a dying
+                                    worker never took, goes to another worker
   --root DIR                serve the files below DIR instead of the demo app:
                             GET and HEAD, index.html, ETag/Last-Modified (304),
                             byte ranges (206/416), sendfile; nothing outside
@@ -148,6 +155,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.Var(&listen, "listen", "")
 	fs.IntVar(&opts.Workers, "workers", 0, "")
 	fs.StringVar(&opts.Control, "control", "", "")
+	fs.StringVar(&opts.Sched, "sched", "shared", "")
 	fs.StringVar(&cfg.root, "root", "", "")
 	fs.DurationVar(&opts.HTTP.IdleTimeout, "idle-timeout", 5*time.Second, "")
 	fs.DurationVar(&opts.HTTP.HeaderTimeout, "header-timeout", 10*time.Second, "")
@@ -192,6 +200,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if hclog.LevelFromString(opts.LogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--log-level must be trace, debug, info, warn or error, got %q", opts.LogLevel)
+	}
+	if opts.Sched != "shared" && opts.Sched != "rr" {
+		return fmt.Errorf("--sched must be shared or rr, got %q", opts.Sched)
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)

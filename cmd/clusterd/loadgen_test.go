@@ -19,6 +19,7 @@ import (
 // ended the connection.
 type load struct {
 	addr, path string
+	closeEach  bool // a new connection per request (Connection: close)
 
 	ok, non2xx, errs atomic.Int64
 	mu               sync.Mutex
@@ -27,9 +28,14 @@ type load struct {
 	wg               sync.WaitGroup
 }
 
-// startLoad runs conns connections until stopAndWait, for at most limit.
+// startLoad runs conns keep-alive connections until stopAndWait, for at most limit.
 func startLoad(addr, path string, conns int, limit time.Duration) *load {
-	l := &load{addr: addr, path: path, stop: make(chan struct{})}
+	return startLoadMode(addr, path, conns, limit, false)
+}
+
+// startLoadMode is startLoad with, if closeEach, a new connection per request.
+func startLoadMode(addr, path string, conns int, limit time.Duration, closeEach bool) *load {
+	l := &load{addr: addr, path: path, closeEach: closeEach, stop: make(chan struct{})}
 	deadline := time.Now().Add(limit)
 	for i := 0; i < conns; i++ {
 		l.wg.Add(1)
@@ -53,6 +59,9 @@ func (l *load) run(deadline time.Time) {
 		}
 	}()
 	req := "GET " + l.path + " HTTP/1.1\r\nHost: " + l.addr + "\r\n\r\n"
+	if l.closeEach {
+		req = "GET " + l.path + " HTTP/1.1\r\nHost: " + l.addr + "\r\nConnection: close\r\n\r\n"
+	}
 	for time.Now().Before(deadline) {
 		select {
 		case <-l.stop:

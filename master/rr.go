@@ -1,0 +1,184 @@
+package master
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/clusterd/clusterd/ipc"
+)
+
+// Scheduling modes.
+const (
+	// SchedShared: every worker accepts on the master's listening socket
+	// (Node's SCHED_NONE, nginx's default).
+	SchedShared = "shared"
+	// SchedRR: the master accepts and hands each connection to the next
+	// ready worker in turn (Node's SCHED_RR).
+	SchedRR = "rr"
+)
+
+// maxQueued bounds the connections the master holds while no worker is
+// ready to take them; beyond it new connections are closed.
+const maxQueued = 4096
+
+// rrState is the round-robin scheduler, owned by the supervisor goroutine.
+// Unlike Node's, a connection is the master's until a worker has said it
+// serves it: one that is refused, or whose worker dies before answering,
+// goes to another worker instead of leaking.
+type rrState struct {
+	seq       uint64
+	next      int                 // the slot after the last one given a connection
+	pending   map[uint64]*handoff // sent, not yet answered
+	queue     []*os.File          // accepted while no worker was ready
+	acceptors map[string]net.Listener
+}
+
+type handoff struct {
+	f     *os.File
+	w     *worker
+	tries int
+}
+
+func newRRState() *rrState {
+	return &rrState{pending: map[uint64]*handoff{}, acceptors: map[string]net.Listener{}}
+}
+
+// startAcceptor begins accepting on the listener for key, once.
+func (m *Master) startAcceptor(key string, f *os.File) error {
+	if _, ok := m.rr.acceptors[key]; ok {
+		return nil
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return err
+	}
+	m.rr.acceptors[key] = ln
+	m.wg.Add(1)
+	go m.acceptLoop(ln)
+	return nil
+}
+
+// acceptLoop accepts connections and passes them to the supervisor.
+func (m *Master) acceptLoop(ln net.Listener) {
+	defer m.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil { // EMFILE and the like: back off, do not spin
+			m.log.Error("accept", "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		f, err := c.(*net.TCPConn).File()
+		_ = c.Close()
+		if err != nil {
+			m.log.Error("accept", "error", err)
+			continue
+		}
+		m.send(event{accepted: true, files: []*os.File{f}})
+	}
+}
+
+// stopAccepting closes the acceptors and every connection not yet handed
+// off; the master's listening sockets stay open.
+func (m *Master) stopAccepting() {
+	for key, ln := range m.rr.acceptors {
+		_ = ln.Close()
+		delete(m.rr.acceptors, key)
+	}
+	for _, f := range m.rr.queue {
+		_ = f.Close()
+	}
+	m.rr.queue = nil
+}
+
+// dispatch hands f to the next ready worker, or queues it until one is.
+func (m *Master) dispatch(h *handoff) {
+	if m.stopping {
+		_ = h.f.Close()
+		return
+	}
+	for h.tries <= len(m.workers) {
+		w := m.nextReady()
+		if w == nil {
+			break
+		}
+		h.tries++
+		m.rr.seq++
+		if err := w.conn.Send(ipc.Message{Type: ipc.Handoff, Seq: m.rr.seq}, h.f); err != nil {
+			m.kill(w, "cannot hand it a connection: "+err.Error())
+			continue
+		}
+		h.w = w
+		m.rr.pending[m.rr.seq] = h
+		return
+	}
+	if len(m.rr.queue) >= maxQueued || h.tries > len(m.workers) {
+		m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries)
+		_ = h.f.Close()
+		return
+	}
+	m.rr.queue = append(m.rr.queue, h.f)
+}
+
+// nextReady returns the ready worker after the last one used, by slot.
+func (m *Master) nextReady() *worker {
+	var ready []*worker
+	for w := range m.workers {
+		if w.state == Ready && w.killReason == "" {
+			ready = append(ready, w)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	sort.Slice(ready, func(i, j int) bool { return ready[i].slot < ready[j].slot })
+	for _, w := range ready {
+		if w.slot >= m.rr.next {
+			m.rr.next = w.slot + 1
+			return w
+		}
+	}
+	m.rr.next = ready[0].slot + 1
+	return ready[0]
+}
+
+// handoffReply settles a handed-off connection: served, or passed on.
+func (m *Master) handoffReply(w *worker, msg ipc.Message) {
+	h, ok := m.rr.pending[msg.Seq]
+	if !ok || h.w != w {
+		w.log.Warn("answer for an unknown connection", "seq", msg.Seq)
+		return
+	}
+	delete(m.rr.pending, msg.Seq)
+	if msg.Err == "" {
+		_ = h.f.Close()
+		return
+	}
+	w.log.Debug("connection refused, passing it on", "why", msg.Err)
+	m.dispatch(h)
+}
+
+// redispatch passes on the connections w had not answered for when it ended.
+func (m *Master) redispatch(w *worker) {
+	for seq, h := range m.rr.pending {
+		if h.w == w {
+			delete(m.rr.pending, seq)
+			m.dispatch(h)
+		}
+	}
+}
+
+// flushQueue hands the queued connections to the workers now ready.
+func (m *Master) flushQueue() {
+	queued := m.rr.queue
+	m.rr.queue = nil
+	for _, f := range queued {
+		m.dispatch(&handoff{f: f})
+	}
+}
