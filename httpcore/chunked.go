@@ -266,22 +266,8 @@ func scanTrailers(b []byte, s *chunkScan, lim *limits) (int, error) {
 // trailerLine checks the field line at b[i:] and returns where the next
 // begins, or minus the end of the section if b[i:] is the final CRLF.
 func trailerLine(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errIncomplete
-	}
-	switch b[i] {
-	case '\r':
-		if i+1 == len(b) {
-			return 0, errIncomplete
-		}
-		if b[i+1] != '\n' {
-			return 0, errBadLineEnd
-		}
-		return -(i + 2), nil
-	case '\n':
-		return 0, errBadLineEnd
-	case ' ', '\t':
-		return 0, errObsFold
+	if end, err := fieldsEnd(b, i); end != 0 || err != nil {
+		return -end, err
 	}
 	_, _, next, err := parseField(b, i)
 	return next, err

@@ -116,22 +116,8 @@ func (r *Request) setVersion(v []byte) error {
 // them, into r.headers or, for a chunked trailer section, r.trailers.
 func (r *Request) parseFields(b []byte, i int, lim *limits, trailer bool) (int, error) {
 	for {
-		if i >= len(b) {
-			return 0, errIncomplete
-		}
-		switch b[i] {
-		case '\r':
-			if i+1 == len(b) {
-				return 0, errIncomplete
-			}
-			if b[i+1] != '\n' {
-				return 0, errBadLineEnd
-			}
-			return i + 2, nil
-		case '\n':
-			return 0, errBadLineEnd
-		case ' ', '\t':
-			return 0, errObsFold // obs-fold, or whitespace after the start-line
+		if end, err := fieldsEnd(b, i); end != 0 || err != nil {
+			return end, err
 		}
 		name, value, next, err := parseField(b, i)
 		if err != nil {
@@ -142,6 +128,31 @@ func (r *Request) parseFields(b []byte, i int, lim *limits, trailer bool) (int, 
 		}
 		i = next
 	}
+}
+
+// fieldsEnd looks at the line starting at b[i]: it returns the offset just
+// past it if it is the empty line (CRLF) that ends a field section, 0 if a
+// field line starts there, or the error that line already shows: a bare
+// LF, or leading whitespace (obs-fold, or whitespace after the start-line).
+func fieldsEnd(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errIncomplete
+	}
+	switch b[i] {
+	case '\r':
+		if i+1 == len(b) {
+			return 0, errIncomplete
+		}
+		if b[i+1] != '\n' {
+			return 0, errBadLineEnd
+		}
+		return i + 2, nil
+	case '\n':
+		return 0, errBadLineEnd
+	case ' ', '\t':
+		return 0, errObsFold
+	}
+	return 0, nil
 }
 
 // parseField parses one field-line: token ":" OWS field-value OWS CRLF.
