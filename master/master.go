@@ -103,6 +103,7 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
+	sd         *notifier // nil unless a service manager listens
 
 	stopping bool
 }
@@ -148,6 +149,7 @@ func (m *Master) Run() error {
 	m.wg.Add(1)
 	go m.serveControl(ctl)
 	m.started = time.Now()
+	m.sd = newNotifier(m.log)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
 		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
@@ -180,6 +182,7 @@ func (m *Master) loop(sigs <-chan os.Signal) {
 		case now := <-tick.C:
 			m.checkHealth(now)
 		}
+		m.notifyServiceManager()
 	}
 }
 

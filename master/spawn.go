@@ -124,15 +124,26 @@ func (m *Master) command(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 	return cmd
 }
 
-// workerEnv drops any clusterd variables the master itself inherited.
+// workerEnv drops any clusterd variables the master itself inherited, and
+// the service manager's.
 func workerEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CLUSTERD_WORKER_") && !strings.HasPrefix(kv, ipc.EnvFD+"=") {
+		if !strings.HasPrefix(kv, "CLUSTERD_WORKER_") && !strings.HasPrefix(kv, ipc.EnvFD+"=") &&
+			!hasAnyPrefix(kv, serviceManagerEnv) {
 			out = append(out, kv)
 		}
 	}
 	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // watch forwards the worker's messages and stderr, then reports its exit
