@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,8 +38,13 @@ type request struct {
 }
 
 // ControlDir is where masters started without an explicit control path
-// put their sockets: $XDG_RUNTIME_DIR/clusterd, else /tmp/clusterd-UID.
+// put their sockets: $RUNTIME_DIRECTORY (made by systemd for a service with
+// RuntimeDirectory=; the first if several), else $XDG_RUNTIME_DIR/clusterd,
+// else /tmp/clusterd-UID.
 func ControlDir() string {
+	if d, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":"); d != "" {
+		return d
+	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "clusterd")
 	}
@@ -64,7 +70,10 @@ func (m *Master) listenControl(path string) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, 0o600); err == nil {
+		err = m.shareControl(path)
+	}
+	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -106,7 +115,7 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	defer m.wg.Done()
 	defer c.Close()
 	enc := json.NewEncoder(c)
-	if err := checkPeer(c); err != nil {
+	if err := checkPeer(c, m.controlUID()); err != nil {
 		m.log.Warn("control connection refused", "error", err)
 		_ = enc.Encode(response{Error: err.Error()})
 		return
@@ -137,8 +146,8 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	}
 }
 
-// checkPeer admits only the master's own user and root.
-func checkPeer(c *net.UnixConn) error {
+// checkPeer admits only root and user uid (the master's own, or its workers').
+func checkPeer(c *net.UnixConn, uid int) error {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -153,8 +162,8 @@ func checkPeer(c *net.UnixConn) error {
 	if cerr != nil {
 		return os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
 	}
-	if uid := int(cred.Uid); uid != os.Getuid() && uid != 0 {
-		return fmt.Errorf("uid %d may not control a master of uid %d", uid, os.Getuid())
+	if peer := int(cred.Uid); peer != uid && peer != 0 {
+		return fmt.Errorf("uid %d may not control this master (only uid %d and root may)", peer, uid)
 	}
 	return nil
 }

@@ -23,10 +23,13 @@ func Control(path string, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("%w at %s (%v)", ErrNoMaster, path, unwrapOp(err))
 	}
 	defer c.Close()
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return Response{}, err
-	}
+	// A master that refuses the connection answers and closes before
+	// reading: its answer is worth more than the failed write.
+	werr := json.NewEncoder(c).Encode(req)
 	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil && werr != nil {
+		return Response{}, werr
+	}
 	if err != nil {
 		return Response{}, fmt.Errorf("no answer from the master: %w", err)
 	}

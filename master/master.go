@@ -36,6 +36,12 @@ type Config struct {
 	Control string
 	// Command is the worker's argv; default: this executable, same arguments.
 	Command []string
+	// User and Group, when set, are who the workers run as (a name or a
+	// number; Group defaults to User's primary group), with no
+	// supplementary groups. The master must be started as root; it binds,
+	// starts and stops the workers, and only root and User may use the
+	// control socket.
+	User, Group string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
 }
@@ -103,7 +109,8 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
-	sd         *notifier // nil unless a service manager listens
+	sd         *notifier           // nil unless a service manager listens
+	cred       *syscall.Credential // the workers' user; nil: the master's
 
 	stopping bool
 }
@@ -113,8 +120,13 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	cred, err := workerCredential(cfg.User, cfg.Group)
+	if err != nil {
+		return nil, err
+	}
 	return &Master{
 		cfg:       cfg,
+		cred:      cred,
 		log:       cfg.Logger,
 		listeners: newListenerTable(),
 		slots:     map[int]*slot{},

@@ -120,7 +120,7 @@ func (m *Master) command(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 	cmd.Stderr = stderr
 	// Own process group: a terminal's ^C reaches the master only, which
 	// then stops the workers in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: m.cred}
 	return cmd
 }
 

@@ -64,9 +64,18 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             GET and HEAD, index.html, ETag/Last-Modified (304),
                             byte ranges (206/416), sendfile; nothing outside
                             DIR is reachable (.., encoded slashes, symlinks)
+  --user NAME               run the workers as this user (a name or a uid),
+                            with no supplementary groups; the master must be
+                            started as root, and keeps root to bind (ports
+                            below 1024 too) and to supervise. Files only root
+                            can read stay out of the workers' reach. The
+                            control socket then belongs to NAME: root and
+                            NAME may use it, no one else
+  --group NAME              the workers' group (default: NAME's primary group)
   --control PATH            control socket, mode 0600, for clusterd ctl
-                            (default: $XDG_RUNTIME_DIR/clusterd/master-PID.sock,
-                            or /tmp/clusterd-UID/master-PID.sock)
+                            (default: master-PID.sock in $RUNTIME_DIRECTORY,
+                            which systemd sets for RuntimeDirectory=, else in
+                            $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID)
   --idle-timeout D          close a keep-alive connection idle this long (default 5s)
   --header-timeout D        time allowed to send a request head (default 10s)
   --request-timeout D       time allowed for a whole request, body included (default 60s)
@@ -157,6 +166,8 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&opts.Control, "control", "", "")
 	fs.StringVar(&opts.Sched, "sched", "shared", "")
 	fs.StringVar(&cfg.root, "root", "", "")
+	fs.StringVar(&opts.User, "user", "", "")
+	fs.StringVar(&opts.Group, "group", "", "")
 	fs.DurationVar(&opts.HTTP.IdleTimeout, "idle-timeout", 5*time.Second, "")
 	fs.DurationVar(&opts.HTTP.HeaderTimeout, "header-timeout", 10*time.Second, "")
 	fs.DurationVar(&opts.HTTP.RequestTimeout, "request-timeout", 60*time.Second, "")
