@@ -111,6 +111,7 @@ type Master struct {
 	ctlPath    string
 	sd         *notifier           // nil unless a service manager listens
 	cred       *syscall.Credential // the workers' user; nil: the master's
+	pid1       bool                // reaps orphans (reap_linux.go)
 
 	stopping bool
 }
@@ -165,6 +166,9 @@ func (m *Master) Run() error {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
 		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
+	if m.pid1 = os.Getpid() == 1; m.pid1 {
+		signal.Notify(sigs, syscall.SIGCHLD)
+	}
 	defer signal.Stop(sigs)
 
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
@@ -193,6 +197,7 @@ func (m *Master) loop(sigs <-chan os.Signal) {
 			m.signal(sig)
 		case now := <-tick.C:
 			m.checkHealth(now)
+			m.reapOrphans()
 		}
 		m.notifyServiceManager()
 	}
@@ -230,5 +235,7 @@ func (m *Master) signal(sig os.Signal) {
 		_ = m.scale(len(m.slots) + 1)
 	case syscall.SIGTTOU:
 		_ = m.scale(len(m.slots) - 1)
+	case syscall.SIGCHLD:
+		m.reapOrphans()
 	}
 }

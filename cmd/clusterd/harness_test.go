@@ -40,6 +40,7 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 }
 
 func TestMain(m *testing.M) {
+	orphanScenario()
 	if os.Getenv(envMain) == "1" {
 		gen, _ := strconv.Atoi(os.Getenv("CLUSTERD_WORKER_GENERATION"))
 		from, err := strconv.Atoi(os.Getenv(envCrashGen))
