@@ -126,6 +126,9 @@ func (n *notifier) update(v poolView, now time.Time) {
 func (v poolView) status() string {
 	switch {
 	case v.stopping:
+		if v.live == 1 {
+			return "stopping: 1 worker left"
+		}
 		return fmt.Sprintf("stopping: %d workers left", v.live)
 	case v.rolling:
 		return fmt.Sprintf("reloading to generation %d: %d/%d workers ready", v.generation, v.ready, v.total)
