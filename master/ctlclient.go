@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,6 +20,9 @@ var ErrNoMaster = errors.New("no clusterd master is running")
 // answer. A reload waits for the rolling restart to finish.
 func Control(path string, req Request) (Response, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if errors.Is(err, syscall.EACCES) {
+		return Response{}, fmt.Errorf("%s: permission denied (only root and the socket's owner may use it)", path)
+	}
 	if err != nil {
 		return Response{}, fmt.Errorf("%w at %s (%v)", ErrNoMaster, path, unwrapOp(err))
 	}

@@ -212,7 +212,7 @@ func TestPrivilegeDrop(t *testing.T) {
 	// Another user: the socket's mode refuses it, and so does the
 	// master's peer check when the mode would not.
 	code, out := runAs(t, exe, 12345, 12345, "ctl", "--control", ctl, "status")
-	if code == 0 || !strings.Contains(out, "permission denied") {
+	if code == 0 || !strings.Contains(out, "permission denied (only root and the socket's owner may use it)") {
 		t.Errorf("ctl status as uid 12345: %d %q; want permission denied", code, out)
 	}
 	if err := os.Chmod(ctl, 0o666); err != nil {
