@@ -1,9 +1,11 @@
 package master
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -29,14 +31,61 @@ func (m *Master) reapOrphans() {
 	}
 	for range 128 { // bounded: more zombies wait for the next tick
 		pid, err := exitedChild()
-		if err != nil || pid <= 0 || m.isWorker(pid) {
-			return // none, or a worker its watcher is about to reap
+		if err != nil || pid <= 0 {
+			return
 		}
-		var ws unix.WaitStatus
-		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && got == pid {
-			m.log.Debug("reaped orphan", "pid", pid, "status", waitStatus(ws))
+		if m.isWorker(pid) {
+			// Its watcher reaps it soon; waitid shows no one behind it,
+			// so look for the others in /proc.
+			for _, z := range zombieChildren() {
+				if !m.isWorker(z) {
+					m.reap(z)
+				}
+			}
+			return
+		}
+		m.reap(pid)
+	}
+}
+
+// reap reaps pid, a child that is not a worker.
+func (m *Master) reap(pid int) {
+	var ws unix.WaitStatus
+	if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && got == pid {
+		m.log.Debug("reaped orphan", "pid", pid, "status", waitStatus(ws))
+	}
+}
+
+// zombieChildren lists this process's exited, unreaped children; none
+// when /proc belongs to another PID namespace, whose numbers wait4 would
+// misread.
+func zombieChildren() []int {
+	self, err := os.Readlink("/proc/self")
+	if err != nil || self != strconv.Itoa(os.Getpid()) {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[0] == "Z" && f[1] == self {
+			out = append(out, pid)
 		}
 	}
+	return out
 }
 
 func (m *Master) isWorker(pid int) bool {
