@@ -59,8 +59,9 @@ type notifier struct {
 	log      hclog.Logger
 	interval time.Duration // between watchdog pings; 0: no watchdog
 
-	started    bool // READY=1 was sent once
-	reloading  bool // RELOADING=1 was sent, READY=1 not yet
+	last       poolView // as of the last update
+	started    bool     // READY=1 was sent once
+	reloading  bool     // RELOADING=1 was sent, READY=1 not yet
 	stopping   bool
 	generation int
 	status     string
@@ -91,6 +92,14 @@ func newNotifier(log hclog.Logger) *notifier {
 
 // update sends what changed between the last view and v.
 func (n *notifier) update(v poolView, now time.Time) {
+	if n.interval > 0 && now.Sub(n.lastPing) >= n.interval {
+		n.lastPing = now
+		n.notify(daemon.SdNotifyWatchdog)
+	}
+	if v == n.last {
+		return // most events (a heartbeat, a connection in rr mode) change nothing
+	}
+	n.last = v
 	switch {
 	case n.stopping:
 	case v.stopping:
@@ -115,10 +124,6 @@ func (n *notifier) update(v poolView, now time.Time) {
 	if s := v.status(); s != n.status {
 		n.status = s
 		n.notify("STATUS=" + s)
-	}
-	if n.interval > 0 && now.Sub(n.lastPing) >= n.interval {
-		n.lastPing = now
-		n.notify(daemon.SdNotifyWatchdog)
 	}
 }
 
