@@ -150,7 +150,10 @@ func (m *Master) Run() error {
 	m.started = time.Now()
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU,
+		// Without this a write to a closed stdout or stderr (a log reader
+		// that went away) would kill the master, and with it the pool.
+		syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
@@ -215,5 +218,8 @@ func (m *Master) signal(sig os.Signal) {
 		_ = m.scale(len(m.slots) + 1)
 	case syscall.SIGTTOU:
 		_ = m.scale(len(m.slots) - 1)
+	case syscall.SIGPIPE:
+		// Whoever read our output went away; the log lines are lost, the
+		// master lives on.
 	}
 }
