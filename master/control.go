@@ -36,27 +36,20 @@ type request struct {
 	reply chan response
 }
 
-// ControlDir is where masters started without an explicit control path
-// put their sockets: $XDG_RUNTIME_DIR/clusterd, else /tmp/clusterd-UID.
-func ControlDir() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "clusterd")
-	}
-	return filepath.Join(os.TempDir(), "clusterd-"+strconv.Itoa(os.Getuid()))
-}
-
-// listenControl opens the control socket, mode 0600, in a 0700 directory
-// when it is the default one.
+// listenControl opens the control socket, mode 0600; the default one in
+// a directory that only we can write (see ensureControlDir).
 func (m *Master) listenControl(path string) (*net.UnixListener, error) {
 	if path == "" {
 		dir := ControlDir()
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := ensureControlDir(dir); err != nil {
 			return nil, fmt.Errorf("control socket: %w", err)
 		}
 		path = filepath.Join(dir, "master-"+strconv.Itoa(os.Getpid())+".sock")
 	}
 	if isStaleSocket(path) {
-		_ = os.Remove(path)
+		if err := os.Remove(path); err != nil {
+			m.log.Warn("cannot remove a stale control socket", "path", path, "error", err)
+		}
 	}
 	old := unix.Umask(0o177)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -135,28 +128,6 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	case <-m.done:
 		_ = enc.Encode(response{Error: "the master stopped"})
 	}
-}
-
-// checkPeer admits only the master's own user and root.
-func checkPeer(c *net.UnixConn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return err
-	}
-	if cerr != nil {
-		return os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
-	}
-	if uid := int(cred.Uid); uid != os.Getuid() && uid != 0 {
-		return fmt.Errorf("uid %d may not control a master of uid %d", uid, os.Getuid())
-	}
-	return nil
 }
 
 // limited reads at most n bytes.

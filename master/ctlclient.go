@@ -18,11 +18,17 @@ var ErrNoMaster = errors.New("no clusterd master is running")
 // Control sends req to the master listening on path and returns its
 // answer. A reload waits for the rolling restart to finish.
 func Control(path string, req Request) (Response, error) {
+	if err := checkSocket(path); err != nil {
+		return Response{}, err
+	}
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
 		return Response{}, fmt.Errorf("%w at %s (%v)", ErrNoMaster, path, unwrapOp(err))
 	}
 	defer c.Close()
+	if err := checkServer(c.(*net.UnixConn)); err != nil {
+		return Response{}, err
+	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Response{}, err
 	}
@@ -49,6 +55,11 @@ func unwrapOp(err error) error {
 // the default control path. Stale sockets are skipped.
 func FindControl() (string, error) {
 	dir := ControlDir()
+	if _, err := os.Stat(dir); err == nil {
+		if err := checkSocketDir(dir); err != nil {
+			return "", err
+		}
+	}
 	paths, _ := filepath.Glob(filepath.Join(dir, "master-*.sock"))
 	var live []string
 	for _, p := range paths {

@@ -128,6 +128,10 @@ func New(cfg Config) (*Master, error) {
 // signal has been handled. It returns an error only when it cannot start.
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
+	ctl, err := m.listenControl(m.cfg.Control)
+	if err != nil {
+		return err
+	}
 	for _, addr := range m.cfg.Listen {
 		f, err := m.listeners.get("tcp", addr)
 		if err == nil && m.cfg.Sched == SchedRR {
@@ -135,14 +139,10 @@ func (m *Master) Run() error {
 		}
 		if err != nil {
 			m.stopAccepting()
+			_ = ctl.Close()
 			return err
 		}
 		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
-	}
-	ctl, err := m.listenControl(m.cfg.Control)
-	if err != nil {
-		m.stopAccepting()
-		return err
 	}
 	m.log.Info("control socket", "path", m.ctlPath)
 	m.wg.Add(1)

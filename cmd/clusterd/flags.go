@@ -43,7 +43,9 @@ Usage:
       scale N                     grow or shrink the pool to N workers
       stop                        graceful stop
                                   With no --control, ctl finds the one master
-                                  started without --control.
+                                  started without --control. ctl refuses a
+                                  socket, or a directory holding it, that another
+                                  user owns or may write.
   clusterd version                print the version
   clusterd help                   print this help
 
@@ -66,7 +68,9 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             DIR is reachable (.., encoded slashes, symlinks)
   --control PATH            control socket, mode 0600, for clusterd ctl
                             (default: $XDG_RUNTIME_DIR/clusterd/master-PID.sock,
-                            or /tmp/clusterd-UID/master-PID.sock)
+                            or /tmp/clusterd-UID/master-PID.sock; the master
+                            refuses a default directory that is not its own or
+                            that group or others may write)
   --idle-timeout D          close a keep-alive connection idle this long (default 5s)
   --header-timeout D        time allowed to send a request head (default 10s)
   --request-timeout D       time allowed for a whole request, body included (default 60s)

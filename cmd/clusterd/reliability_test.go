@@ -2,9 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -99,5 +103,53 @@ func TestOrphansFinishInflight(t *testing.T) {
 	}
 	if ok != n {
 		t.Errorf("%d of %d in-flight requests completed after the master was killed", ok, n)
+	}
+}
+
+// TestForeignControlDirRefused: a default control directory another user
+// could write (or owns) is refused with one line, by the master and by ctl.
+func TestForeignControlDirRefused(t *testing.T) {
+	runtime := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", runtime)
+	dir := filepath.Join(runtime, "clusterd")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o777)
+	code, stderr := runBinary(t, "--workers", "1", "--listen", "127.0.0.1:0")
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "writable by group or others") {
+		t.Errorf("master with a 0777 control dir: exit %d, %q", code, stderr)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"ctl", "status"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "writable by group or others") {
+		t.Errorf("ctl with a 0777 control dir: exit %d, %q", code, errOut.String())
+	}
+	if os.Getuid() != 0 {
+		return
+	}
+	// Another user's socket in a directory we trust: ctl does not talk to it.
+	_ = os.Chmod(dir, 0o700)
+	sock := filepath.Join(dir, "master-1.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Lchown(sock, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"ctl", "--control", sock, "stop"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "belongs to uid 65534") {
+		t.Errorf("ctl with a foreign socket: exit %d, %q", code, errOut.String())
+	}
+	// The master refuses a default directory owned by another user.
+	_ = os.Remove(sock)
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr = runBinary(t, "--workers", "1", "--listen", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "belongs to uid 65534") {
+		t.Errorf("master with a foreign control dir: exit %d, %q", code, stderr)
 	}
 }
