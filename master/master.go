@@ -105,6 +105,8 @@ type Master struct {
 	ctlPath    string
 
 	stopping bool
+
+	ctlErrLog *burst // control socket accept errors
 }
 
 // New returns a Master for cfg.
@@ -121,6 +123,7 @@ func New(cfg Config) (*Master, error) {
 		events:    make(chan event, 256),
 		rr:        newRRState(),
 		done:      make(chan struct{}),
+		ctlErrLog: newBurst(time.Second),
 	}, nil
 }
 

@@ -29,8 +29,11 @@ on shutdown. Without --root, workers serve the built-in demo app:
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
-  clusterd ctl [--control PATH] [--json] COMMAND
-                                  control a running master:
+  clusterd ctl [--control PATH] [--json] [--timeout D] COMMAND
+                                  control a running master; ctl gives up with
+                                  exit 1 when the master does not answer within
+                                  --timeout (default 5s; a reload may take longer
+                                  while the master reports progress):
       status                      the master and a table of its workers
                                   (--json: {"master":{...},"workers":[{"id","pid",
                                   "generation","state","requests","connections",

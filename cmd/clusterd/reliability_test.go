@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMasterSurvivesClosedStderr: the reader of the master's stderr goes
@@ -103,6 +106,118 @@ func TestOrphansFinishInflight(t *testing.T) {
 	}
 	if ok != n {
 		t.Errorf("%d of %d in-flight requests completed after the master was killed", ok, n)
+	}
+}
+
+// TestCtlTimeout: a master that accepts but never answers makes ctl fail
+// within --timeout with one line, not hang.
+func TestCtlTimeout(t *testing.T) {
+	path := ctlPath(t)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	}()
+	start := time.Now()
+	code, _, errOut := ctlRun(t, path, "--timeout", "300ms", "status")
+	took := time.Since(start)
+	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "did not answer within 300ms") {
+		t.Errorf("ctl against a silent master: exit %d, %q", code, errOut)
+	}
+	if took > 3*time.Second {
+		t.Errorf("ctl took %v with --timeout 300ms", took)
+	}
+	if code, _, errOut := ctlRun(t, path, "--timeout", "0s", "status"); code != 2 || !strings.Contains(errOut, "--timeout must be positive") {
+		t.Errorf("ctl --timeout 0s: exit %d, %q", code, errOut)
+	}
+}
+
+// limitFiles lowers pid's descriptor limit to what it has open plus spare.
+func limitFiles(t *testing.T, pid, spare int) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lim unix.Rlimit
+	err = unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &lim)
+	if err == nil {
+		lim.Cur = uint64(len(ents) + spare)
+		err = unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
+	}
+	if err != nil {
+		t.Skipf("cannot lower the master's descriptor limit: %v", err)
+	}
+}
+
+// countLogs counts the log lines whose message is one of msgs.
+func (c *cluster) countLogs(msgs ...string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.logs {
+		for _, m := range msgs {
+			if l["@message"] == m {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestAdversarialControlFlood: with the master at its descriptor limit, a
+// flood of silent control connections neither kills the control socket
+// nor the master; once the flood ends, ctl works again.
+func TestAdversarialControlFlood(t *testing.T) {
+	path := ctlPath(t)
+	c := startCluster(t, 1, nil, "--workers", "1", "--control", path)
+	limitFiles(t, c.cmd.Process.Pid, 4)
+	var flood []net.Conn
+	for i := 0; i < 200; i++ {
+		if fc, err := net.DialTimeout("unix", path, 100*time.Millisecond); err == nil {
+			flood = append(flood, fc)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the master meets EMFILE meanwhile
+	for _, fc := range flood {
+		_ = fc.Close()
+	}
+	var errOut string
+	ok := false
+	for i := 0; i < 5 && !ok; i++ { // the silent ones it holds time out in 2s
+		var code int
+		code, _, errOut = ctlRun(t, path, "--timeout", "3s", "status")
+		ok = code == 0
+	}
+	if !ok {
+		t.Fatalf("ctl status after a control flood: %s", errOut)
+	}
+	if n := c.countLogs("control socket", "control socket: accept failed, retrying"); n == 0 || n > 5 {
+		t.Errorf("%d accept error lines in about a second; want the limit reached, and the lines rate-limited", n)
+	}
+	c.signal(syscall.SIGTERM)
+	if code := c.wait(10 * time.Second); code != 0 {
+		t.Errorf("master exit %d", code)
 	}
 }
 
