@@ -17,6 +17,10 @@ import (
 	"github.com/clusterd/clusterd/ipc"
 )
 
+// MaxWorkers bounds the pool: far more processes than any machine has
+// cores, yet few enough that a typo (--workers 100000) cannot fork-bomb it.
+const MaxWorkers = 1024
+
 // Config configures a Master. Zero values take the defaults noted.
 type Config struct {
 	// Listen lists the addresses bound before any worker starts
@@ -49,7 +53,10 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0) // cgroup-aware since Go 1.25
+		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25
+	}
+	if c.Workers > MaxWorkers {
+		return fmt.Errorf("%d workers is more than the maximum of %d", c.Workers, MaxWorkers)
 	}
 	c.GracefulTimeout = orDefault(c.GracefulTimeout, 30*time.Second)
 	c.ReadyTimeout = orDefault(c.ReadyTimeout, 10*time.Second)
@@ -107,6 +114,8 @@ type Master struct {
 	stopping bool
 
 	ctlErrLog *burst // control socket accept errors
+	rrErrLog  *burst // rr accept and hand-off errors
+	rrDropLog *burst // connections rr had to drop
 }
 
 // New returns a Master for cfg.
@@ -124,6 +133,8 @@ func New(cfg Config) (*Master, error) {
 		rr:        newRRState(),
 		done:      make(chan struct{}),
 		ctlErrLog: newBurst(time.Second),
+		rrErrLog:  newBurst(time.Second),
+		rrDropLog: newBurst(time.Second),
 	}, nil
 }
 
@@ -214,13 +225,15 @@ func (m *Master) signal(sig os.Signal) {
 		m.log.Info("immediate stop", "signal", sig)
 		m.stopNow("immediate stop")
 	case syscall.SIGHUP:
-		if err := m.startRoll(nil); err != nil {
-			m.log.Warn("reload refused", "error", err)
+		m.reloadSignal()
+	case syscall.SIGTTIN, syscall.SIGTTOU:
+		n := len(m.slots) + 1
+		if sig == syscall.SIGTTOU {
+			n = len(m.slots) - 1
 		}
-	case syscall.SIGTTIN:
-		_ = m.scale(len(m.slots) + 1)
-	case syscall.SIGTTOU:
-		_ = m.scale(len(m.slots) - 1)
+		if err := m.scale(n); err != nil {
+			m.log.Warn("scale refused", "signal", sig, "error", err)
+		}
 	case syscall.SIGPIPE:
 		// Whoever read our output went away; the log lines are lost, the
 		// master lives on.

@@ -86,8 +86,8 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 			return req, errors.New("scale needs a worker count")
 		}
 		n, err := strconv.Atoi(words[1])
-		if err != nil || n < 1 {
-			return req, fmt.Errorf("scale: %q is not a worker count of at least 1", words[1])
+		if err != nil || n < 1 || n > master.MaxWorkers {
+			return req, fmt.Errorf("scale: %q is not a worker count from 1 to %d", words[1], master.MaxWorkers)
 		}
 		req.N = n
 	default:

@@ -109,6 +109,50 @@ func TestOrphansFinishInflight(t *testing.T) {
 	}
 }
 
+// TestKilledWorkersChildrenEnd: a worker that started a child (holding the
+// worker's stderr) is killed; the master replaces it at once instead of
+// waiting on the child's pipe, and the child does not survive.
+func TestKilledWorkersChildrenEnd(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, 1, []string{envChild + "=" + dir}, "--workers", "1")
+	var victim int
+	for _, pid := range c.livePids() {
+		victim = pid
+	}
+	b, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(victim)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(string(b))
+	remember(child)
+	defer func() { _ = syscall.Kill(child, syscall.SIGKILL) }()
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLog(3*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "worker exited unexpectedly" && l["pid"] == float64(victim)
+	})
+	c.waitReady(1, 3*time.Second)
+	waitFor(t, 2*time.Second, func() bool { return !alive(child) })
+}
+
+// TestReloadDuringRollIsQueued: a SIGHUP during a rolling restart is logged
+// and rolls the workers once more when the running roll ends.
+func TestReloadDuringRollIsQueued(t *testing.T) {
+	c := startCluster(t, 2, []string{envSlowStart + "=300"}, "--workers", "2")
+	c.signal(syscall.SIGHUP)
+	c.waitLog(5*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "rolling restart" && l["generation"] == float64(1)
+	})
+	c.signal(syscall.SIGHUP)
+	c.waitLog(5*time.Second, func(l map[string]any) bool {
+		return strings.HasPrefix(l["@message"].(string), "reload queued")
+	})
+	c.waitLog(10*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "rolling restart done" && l["generation"] == float64(2)
+	})
+}
+
 // TestCtlTimeout: a master that accepts but never answers makes ctl fail
 // within --timeout with one line, not hang.
 func TestCtlTimeout(t *testing.T) {
@@ -218,6 +262,62 @@ func TestAdversarialControlFlood(t *testing.T) {
 	c.signal(syscall.SIGTERM)
 	if code := c.wait(10 * time.Second); code != 0 {
 		t.Errorf("master exit %d", code)
+	}
+}
+
+// TestAdversarialRRAtFileLimit: in rr mode at the descriptor limit, the
+// master neither spins nor logs a line per dropped connection, and serves
+// again when descriptors free up.
+func TestAdversarialRRAtFileLimit(t *testing.T) {
+	c := startCluster(t, 2, nil, "--workers", "2", "--sched", "rr")
+	limitFiles(t, c.cmd.Process.Pid, 3)
+	var conns []net.Conn
+	deadline := time.Now().Add(time.Second)
+	for len(conns) < 400 && time.Now().Before(deadline) {
+		nc, err := net.DialTimeout("tcp", c.addr, 200*time.Millisecond)
+		if err != nil {
+			continue
+		}
+		_, _ = nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		conns = append(conns, nc)
+	}
+	time.Sleep(300 * time.Millisecond)
+	n := c.countLogs("accept", "accept failed, retrying", "dropped a connection: no worker took it")
+	for _, nc := range conns {
+		_ = nc.Close()
+	}
+	if n == 0 || n > 6 {
+		t.Errorf("%d accept/drop lines in 1.3s over %d connections; want the limit reached, and the lines rate-limited", n, len(conns))
+	}
+	client := newConnClient()
+	defer client.CloseIdleConnections()
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		code, _, err := c.get(client, "/")
+		if err == nil && code == 200 {
+			lastErr = nil
+			break
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	if lastErr != nil {
+		t.Fatalf("no service after the connections closed: %v", lastErr)
+	}
+	c.signal(syscall.SIGTERM)
+	c.wait(10 * time.Second)
+}
+
+// TestLimits: --workers and ctl scale refuse absurd pool sizes at once.
+func TestLimits(t *testing.T) {
+	code, stderr := runBinary(t, "--workers", "100000")
+	if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "--workers must be at most 1024") {
+		t.Errorf("--workers 100000: exit %d, %q", code, stderr)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"ctl", "--control", "/nonexistent", "scale", "1025"}, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "from 1 to 1024") {
+		t.Errorf("ctl scale 1025: exit %d, %q", code, errOut.String())
 	}
 }
 
