@@ -52,24 +52,6 @@ func allowGet(w *httpcore.ResponseWriter, r *httpcore.Request) bool {
 	return false
 }
 
-// echo answers with the request as JSON. Repeated header fields are joined
-// with ", " as RFC 9110 allows.
-func echo(w *httpcore.ResponseWriter, r *httpcore.Request) {
-	headers := map[string]string{}
-	r.VisitHeaders(func(name, value string) {
-		if prev, ok := headers[name]; ok {
-			value = prev + ", " + value
-		}
-		headers[name] = value
-	})
-	writeJSON(w, 200, map[string]any{
-		"method":  r.Method(),
-		"url":     r.Target(),
-		"headers": headers,
-		"body":    string(r.Body()),
-	})
-}
-
 // delay answers after ms milliseconds from a timer, leaving the loop free.
 func delay(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	ms, err := strconv.Atoi(r.Query("ms"))

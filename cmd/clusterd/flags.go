@@ -23,7 +23,8 @@ own epoll event loop. The master restarts workers that crash and drains them
 on shutdown. Without --root, workers serve the built-in demo app:
 
   GET /              200 "Hello World"
-  ANY /echo          200 JSON {"method","url","headers","body"} of the request
+  ANY /echo          200 JSON {"method","url","headers","body"} of the request;
+                     a body over 16KiB is streamed back as the client reads
   GET /worker        200 JSON {"id","pid","generation","requests"} of the worker
   GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop
 
