@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -255,4 +256,41 @@ func heapAlloc() int {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int(ms.HeapAlloc)
+}
+
+// TestDelayRange: /delay takes 0 to 60000 ms; anything else, overflowing
+// numbers included, is 400 at once.
+func TestDelayRange(t *testing.T) {
+	addr, _ := startDemo(t)
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, tc := range []struct {
+		ms   string
+		code int
+	}{
+		{"0", 200}, {"1", 200}, {"000000000000000000001", 200}, {"60001", 400}, {"-1", 400}, {"", 400},
+		{"+5", 400}, {" 5", 400}, {"5ms", 400}, {"0x10", 400}, {"1e3", 400}, {"600000", 400},
+		{"9223372036854775807", 400}, {"9223372036854775808", 400}, {"18446744073709551616", 400},
+		{"-9223372036854775808", 400}, {"060001", 400},
+	} {
+		start := time.Now()
+		resp, err := client.Get("http://" + addr + "/delay?ms=" + url.QueryEscape(tc.ms))
+		if err != nil {
+			t.Fatalf("ms=%q: %v", tc.ms, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("ms=%q: %d, want %d", tc.ms, resp.StatusCode, tc.code)
+		}
+		if took := time.Since(start); tc.code == 400 && took > time.Second {
+			t.Errorf("ms=%q: 400 after %v", tc.ms, took)
+		}
+	}
+	// The top of the range would wait a minute over HTTP.
+	for s, want := range map[string]int{"60000": 60000, "59999": 59999, "00042": 42} {
+		if ms, ok := parseDelay(s); !ok || ms != want {
+			t.Errorf("parseDelay(%q) = %d, %v", s, ms, ok)
+		}
+	}
 }

@@ -26,7 +26,8 @@ on shutdown. Without --root, workers serve the built-in demo app:
   ANY /echo          200 JSON {"method","url","headers","body"} of the request;
                      a body over 16KiB is streamed back as the client reads
   GET /worker        200 JSON {"id","pid","generation","requests"} of the worker
-  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop
+  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop;
+                     any other N is 400
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
