@@ -24,9 +24,11 @@ own epoll event loop. The master restarts workers that crash and drains them
 on shutdown. Without --root, workers serve the built-in demo app:
 
   GET /              200 "Hello World"
-  ANY /echo          200 JSON {"method","url","headers","body"} of the request
+  ANY /echo          200 JSON {"method","url","headers","body"} of the request;
+                     a body over 16KiB is streamed back as the client reads
   GET /worker        200 JSON {"id","pid","generation","requests"} of the worker
-  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop
+  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop;
+                     any other N is 400
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
