@@ -14,27 +14,28 @@ import (
 // when userName is empty (workers run as the master does). Only a master
 // started as root can start workers as another user; its workers then get
 // that user's uid, the group's (default: the user's primary) gid, and no
-// supplementary groups.
-func workerCredential(userName, groupName string) (*syscall.Credential, error) {
+// supplementary groups. primaryGID is the user's own primary group.
+func workerCredential(userName, groupName string) (cred *syscall.Credential, primaryGID uint32, err error) {
 	if userName == "" {
 		if groupName != "" {
-			return nil, fmt.Errorf("workers' group %q: a group needs a user too", groupName)
+			return nil, 0, fmt.Errorf("workers' group %q: a group needs a user too", groupName)
 		}
-		return nil, nil
+		return nil, 0, nil
 	}
 	if euid := os.Geteuid(); euid != 0 {
-		return nil, fmt.Errorf("workers' user %q: only a master started as root can run workers as another user (this one runs as uid %d)", userName, euid)
+		return nil, 0, fmt.Errorf("workers' user %q: only a master started as root can run workers as another user (this one runs as uid %d)", userName, euid)
 	}
-	uid, gid, err := lookupUser(userName)
+	uid, primaryGID, err := lookupUser(userName)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	gid := primaryGID
 	if groupName != "" {
 		if gid, err = lookupGroup(groupName); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: false}, nil
+	return &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}, NoSetGroups: false}, primaryGID, nil
 }
 
 // lookupUser finds a user by name, or by number (a number with no entry in
@@ -84,15 +85,19 @@ func isID(s string) bool {
 	return err == nil
 }
 
-// shareControl hands the control socket to the workers' user, so that root
-// and that user, and no one else, can use it: the socket is theirs, mode
-// 0600, and the default directory holding it becomes 0711 (enterable, not
-// listable or writable, by others).
+// shareControl opens the control socket to the workers' user: it stays
+// root's, so that clients can trust it, in the user's primary group with
+// mode 0660, and the default directory holding it becomes 0711 (others may
+// enter, not list or write). The master's peer check then admits root and
+// the user, and no other member of the group.
 func (m *Master) shareControl(path string) error {
 	if m.cred == nil {
 		return nil
 	}
-	if err := os.Chown(path, int(m.cred.Uid), int(m.cred.Gid)); err != nil {
+	if err := os.Chown(path, -1, int(m.ctlGID)); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
 		return err
 	}
 	if dir := filepath.Dir(path); dir == ControlDir() {

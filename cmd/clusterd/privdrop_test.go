@@ -200,8 +200,8 @@ func TestPrivilegeDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || fi.Mode().Perm() != 0o600 {
-		t.Errorf("control socket: owner %d, mode %v; want %d, 0600", st.Uid, fi.Mode().Perm(), uid)
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != gid || fi.Mode().Perm() != 0o660 {
+		t.Errorf("control socket: owner %d:%d, mode %v; want 0:%d, 0660", st.Uid, st.Gid, fi.Mode().Perm(), gid)
 	}
 	if code, _, errOut := ctlRun(t, ctl, "status"); code != 0 {
 		t.Errorf("ctl status as root: %d %s", code, errOut)
@@ -212,7 +212,7 @@ func TestPrivilegeDrop(t *testing.T) {
 	// Another user: the socket's mode refuses it, and so does the
 	// master's peer check when the mode would not.
 	code, out := runAs(t, exe, 12345, 12345, "ctl", "--control", ctl, "status")
-	if code == 0 || !strings.Contains(out, "permission denied (only root and the socket's owner may use it)") {
+	if code == 0 || !strings.Contains(out, "permission denied: run ctl as root or as the user the master admits") {
 		t.Errorf("ctl status as uid 12345: %d %q; want permission denied", code, out)
 	}
 	if err := os.Chmod(ctl, 0o666); err != nil {
