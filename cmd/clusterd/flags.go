@@ -112,6 +112,12 @@ requests, answers the next request on each keep-alive connection with
 "Connection: close", and closes connections that stay idle for a
 second. When the master
 dies, its workers finish what they can within a second and exit.
+
+Under a service manager (systemd Type=notify, $NOTIFY_SOCKET) the master
+reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a
+rolling restart, STOPPING=1, a one-line STATUS=, and pings the watchdog
+when $WATCHDOG_USEC is set. As PID 1 (in a container) it also reaps the
+orphaned processes that become its children.
 `
 
 var errHelp = errors.New("help requested")
