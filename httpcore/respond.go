@@ -54,7 +54,7 @@ func (l *loop) finishStream(c *conn, w *ResponseWriter) {
 		w.startStream() // chunked, to carry trailer fields
 	}
 	if len(w.body) > 0 {
-		w.body, _, _ = w.rl.hand(l, w.body, false)
+		w.body, _, _ = w.rl.hand(w.body, false)
 	}
 	l.drainRelay(c, w)
 	if w.flags&rwChunked != 0 {
