@@ -61,7 +61,7 @@ func (l *loop) newBodyIn(c *conn, r *Request, p *pendingReq) *bodyIn {
 	if b.start == 0 {
 		b.start = l.now
 	}
-	b.pipe = newBodyPipe(l.s, r.flags&reqExpect100 != 0)
+	b.pipe = newBodyPipe(l, r.flags&reqExpect100 != 0)
 	b.pipe.resume = func() { l.resumeBody(c, b) }
 	return b
 }
@@ -93,7 +93,6 @@ func (l *loop) feedBody(c *conn, data []byte) int {
 		return 0
 	}
 	n, done, err := b.feed(data, &l.lim)
-	l.readied = true // the reader, if it waited
 	switch {
 	case err != nil:
 		l.failBody(c, err)
@@ -122,7 +121,6 @@ func (l *loop) failBody(c *conn, err error) {
 	if b := c.body; !b.failed {
 		b.failed = true
 		b.pipe.fail(err)
-		l.readied = true
 	}
 }
 

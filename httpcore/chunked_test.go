@@ -101,7 +101,7 @@ func scanChunkedWhole(body []byte, lim *limits) ([]byte, []field, error) {
 // decodeStreamed runs the decoder as the loop does: unused input is kept
 // and offered again with the next piece; the pipe is drained as it fills.
 func decodeStreamed(body []byte, lim *limits, next func() int) ([]byte, []field, error) {
-	b := &bodyIn{left: -1, pipe: newBodyPipe(nil, false)}
+	b := &bodyIn{left: -1, pipe: newBodyPipe(&loop{}, false)}
 	var in, data []byte
 	for off := 0; ; {
 		k := min(next(), len(body)-off)

@@ -151,6 +151,15 @@ func (l *loop) yieldIfReadied() {
 	}
 }
 
+// wake runs f, which makes goroutines waiting on the loop runnable: it
+// signals a condition they wait on, cancels their context or starts one.
+// It is the only way the loop wakes a goroutine, so that it always lets
+// them run before it blocks (yieldIfReadied).
+func (l *loop) wake(f func()) {
+	f()
+	l.readied = true
+}
+
 // tick reads the clock once per iteration: loop time, the Date line and
 // Stats.LastTick.
 func (l *loop) tick() {
@@ -273,16 +282,13 @@ func (l *loop) closeConn(c *conn) {
 	l.releaseIn(c)
 	l.releaseOut(c)
 	c.setState(connClosed)
-	if c.body != nil || c.async != nil {
-		l.readied = true
-	}
 	l.dropBody(c, errBodyEOF)
 	if c.file != nil {
 		c.file.close()
 		c.file = nil
 	}
 	if c.async != nil {
-		c.async.rl.fail()
+		c.async.rl.fail(l)
 	}
 	l.nconns--
 	l.s.conns.Add(-1)

@@ -131,7 +131,5 @@ func (l *loop) drainRelay(c *conn, w *ResponseWriter) {
 	c.out = out
 	rl.queued = 0
 	rl.pending = c.pendingOut()
-	if rl.wake() {
-		l.readied = true
-	}
+	rl.wake(l)
 }

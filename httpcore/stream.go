@@ -129,42 +129,39 @@ func (rl *relay) takeFree() []byte {
 
 // fail tells writers the connection is gone and drops what they handed
 // over. Loop only.
-func (rl *relay) fail() {
+func (rl *relay) fail(l *loop) {
 	rl.mu.Lock()
 	rl.err = ErrConnClosed
 	rl.interim, rl.head, rl.data, rl.free = nil, nil, nil, nil
 	rl.queued = 0
-	rl.room.Broadcast()
+	l.wake(rl.room.Broadcast)
 	rl.mu.Unlock()
-	rl.clientGone()
+	rl.clientGone(l)
 }
 
 // clientGone runs the gone hook once. Loop only.
-func (rl *relay) clientGone() {
+func (rl *relay) clientGone(l *loop) {
 	if f := rl.gone; f != nil {
 		rl.gone = nil
-		f()
+		l.wake(f)
 	}
 }
 
 // drained records the connection's unwritten output and wakes a waiting
-// writer once it is low enough; it reports whether it did. Loop only.
-func (rl *relay) drained(pending int) bool {
+// writer once it is low enough. Loop only.
+func (rl *relay) drained(l *loop, pending int) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	rl.pending = pending
-	return rl.wake()
+	rl.wake(l)
 }
 
-// wake signals a waiting writer if there is room, and reports whether it
-// did. rl.mu is held.
-func (rl *relay) wake() bool {
-	if !rl.waiting || rl.queued+rl.pending > streamLowWater {
-		return false
+// wake wakes a waiting writer if there is room. rl.mu is held; loop only.
+func (rl *relay) wake(l *loop) {
+	if rl.waiting && rl.queued+rl.pending <= streamLowWater {
+		rl.waiting = false
+		l.wake(rl.room.Broadcast)
 	}
-	rl.waiting = false
-	rl.room.Broadcast()
-	return true
 }
 
 // handOn hands the buffered body on towards the connection, with the head
