@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -57,7 +59,7 @@ func (h *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	}
 	f, st, code := h.open(rel)
 	if code == http.StatusMovedPermanently {
-		w.SetHeader("Location", r.Path()+"/")
+		w.SetHeader("Location", dirLocation(rel, r.RawQuery()))
 		fail(w, code)
 		return
 	}
@@ -66,6 +68,19 @@ func (h *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		return
 	}
 	serveFile(w, r, f, st, rel)
+}
+
+// dirLocation is where a directory named without its trailing slash is
+// redirected: a path on this site built from rel, the directory below the
+// root, cleaned and escaped, so it starts with exactly one "/" (never
+// "//host" or "/\host", which browsers take for another site); the
+// query is kept.
+func dirLocation(rel, rawQuery string) string {
+	loc := (&url.URL{Path: path.Clean("/"+rel) + "/"}).EscapedPath()
+	if rawQuery != "" {
+		loc += "?" + rawQuery
+	}
+	return loc
 }
 
 // cleanPath turns a request path into a path relative to the root, or
