@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // IndexFile is served for a request naming a directory.
@@ -29,8 +30,9 @@ const IndexFile = "index.html"
 
 // Handler serves the files below one directory.
 type Handler struct {
-	dir  *os.File // the root, opened once; files are opened beneath it
-	name string
+	dir   *os.File // the root, opened once; files are opened beneath it
+	dirFD int      // dir's descriptor
+	name  string
 }
 
 // New returns a Handler for dir, which must be a readable directory.
@@ -39,7 +41,12 @@ func New(dir string) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static root: %w", err)
 	}
-	return &Handler{dir: f, name: dir}, nil
+	fd, err := rawfd.Of(f)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("static root: %w", err)
+	}
+	return &Handler{dir: f, dirFD: fd, name: dir}, nil
 }
 
 // Close releases the directory.
@@ -178,7 +185,7 @@ func (h *Handler) openBeneath(rel string) (*os.File, *unix.Stat_t, error) {
 	var fd int
 	var err error
 	for {
-		fd, err = unix.Openat2(int(h.dirFD()), rel, how)
+		fd, err = unix.Openat2(h.dirFD, rel, how)
 		if err != unix.EINTR && err != unix.EAGAIN {
 			break
 		}
@@ -193,8 +200,6 @@ func (h *Handler) openBeneath(rel string) (*os.File, *unix.Stat_t, error) {
 	}
 	return os.NewFile(uintptr(fd), rel), &st, nil
 }
-
-func (h *Handler) dirFD() uintptr { return h.dir.Fd() }
 
 // errorCode maps an open error to a status: escapes and missing files are
 // 404 (nothing outside the root is revealed), permissions 403.

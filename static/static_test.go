@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // tree makes a document root with files, directories and symlinks, one
@@ -75,12 +76,10 @@ func serve(t *testing.T, h httpcore.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := f.SyscallConn()
+	fd, err := rawfd.Of(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fd int
-	_ = rc.Control(func(s uintptr) { fd = int(s) })
 	srv := httpcore.NewServer(httpcore.Config{}, h)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve([]int{fd}) }()

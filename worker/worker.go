@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -127,7 +128,7 @@ func (p *proc) run(h httpcore.Handler) error {
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, h)
 	server.Store(p.srv)
-	fds, err := ipc.FDs(files)
+	fds, err := rawfd.All(files)
 	if err != nil {
 		return err
 	}
@@ -246,10 +247,7 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 	reply := ipc.Message{Type: ipc.HandoffReply, Seq: seq}
 	defer func() { _ = p.conn.Send(reply) }()
 	defer f.Close()
-	fd, err := ipc.FD(f)
-	if err == nil {
-		fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) // the loop owns its own copy
-	}
+	fd, err := rawfd.DupFile(f) // the loop owns its own copy
 	if err != nil {
 		reply.Err = err.Error()
 		return
