@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -41,12 +42,11 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	switch c.Sched {
-	case "":
+	switch {
+	case c.Sched == "":
 		c.Sched = SchedShared
-	case SchedShared, SchedRR:
-	default:
-		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
+	case !slices.Contains(SchedModes, c.Sched):
+		return fmt.Errorf("unknown scheduling %q: want one of %v", c.Sched, SchedModes)
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0) // cgroup-aware since Go 1.25

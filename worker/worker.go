@@ -135,7 +135,7 @@ func (p *proc) run(h httpcore.Handler) error {
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(fds) }()
 	for _, addr := range p.cfg.Listen {
-		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: "tcp:" + addr})
+		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: ipc.Key("tcp", addr)})
 	}
 	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/master"
 )
 
 const usage = `clusterd - a multi-process HTTP/1.1 server
@@ -157,7 +159,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.Var(&listen, "listen", "")
 	fs.IntVar(&opts.Workers, "workers", 0, "")
 	fs.StringVar(&opts.Control, "control", "", "")
-	fs.StringVar(&opts.Sched, "sched", "shared", "")
+	fs.StringVar(&opts.Sched, "sched", master.SchedShared, "")
 	fs.StringVar(&cfg.root, "root", "", "")
 	fs.DurationVar(&opts.HTTP.IdleTimeout, "idle-timeout", 5*time.Second, "")
 	fs.DurationVar(&opts.HTTP.HeaderTimeout, "header-timeout", 10*time.Second, "")
@@ -185,6 +187,14 @@ func parseServe(args []string) (serveConfig, error) {
 	return cfg, validate(fs, *opts, logFormat)
 }
 
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
 func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -203,8 +213,8 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	if hclog.LevelFromString(opts.LogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--log-level must be trace, debug, info, warn or error, got %q", opts.LogLevel)
 	}
-	if opts.Sched != "shared" && opts.Sched != "rr" {
-		return fmt.Errorf("--sched must be shared or rr, got %q", opts.Sched)
+	if !slices.Contains(master.SchedModes, opts.Sched) {
+		return fmt.Errorf("--sched must be %s, got %q", orList(master.SchedModes), opts.Sched)
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
