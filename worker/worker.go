@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
 )
@@ -38,7 +39,8 @@ type Config struct {
 	Listen []string
 	// HTTP configures the event loop.
 	HTTP httpcore.Config
-	// GracefulTimeout bounds a drain the master asked for; default 30s.
+	// GracefulTimeout bounds a drain the master asked for; default
+	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
@@ -96,7 +98,7 @@ func Run(cfg Config, h httpcore.Handler) error {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
 	if cfg.GracefulTimeout <= 0 {
-		cfg.GracefulTimeout = 30 * time.Second
+		cfg.GracefulTimeout = defaults.GracefulTimeout
 	}
 	f := os.NewFile(uintptr(fd), "ipc")
 	conn, err := ipc.NewConn(f)
