@@ -119,7 +119,7 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if ok, n := m.ctlErrLog.allow(time.Now()); ok {
+			if ok, n := m.ctlErrLog.allow(m.now()); ok {
 				m.log.Error("control socket: accept failed, retrying", "error", err, "failures_not_logged", n)
 			}
 			select {
@@ -164,7 +164,7 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	}
 	r := &request{Request: req, reply: make(chan response, 1)}
 	select {
-	case m.events <- event{ctl: r}:
+	case m.events <- func() { m.control(r) }:
 	case <-m.done:
 		reply(response{Error: "the master is stopping"})
 		return
