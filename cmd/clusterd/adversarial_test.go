@@ -278,3 +278,74 @@ func stopAndReap(t *testing.T, cmd *exec.Cmd, exited chan struct{}, workers *[]i
 		}
 	}
 }
+
+// TestAdversarialMasterKilledInFlight: kill -9 of the master while four
+// slow requests are in flight: the orphaned workers finish them, then exit.
+func TestAdversarialMasterKilledInFlight(t *testing.T) {
+	c := startCluster(t, 2, nil, "--workers", "2")
+	workers := c.livePids()
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	const inflight = 4
+	done := make(chan result, inflight)
+	for i := 0; i < inflight; i++ {
+		go func() {
+			code, body, err := c.get(newConnClient(), "/delay?ms=600")
+			done <- result{code, body, err}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < inflight; i++ {
+		if r := <-done; r.err != nil || r.code != 200 || r.body != "waited 600ms\n" {
+			t.Errorf("request in flight when the master died: %d %q %v", r.code, r.body, r.err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for _, pid := range workers {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("worker %d still running 3s after its master was killed", pid)
+		}
+	}
+}
+
+// TestAdversarialSilentControlFlood: hundreds of control connections that
+// never send a byte do not keep `clusterd ctl status` from answering.
+func TestAdversarialSilentControlFlood(t *testing.T) {
+	const silent = 500
+	path := ctlPath(t)
+	c := startCluster(t, 2, nil, "--workers", "2", "--control", path, "--log-level", "info")
+	var held []net.Conn
+	defer func() {
+		for _, nc := range held {
+			_ = nc.Close()
+		}
+	}()
+	for i := 0; i < silent; i++ {
+		nc, err := net.DialTimeout("unix", path, 2*time.Second)
+		if err != nil {
+			t.Fatalf("control connection %d: %v", i, err)
+		}
+		held = append(held, nc)
+	}
+	for i := 0; i < 3; i++ {
+		code, out, took := ctlProc(t, 10*time.Second, path, "status")
+		if code != 0 || !strings.Contains(out, "2 workers") {
+			t.Fatalf("ctl status with %d silent control connections: exit %d after %v: %s", silent, code, took, out)
+		}
+		if took > 3*time.Second {
+			t.Errorf("ctl status took %v with %d silent control connections", took, silent)
+		}
+	}
+	if code, _, err := c.get(newConnClient(), "/"); err != nil || code != 200 {
+		t.Errorf("GET / during the flood: %d %v", code, err)
+	}
+}
