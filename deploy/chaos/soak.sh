@@ -151,7 +151,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
 		victim=$(ready_pids | shuf -n1 || true)
 		# Only a worker of our master: its parent is $mpid.
 		if [ -n "$victim" ] && [ "$(awk '{print $4}' "/proc/$victim/stat" 2>/dev/null)" = "$mpid" ]; then
-			kill -STOP "$victim"
+			kill -STOP "$victim" 2>/dev/null || continue # rolled away meanwhile
 			n=$(held "$victim")
 			kill -KILL "$victim"
 			kills=$((kills + 1)) cut=$((cut + n))
