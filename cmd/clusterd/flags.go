@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/master"
 )
 
 const usage = `clusterd - a multi-process HTTP/1.1 server
@@ -23,14 +24,19 @@ own epoll event loop. The master restarts workers that crash and drains them
 on shutdown. Without --root, workers serve the built-in demo app:
 
   GET /              200 "Hello World"
-  ANY /echo          200 JSON {"method","url","headers","body"} of the request
+  ANY /echo          200 JSON {"method","url","headers","body"} of the request;
+                     a body over 16KiB is streamed back as the client reads
   GET /worker        200 JSON {"id","pid","generation","requests"} of the worker
-  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop
+  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop;
+                     any other N is 400
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
-  clusterd ctl [--control PATH] [--json] COMMAND
-                                  control a running master:
+  clusterd ctl [--control PATH] [--json] [--timeout D] COMMAND
+                                  control a running master; ctl gives up with
+                                  exit 1 when the master does not answer within
+                                  --timeout (default 5s; a reload may take longer
+                                  while the master reports progress):
       status                      the master and a table of its workers
                                   (--json: {"master":{...},"workers":[{"id","pid",
                                   "generation","state","requests","connections",
@@ -40,10 +46,12 @@ Usage:
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
                                   asked for while one runs is refused.
-      scale N                     grow or shrink the pool to N workers
+      scale N                     grow or shrink the pool to N workers (1..1024)
       stop                        graceful stop
                                   With no --control, ctl finds the one master
-                                  started without --control.
+                                  started without --control. ctl refuses a
+                                  socket, or a directory holding it, that another
+                                  user owns or may write.
   clusterd version                print the version
   clusterd help                   print this help
 
@@ -51,8 +59,8 @@ Flags (-flag and --flag are the same; durations like 500ms, 5s, 1m;
 sizes in bytes or with a K, KiB, M or MiB suffix):
   --listen ADDR             address to serve, repeatable; IPv6 as [::1]:8080,
                             all interfaces as :8080 (default 127.0.0.1:8080)
-  --workers N               worker processes (default: the CPUs available
-                            to the process, cgroup-aware)
+  --workers N               worker processes, at most 1024 (default: the CPUs
+                            available to the process, cgroup-aware)
   --sched MODE              how connections reach the workers (default shared):
                             shared  every worker accepts on the master's socket
                                     (Node's SCHED_NONE, nginx's default)
@@ -66,7 +74,9 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             DIR is reachable (.., encoded slashes, symlinks)
   --control PATH            control socket, mode 0600, for clusterd ctl
                             (default: $XDG_RUNTIME_DIR/clusterd/master-PID.sock,
-                            or /tmp/clusterd-UID/master-PID.sock)
+                            or /tmp/clusterd-UID/master-PID.sock; the master
+                            refuses a default directory that is not its own or
+                            that group or others may write)
   --idle-timeout D          close a keep-alive connection idle this long (default 5s)
   --header-timeout D        time allowed to send a request head (default 10s)
   --request-timeout D       time allowed for a whole request, body included (default 60s)
@@ -188,6 +198,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["workers"] && opts.Workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", opts.Workers)
+	}
+	if opts.Workers > master.MaxWorkers {
+		return fmt.Errorf("--workers must be at most %d, got %d", master.MaxWorkers, opts.Workers)
 	}
 	for name, d := range map[string]time.Duration{
 		"idle-timeout": opts.HTTP.IdleTimeout, "header-timeout": opts.HTTP.HeaderTimeout,
