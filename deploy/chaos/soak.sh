@@ -112,7 +112,7 @@ echo "soak: building clusterd"
 for size in 200000 480000 700000 1000000; do body "$size"; done
 "$bin" --listen 127.0.0.1:0 --workers "$workers" --control "$ctl" --log-format json --log-level info 2>"$log" &
 mpid=$!
-for _ in $(seq 100); do grep -q '"@message":"listening"' "$log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs '"@message":"listening"' "$log" && break; sleep 0.1; done
 addr=$(grep '"@message":"listening"' "$log" | grep -o '"addr":"[^"]*"' | head -n1 | cut -d'"' -f4)
 [ -n "$addr" ] || { echo "soak.sh: clusterd did not start; log:" >&2; cat "$log" >&2; exit 1; }
 port=${addr##*:} url=http://$addr
