@@ -100,7 +100,20 @@ func slowReaders(t *testing.T, c *cluster, req []byte, n int, bound int64) {
 			t.Fatalf("reader %d: %v", i, err)
 		}
 	}
-	peak := settledRSS(t, pid)
+	// Each reader reads the status line, so its response is under way,
+	// then nothing more.
+	for i, nc := range conns {
+		status := make([]byte, len("HTTP/1.1 200 "))
+		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(nc, status); err != nil || string(status) != "HTTP/1.1 200 " {
+			t.Fatalf("reader %d: %q %v", i, status, err)
+		}
+	}
+	var peak int64
+	for i := 0; i < 10; i++ {
+		peak = max(peak, rssKiB(t, pid))
+		time.Sleep(100 * time.Millisecond)
+	}
 	per := (peak - base) * 1024 / int64(n)
 	t.Logf("worker RSS %d KiB idle, %d KiB with %d slow readers: %d KiB each (bound %d KiB)",
 		base, peak, n, per>>10, bound>>10)
@@ -126,14 +139,15 @@ func slowReaders(t *testing.T, c *cluster, req []byte, n int, bound int64) {
 	}
 }
 
-// settledRSS waits (at most 3 s) until pid's RSS stops moving and returns it.
+// settledRSS waits (at most 5 s) until pid's RSS has not moved for 1.2 s,
+// longer than a worker waits to give memory back, and returns it.
 func settledRSS(t *testing.T, pid int) int64 {
-	prev := rssKiB(t, pid)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(150 * time.Millisecond)
+	prev, still := rssKiB(t, pid), 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && still < 4; {
+		time.Sleep(300 * time.Millisecond)
 		cur := rssKiB(t, pid)
-		if cur-prev < 64 && prev-cur < 64 {
-			return cur
+		if still++; cur-prev >= 64 || prev-cur >= 64 {
+			still = 0
 		}
 		prev = cur
 	}
