@@ -126,7 +126,9 @@ func testFdExhaustion(t *testing.T, sched string) {
 	time.Sleep(window)
 	for i, pid := range pids {
 		// A loop spinning on EMFILE burns the whole window (100 ticks).
-		if used := cpuTicks(t, pid) - before[i]; used > 20 {
+		used := cpuTicks(t, pid) - before[i]
+		t.Logf("pid %d: %d ms of CPU in %v at the fd limit", pid, used*10, window)
+		if used > 20 {
 			t.Errorf("pid %d used %d ms of CPU in %v at the fd limit: it spins", pid, used*10, window)
 		}
 	}
@@ -136,9 +138,11 @@ func testFdExhaustion(t *testing.T, sched string) {
 		t.Errorf("%d log lines at the fd limit, want a few (rate-limited)", n)
 	}
 	release()
-	if code, out, took := ctlProc(t, 10*time.Second, path, "status"); code != 0 {
+	code, out, took := ctlProc(t, 10*time.Second, path, "status")
+	if code != 0 {
 		t.Errorf("ctl status after the fds were freed: exit %d after %v: %s", code, took, out)
 	}
+	t.Logf("ctl status answered %v after the fds were freed", took)
 	client := newConnClient()
 	waitFor(t, 5*time.Second, func() bool {
 		code, _, err := c.get(client, "/")
