@@ -19,12 +19,14 @@ import (
 
 // Documented bounds on what a slow reader of a large response may cost the
 // worker serving it (README, "Reliability"): a reader that stops reading a
-// /echo of a 1 MiB body holds at most echoSlowReaderBound of worker RSS, a
-// reader of a large file under --root at most fileSlowReaderBound (the file
-// goes out with sendfile; nothing is buffered). Once the readers leave, the
-// worker's RSS is back within givenBackSlack of where it started.
+// /echo of a 1 MiB body holds at most echoSlowReaderBound of worker RSS (the
+// body, the copy the reply is streamed from, the bounded output in flight,
+// and the garbage collector's headroom over them); a reader of a large file
+// under --root at most fileSlowReaderBound (the file goes out with
+// sendfile; nothing is buffered). Once the readers leave, the worker's RSS
+// is back within givenBackSlack of where it started.
 const (
-	echoSlowReaderBound = 4 << 20 // bytes
+	echoSlowReaderBound = 5 << 20 // bytes
 	fileSlowReaderBound = 64 << 10
 	givenBackSlack      = 8 << 20
 )
