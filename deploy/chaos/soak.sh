@@ -2,6 +2,7 @@
 # Soak: clusterd under load and chaos for DURATION seconds, then checks.
 #
 #   deploy/chaos/soak.sh DURATION [WORKERS]      (default 4 workers)
+#   SCHED=rr deploy/chaos/soak.sh DURATION       (--sched; default shared)
 #
 # Builds clusterd, starts it on a free 127.0.0.1 port and, for DURATION:
 #   wrk -t2 -c64 against GET /
@@ -110,7 +111,8 @@ slow_loop() {
 echo "soak: building clusterd"
 (cd "$root" && go build -o "$bin" ./cmd/clusterd)
 for size in 200000 480000 700000 1000000; do body "$size"; done
-"$bin" --listen 127.0.0.1:0 --workers "$workers" --control "$ctl" --log-format json --log-level info 2>"$log" &
+"$bin" --listen 127.0.0.1:0 --workers "$workers" --sched "${SCHED:-shared}" --control "$ctl" \
+	--log-format json --log-level info 2>"$log" &
 mpid=$!
 for _ in $(seq 100); do grep -qs '"@message":"listening"' "$log" && break; sleep 0.1; done
 addr=$(grep '"@message":"listening"' "$log" | grep -o '"addr":"[^"]*"' | head -n1 | cut -d'"' -f4)
@@ -126,7 +128,7 @@ sleep 2
 rss_start=$(mean_rss)
 : >"$tmp/posts"
 
-echo "soak: ${duration}s, $workers workers on $addr: wrk -t2 -c64, large POSTs, slow readers, ctl reload every 30s, kill -9 every 20s"
+echo "soak: ${duration}s, $workers workers (${SCHED:-shared}) on $addr: wrk -t2 -c64, large POSTs, slow readers, ctl reload every 30s, kill -9 every 20s"
 start=$(date +%s)
 end=$((start + duration))
 timeout $((duration + 30)) wrk -t2 -c64 -d"${duration}s" --timeout 5s "$url/" >"$tmp/wrk" 2>&1 &
