@@ -41,6 +41,9 @@ func testKillWorkersUnderLoad(t *testing.T, sched string) {
 		live := c.waitReady(workers, 5*time.Second)
 		id := 1 + rng.IntN(workers)
 		victim := live[id]
+		if victim <= 0 {
+			t.Fatalf("no worker %d among %v", id, live)
+		}
 		// Stopped, the victim accepts nothing more: the connections it
 		// holds now are exactly those the kill cuts.
 		_ = syscall.Kill(victim, syscall.SIGSTOP)
