@@ -200,6 +200,9 @@ func TestAdversarialOutputPipeCloses(t *testing.T) {
 		workers = append(workers, pid)
 		remember(pid)
 	}
+	if pids[1] <= 0 {
+		t.Fatalf("no worker 1 among %v", pids)
+	}
 	// Log lines: a worker killed and replaced, a rolling restart.
 	_ = syscall.Kill(pids[1], syscall.SIGKILL)
 	waitFor(t, 5*time.Second, func() bool { return len(servingPids(t, path)) == 2 && servingPids(t, path)[1] != pids[1] })
