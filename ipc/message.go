@@ -36,7 +36,8 @@ type Type uint8
 const (
 	// Online (W→M): the worker process is up; carries PID.
 	Online Type = iota + 1
-	// QueryServer (W→M): the worker asks for the listener Network/Addr.
+	// QueryServer (W→M): the worker asks for the listener Addr, a --listen
+	// value as the master names it in EnvListen.
 	QueryServer
 	// ServerReply (M→W): answers QueryServer for Key. On success exactly one
 	// fd (the listening socket) travels with it, unless RR is set: then the
@@ -158,4 +159,8 @@ const (
 	EnvGeneration = "CLUSTERD_WORKER_GENERATION"
 	// EnvFD holds the descriptor number of the worker's end of the channel.
 	EnvFD = "CLUSTERD_IPC_FD"
+	// EnvListen holds the listeners the worker serves, a JSON list of
+	// --listen values as the master resolved them (socket activation can
+	// supply listeners the worker's own flags do not name).
+	EnvListen = "CLUSTERD_WORKER_LISTEN"
 )

@@ -5,6 +5,7 @@ package master
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -19,9 +20,14 @@ import (
 
 // Config configures a Master. Zero values take the defaults noted.
 type Config struct {
-	// Listen lists the addresses bound before any worker starts
-	// ("host:port"; IPv6 as "[::1]:8080"). Workers may ask for others.
+	// Listen lists the listeners opened before any worker starts, in the
+	// forms ParseListen accepts ("host:port", "[::1]:8080", "unix:/path",
+	// "unix:@name", "fd:N", "systemd:NAME"). Empty: every socket the service
+	// manager passed (LISTEN_FDS). Workers may ask for others.
 	Listen []string
+	// Sockets configures every listener: backlog, Unix socket file mode,
+	// TCP options.
+	Sockets SocketOptions
 	// Workers is the pool size; default: the CPUs available to the process.
 	Workers int
 	// Sched is SchedShared (default) or SchedRR.
@@ -101,6 +107,7 @@ type Master struct {
 	generation int // of the newest workers: 0 at start, +1 per rolling restart
 	roll       *roll
 	rr         *rrState
+	listenKeys []string // the listeners every worker serves, as it asks for them
 	started    time.Time
 	ctlPath    string
 
@@ -115,7 +122,7 @@ func New(cfg Config) (*Master, error) {
 	return &Master{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		listeners: newListenerTable(),
+		listeners: newListenerTable(cfg.Sockets),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
@@ -128,18 +135,11 @@ func New(cfg Config) (*Master, error) {
 // signal has been handled. It returns an error only when it cannot start.
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
-	for _, addr := range m.cfg.Listen {
-		f, err := m.listeners.get("tcp", addr)
-		if err == nil && m.cfg.Sched == SchedRR {
-			err = m.startAcceptor(Key("tcp", addr), f)
-		}
-		if err != nil {
-			m.stopAccepting()
-			return err
-		}
-		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
+	err := m.openListeners()
+	var ctl *net.UnixListener
+	if err == nil {
+		ctl, err = m.listenControl(m.cfg.Control)
 	}
-	ctl, err := m.listenControl(m.cfg.Control)
 	if err != nil {
 		m.stopAccepting()
 		return err

@@ -74,7 +74,7 @@ func (m *Master) acceptLoop(ln net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		f, err := c.(*net.TCPConn).File()
+		f, err := c.(interface{ File() (*os.File, error) }).File() // TCP or Unix
 		_ = c.Close()
 		if err != nil {
 			m.log.Error("accept", "error", err)

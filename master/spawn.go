@@ -114,6 +114,7 @@ func (m *Master) command(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		ipc.EnvWorkerID+"="+strconv.Itoa(spec.slot),
 		ipc.EnvGeneration+"="+strconv.Itoa(spec.generation),
 		ipc.EnvFD+"=3",
+		m.listenEnv(),
 	)
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
 	cmd.Stdout = os.Stdout

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -31,8 +30,10 @@ Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
   clusterd ctl [--control PATH] [--json] COMMAND
                                   control a running master:
-      status                      the master and a table of its workers
-                                  (--json: {"master":{...},"workers":[{"id","pid",
+      status                      the master, its listeners (form, address,
+                                  backlog) and a table of its workers
+                                  (--json: {"master":{...,"listeners":[{"listen",
+                                  "form","addr","backlog"}]},"workers":[{"id","pid",
                                   "generation","state","requests","connections",
                                   "restarts",...}]})
       reload                      rolling restart: one worker at a time, start a
@@ -49,8 +50,33 @@ Usage:
 
 Flags (-flag and --flag are the same; durations like 500ms, 5s, 1m;
 sizes in bytes or with a K, KiB, M or MiB suffix):
-  --listen ADDR             address to serve, repeatable; IPv6 as [::1]:8080,
-                            all interfaces as :8080 (default 127.0.0.1:8080)
+  --listen ADDR             what to serve, repeatable (default: the sockets
+                            passed by systemd, else 127.0.0.1:8080):
+                            HOST:PORT     TCP; IPv6 as [::1]:8080, all
+                                          interfaces as :8080
+                            unix:PATH     a Unix socket file the master creates
+                                          (a stale one is replaced; a live one,
+                                          a non-socket or another user's file
+                                          is refused) and removes on stop
+                            unix:@NAME    Linux abstract Unix socket (no file)
+                            fd:N          a listening socket inherited as fd N
+                            systemd:NAME  the sockets systemd passed with
+                                          FileDescriptorName=NAME (LISTEN_FDS)
+                            A HOST:PORT or unix:PATH that systemd already
+                            passed (socket activation) is used, not bound.
+  --backlog N               accept queue length of every listener (default
+                            511, as Node and nginx: an overloaded server
+                            refuses early instead of queueing thousands of
+                            connections; capped by net.core.somaxconn).
+                            Inherited sockets keep theirs unless it is given.
+  --socket-mode MODE        permissions of unix:PATH socket files (default 0660)
+  --tcp-defer-accept        TCP_DEFER_ACCEPT: a worker is woken only once a
+                            connection's first bytes arrive (or after
+                            --header-timeout), not for connections that
+                            stay silent
+  --tcp-fastopen N          TCP_FASTOPEN with a queue of N (default 0: off);
+                            the kernel serves it only when bit 2 of
+                            net.ipv4.tcp_fastopen is set
   --workers N               worker processes (default: the CPUs available
                             to the process, cgroup-aware)
   --sched MODE              how connections reach the workers (default shared):
@@ -153,6 +179,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.Var(&listen, "listen", "")
+	sockets := addSocketFlags(fs)
 	fs.IntVar(&opts.Workers, "workers", 0, "")
 	fs.StringVar(&opts.Control, "control", "", "")
 	fs.StringVar(&opts.Sched, "sched", "shared", "")
@@ -180,7 +207,10 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxHeaderBytes = int(maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(maxBody)
 	opts.LogJSON = logFormat == "json"
-	return cfg, validate(fs, *opts, logFormat)
+	if err := validate(fs, *opts, logFormat); err != nil {
+		return cfg, err
+	}
+	return cfg, sockets.apply(fs, opts)
 }
 
 func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
@@ -206,15 +236,6 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
-	}
-	for _, addr := range opts.Listen {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("--listen %q: want host:port", addr)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return fmt.Errorf("--listen %q: bad port %q", addr, port)
-		}
 	}
 	return nil
 }
