@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -32,6 +33,7 @@ type listenerTable struct {
 	byKey     map[string]*listener
 	order     []*listener
 	inherited []*inherited // from the service manager (LISTEN_FDS)
+	opened    bool         // the configured listeners are open
 }
 
 func newListenerTable(opts SocketOptions) *listenerTable {
@@ -46,6 +48,11 @@ func (t *listenerTable) get(key string) (*listener, error) {
 	spec, err := ParseListen(key)
 	if err != nil {
 		return nil, err
+	}
+	if t.opened && (spec.Form == FormFD || spec.Form == FormSystemd) {
+		// By now the master's own descriptors (the control socket among
+		// them) could be taken for inherited ones.
+		return nil, fmt.Errorf("listen %s: inherited sockets are taken only at start, from --listen", key)
 	}
 	var l *listener
 	if in := t.match(spec); in != nil {
@@ -162,7 +169,8 @@ func sameTCPAddr(bound, want string) bool {
 		return false
 	}
 	for _, ip := range ips {
-		if a, ok := netip.AddrFromSlice(ip); ok && (a.Unmap() == bip || a.IsUnspecified() && bip.IsUnspecified()) {
+		a, ok := netip.AddrFromSlice(ip)
+		if a = a.Unmap(); ok && (a == bip || a.IsUnspecified() && bip.IsUnspecified()) {
 			return true
 		}
 	}
@@ -256,7 +264,22 @@ func (m *Master) openListeners() error {
 		}
 	}
 	m.listenKeys = keys
+	m.listeners.opened = true
+	if max := somaxconn(); max > 0 && m.cfg.Sockets.backlog() > max {
+		m.log.Warn("backlog above net.core.somaxconn: the kernel uses the lower value",
+			"backlog", m.cfg.Sockets.backlog(), "somaxconn", max)
+	}
 	return nil
+}
+
+// somaxconn is the kernel's cap on accept queue lengths; 0 if unknown.
+func somaxconn() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 // listenEnv is the worker's ipc.EnvListen: the listeners it serves.
