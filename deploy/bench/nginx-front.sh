@@ -4,12 +4,13 @@
 # workers twice (clusterd ctl reload). Run once over the Unix socket of
 # deploy/nginx/clusterd-unix.conf and once over TCP, in one run.
 #
-#   deploy/bench/nginx-front.sh [CONNECTIONS] [SECONDS]
+#   deploy/bench/nginx-front.sh [CONNECTIONS] [SECONDS] [ROUNDS]
 #
+# Each round measures both upstreams, the order alternating between rounds.
 # Needs wrk and nginx. Servers listen on 127.0.0.1 and are stopped by pid
 # when the script ends.
 set -euo pipefail
-conns=${1:-64} secs=${2:-10}
+conns=${1:-64} secs=${2:-10} rounds=${3:-2}
 . "$(dirname "$0")/lib.sh"
 need_wrk
 command -v nginx >/dev/null || { echo "nginx is not installed (apt-get install -y nginx-light)" >&2; exit 1; }
@@ -79,8 +80,13 @@ measure() {
 echo "wrk -t2 -c$conns -d${secs}s against nginx, two clusterd reloads each, $workers workers each"
 front "unix:$sock" 8187
 front 127.0.0.1:8186 8188
-measure unix-upstream 8187
-measure tcp-upstream 8188
+for r in $(seq "$rounds"); do
+	if [ $((r % 2)) = 1 ]; then
+		measure unix-upstream 8187; measure tcp-upstream 8188
+	else
+		measure tcp-upstream 8188; measure unix-upstream 8187
+	fi
+done
 echo "clusterd generation after the runs: $(ctl status --json | awk -F'[:,]' '/"generation"/ {print $2; exit}')"
 for d in "$tmp"/nginx-*; do
 	if [ -s "$d/error.log" ]; then echo "nginx errors ($d):"; tail -n 5 "$d/error.log"; fi
