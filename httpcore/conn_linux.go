@@ -49,7 +49,7 @@ func (l *loop) onReadable(c *conn) {
 		return
 	}
 	c.flags &^= connNeedInput
-	data := l.rbuf[:n]
+	data := buf[:n] // n may exceed len(l.rbuf) when buf is c's own buffer
 	if inConn {
 		c.in = c.in[:len(c.in)+n]
 		data = c.in

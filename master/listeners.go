@@ -236,18 +236,33 @@ func (t *listenerTable) closeAll() {
 	}
 }
 
-// openListeners opens every configured listener before any worker starts,
-// so that a busy port fails at once (as nginx does), and starts their
-// acceptors under round-robin scheduling.
-func (m *Master) openListeners() error {
+// takeInherited claims the sockets passed by the service manager and the
+// fd:N listeners before the master opens any descriptor of its own (its
+// control socket could otherwise get a number meant for an inherited
+// socket), and returns the keys of every configured listener.
+func (m *Master) takeInherited() ([]string, error) {
 	m.listeners.activate()
 	keys, err := m.listeners.expand(m.cfg.Listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(keys) == 0 {
-		return errors.New("nothing to listen on")
+		return nil, errors.New("nothing to listen on")
 	}
+	for _, key := range keys {
+		if spec, _ := ParseListen(key); spec.Form == FormFD {
+			if _, err := m.listeners.get(key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return keys, nil
+}
+
+// openListeners opens every configured listener before any worker starts,
+// so that a busy port fails at once (as nginx does), and starts their
+// acceptors under round-robin scheduling.
+func (m *Master) openListeners(keys []string) error {
 	for _, key := range keys {
 		l, err := m.listeners.get(key)
 		if err == nil && m.cfg.Sched == SchedRR {

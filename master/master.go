@@ -5,7 +5,6 @@ package master
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -17,6 +16,10 @@ import (
 
 	"github.com/clusterd/clusterd/ipc"
 )
+
+// MaxWorkers bounds the pool: far more processes than any machine has
+// cores, yet few enough that a typo (--workers 100000) cannot fork-bomb it.
+const MaxWorkers = 1024
 
 // Config configures a Master. Zero values take the defaults noted.
 type Config struct {
@@ -55,7 +58,10 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0) // cgroup-aware since Go 1.25
+		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25
+	}
+	if c.Workers > MaxWorkers {
+		return fmt.Errorf("%d workers is more than the maximum of %d", c.Workers, MaxWorkers)
 	}
 	c.GracefulTimeout = orDefault(c.GracefulTimeout, 30*time.Second)
 	c.ReadyTimeout = orDefault(c.ReadyTimeout, 10*time.Second)
@@ -112,6 +118,10 @@ type Master struct {
 	ctlPath    string
 
 	stopping bool
+
+	ctlErrLog *burst // control socket accept errors
+	rrErrLog  *burst // rr accept and hand-off errors
+	rrDropLog *burst // connections rr had to drop
 }
 
 // New returns a Master for cfg.
@@ -128,6 +138,9 @@ func New(cfg Config) (*Master, error) {
 		events:    make(chan event, 256),
 		rr:        newRRState(),
 		done:      make(chan struct{}),
+		ctlErrLog: newBurst(time.Second),
+		rrErrLog:  newBurst(time.Second),
+		rrDropLog: newBurst(time.Second),
 	}, nil
 }
 
@@ -135,13 +148,17 @@ func New(cfg Config) (*Master, error) {
 // signal has been handled. It returns an error only when it cannot start.
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
-	err := m.openListeners()
-	var ctl *net.UnixListener
-	if err == nil {
-		ctl, err = m.listenControl(m.cfg.Control)
-	}
+	keys, err := m.takeInherited()
 	if err != nil {
+		return err
+	}
+	ctl, err := m.listenControl(m.cfg.Control)
+	if err != nil {
+		return err
+	}
+	if err := m.openListeners(keys); err != nil {
 		m.stopAccepting()
+		_ = ctl.Close()
 		return err
 	}
 	m.log.Info("control socket", "path", m.ctlPath)
@@ -150,7 +167,10 @@ func (m *Master) Run() error {
 	m.started = time.Now()
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU,
+		// Without this a write to a closed stdout or stderr (a log reader
+		// that went away) would kill the master, and with it the pool.
+		syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
@@ -208,12 +228,17 @@ func (m *Master) signal(sig os.Signal) {
 		m.log.Info("immediate stop", "signal", sig)
 		m.stopNow("immediate stop")
 	case syscall.SIGHUP:
-		if err := m.startRoll(nil); err != nil {
-			m.log.Warn("reload refused", "error", err)
+		m.reloadSignal()
+	case syscall.SIGTTIN, syscall.SIGTTOU:
+		n := len(m.slots) + 1
+		if sig == syscall.SIGTTOU {
+			n = len(m.slots) - 1
 		}
-	case syscall.SIGTTIN:
-		_ = m.scale(len(m.slots) + 1)
-	case syscall.SIGTTOU:
-		_ = m.scale(len(m.slots) - 1)
+		if err := m.scale(n); err != nil {
+			m.log.Warn("scale refused", "signal", sig, "error", err)
+		}
+	case syscall.SIGPIPE:
+		// Whoever read our output went away; the log lines are lost, the
+		// master lives on.
 	}
 }

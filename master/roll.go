@@ -21,6 +21,24 @@ type roll struct {
 	next       *worker // its replacement, starting
 	started    time.Time
 	waiters    []chan<- response
+	again      bool // a SIGHUP came while it ran: roll once more after it
+}
+
+// reloadSignal starts a rolling restart for SIGHUP. One that arrives while
+// a roll runs is not refused (a signal has no one to tell): the roll runs
+// once more when this one ends, so the workers run the binary on disk as
+// of the last SIGHUP.
+func (m *Master) reloadSignal() {
+	if r := m.roll; r != nil && !m.stopping {
+		if !r.again {
+			m.log.Info("reload queued: a rolling restart is in progress; another follows it", "signal", "SIGHUP", "generation", r.generation)
+		}
+		r.again = true
+		return
+	}
+	if err := m.startRoll(nil); err != nil {
+		m.log.Warn("reload refused", "signal", "SIGHUP", "error", err)
+	}
 }
 
 // startRoll begins a rolling restart. reply, if not nil, receives the
@@ -128,5 +146,11 @@ func (m *Master) rollFinish(err error) {
 	}
 	for _, c := range r.waiters {
 		c <- resp
+	}
+	switch {
+	case r.again && err == nil:
+		m.reloadSignal()
+	case r.again:
+		m.log.Warn("queued reload dropped: the rolling restart failed", "signal", "SIGHUP")
 	}
 }

@@ -176,7 +176,7 @@ func (sf *socketFile) remove() {
 // checkSocketPath refuses a path the master cannot own safely and removes
 // a stale socket left there by a master that died.
 func checkSocketPath(path string) error {
-	if err := checkSocketDir(filepath.Dir(path)); err != nil {
+	if err := checkListenDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	var st unix.Stat_t
@@ -200,10 +200,10 @@ func checkSocketPath(path string) error {
 	return nil
 }
 
-// checkSocketDir refuses a directory where another user could replace the
+// checkListenDir refuses a directory where another user could replace the
 // socket file: one owned by someone other than this user or root, or one
 // anyone may write to without the sticky bit.
-func checkSocketDir(dir string) error {
+func checkListenDir(dir string) error {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
 		return fmt.Errorf("socket directory: %w", os.NewSyscallError("stat "+dir, err))

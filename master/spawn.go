@@ -141,11 +141,43 @@ func workerEnv(env []string) []string {
 func (m *Master) watch(w *worker, cmd *exec.Cmd, stderr *os.File) {
 	defer m.wg.Done()
 	logged := make(chan struct{})
-	go func() {
-		forwardLog(w.log, stderr)
-		_ = stderr.Close()
-		close(logged)
-	}()
+	go func() { forwardLog(w.log, stderr); close(logged) }()
+	received := make(chan struct{})
+	go func() { m.receive(w); close(received) }()
+	waitErr := cmd.Wait()
+	// The worker leads its own process group: what it started ends with it.
+	if err := syscall.Kill(-w.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		w.log.Warn("cannot kill the worker's process group", "error", err)
+	}
+	// A process that left the group may still hold the channel or the
+	// pipe: read what the worker left there, but not for ever.
+	grace := time.After(logGrace)
+	for _, r := range []struct {
+		done <-chan struct{}
+		c    io.Closer
+		what string
+	}{{received, w.conn, "channel"}, {logged, stderr, "stderr"}} {
+		select {
+		case <-r.done:
+		case <-grace:
+			grace = closed
+			w.log.Warn("worker exited but another process holds its " + r.what + "; no longer reading it")
+			_ = r.c.Close()
+			<-r.done
+		}
+	}
+	_ = stderr.Close()
+	m.send(event{w: w, exited: true, err: waitErr})
+}
+
+// logGrace bounds the wait for the rest of an exited worker's messages and stderr.
+const logGrace = time.Second
+
+// closed is a channel that is always ready.
+var closed = func() <-chan time.Time { c := make(chan time.Time); close(c); return c }()
+
+// receive passes the worker's messages to the supervisor until the channel ends.
+func (m *Master) receive(w *worker) {
 	for {
 		msg, files, err := w.conn.Recv()
 		var bad *ipc.FrameError
@@ -154,16 +186,13 @@ func (m *Master) watch(w *worker, cmd *exec.Cmd, stderr *os.File) {
 			continue
 		}
 		if err != nil {
-			if err != io.EOF && err != ipc.ErrClosed {
+			if err != io.EOF && !errors.Is(err, ipc.ErrClosed) {
 				w.log.Warn("channel to worker failed", "error", err)
 			}
-			break
+			return
 		}
 		m.send(event{w: w, msg: &msg, files: files})
 	}
-	waitErr := cmd.Wait()
-	<-logged
-	m.send(event{w: w, exited: true, err: waitErr})
 }
 
 // forwardLog re-logs the worker's stderr through its named logger: JSON

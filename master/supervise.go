@@ -165,7 +165,8 @@ func (m *Master) kill(w *worker, reason string) {
 	}
 	w.killReason = reason
 	w.log.Warn("killing worker", "reason", reason)
-	if err := w.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	// The whole process group: the worker and anything it started.
+	if err := syscall.Kill(-w.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		w.log.Error("cannot kill worker", "error", err)
 	}
 }

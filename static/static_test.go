@@ -1,6 +1,7 @@
 package static
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -307,5 +308,51 @@ func TestNewRejectsNonDirectory(t *testing.T) {
 			h.Close()
 			t.Errorf("New(%q) accepted a non-directory", dir)
 		}
+	}
+}
+
+// TestRequestBodies: a request body of any size is read and ignored (GET)
+// or refused with 405 (POST), and the connection serves the next request.
+func TestRequestBodies(t *testing.T) {
+	base, _ := serveTree(t)
+	for _, tc := range []struct {
+		method  string
+		size    int
+		chunked bool
+		code    int
+	}{
+		{"GET", 0, false, 200},
+		{"GET", 1, false, 200},
+		{"GET", 64<<10 + 1, false, 200},
+		{"GET", 300_000, false, 200},
+		{"GET", 480_000, true, 200},
+		{"POST", 200_000, false, 405},
+		{"POST", 1_000_000, false, 405},
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		body := bytes.Repeat([]byte("x"), tc.size)
+		framing := "Content-Length: " + strconv.Itoa(tc.size) + "\r\n\r\n"
+		if tc.chunked {
+			framing = "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(tc.size), 16) + "\r\n"
+			body = append(body, "\r\n0\r\n\r\n"...)
+		}
+		req := tc.method + " /a.txt HTTP/1.1\r\nHost: x\r\n" + framing + string(body) + "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+		go func() { _, _ = io.WriteString(c, req) }()
+		br := bufio.NewReader(c)
+		for i, want := range []int{tc.code, 200} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s with %d bytes: response %d: %v", tc.method, tc.size, i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != want || want == 200 && string(b) != "hello, file\n" {
+				t.Fatalf("%s with %d bytes: response %d: %d %q, want %d", tc.method, tc.size, i, resp.StatusCode, b, want)
+			}
+		}
+		c.Close()
 	}
 }

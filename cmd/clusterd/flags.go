@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/master"
 )
 
 const usage = `clusterd - a multi-process HTTP/1.1 server
@@ -22,14 +23,19 @@ own epoll event loop. The master restarts workers that crash and drains them
 on shutdown. Without --root, workers serve the built-in demo app:
 
   GET /              200 "Hello World"
-  ANY /echo          200 JSON {"method","url","headers","body"} of the request
+  ANY /echo          200 JSON {"method","url","headers","body"} of the request;
+                     a body over 16KiB is streamed back as the client reads
   GET /worker        200 JSON {"id","pid","generation","requests"} of the worker
-  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop
+  GET /delay?ms=N    200 after N milliseconds (0..60000), without blocking the loop;
+                     any other N is 400
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
-  clusterd ctl [--control PATH] [--json] COMMAND
-                                  control a running master:
+  clusterd ctl [--control PATH] [--json] [--timeout D] COMMAND
+                                  control a running master; ctl gives up with
+                                  exit 1 when the master does not answer within
+                                  --timeout (default 5s; a reload may take longer
+                                  while the master reports progress):
       status                      the master, its listeners (form, address,
                                   backlog) and a table of its workers
                                   (--json: {"master":{...,"listeners":[{"listen",
@@ -41,10 +47,12 @@ Usage:
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
                                   asked for while one runs is refused.
-      scale N                     grow or shrink the pool to N workers
+      scale N                     grow or shrink the pool to N workers (1..1024)
       stop                        graceful stop
                                   With no --control, ctl finds the one master
-                                  started without --control.
+                                  started without --control. ctl refuses a
+                                  socket, or a directory holding it, that another
+                                  user owns or may write.
   clusterd version                print the version
   clusterd help                   print this help
 
@@ -77,8 +85,8 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
   --tcp-fastopen N          TCP_FASTOPEN with a queue of N (default 0: off);
                             the kernel serves it only when bit 2 of
                             net.ipv4.tcp_fastopen is set
-  --workers N               worker processes (default: the CPUs available
-                            to the process, cgroup-aware)
+  --workers N               worker processes, at most 1024 (default: the CPUs
+                            available to the process, cgroup-aware)
   --sched MODE              how connections reach the workers (default shared):
                             shared  every worker accepts on the master's socket
                                     (Node's SCHED_NONE, nginx's default)
@@ -92,7 +100,9 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             DIR is reachable (.., encoded slashes, symlinks)
   --control PATH            control socket, mode 0600, for clusterd ctl
                             (default: $XDG_RUNTIME_DIR/clusterd/master-PID.sock,
-                            or /tmp/clusterd-UID/master-PID.sock)
+                            or /tmp/clusterd-UID/master-PID.sock; the master
+                            refuses a default directory that is not its own or
+                            that group or others may write)
   --idle-timeout D          close a keep-alive connection idle this long (default 5s)
   --header-timeout D        time allowed to send a request head (default 10s)
   --request-timeout D       time allowed for a whole request, body included (default 60s)
@@ -218,6 +228,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["workers"] && opts.Workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", opts.Workers)
+	}
+	if opts.Workers > master.MaxWorkers {
+		return fmt.Errorf("--workers must be at most %d, got %d", master.MaxWorkers, opts.Workers)
 	}
 	for name, d := range map[string]time.Duration{
 		"idle-timeout": opts.HTTP.IdleTimeout, "header-timeout": opts.HTTP.HeaderTimeout,
