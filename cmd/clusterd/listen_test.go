@@ -102,19 +102,26 @@ func findListener(t *testing.T, st master.Status, listen string) master.Listener
 }
 
 // TestUnixSocketServes: workers serve a Unix socket the master creates,
-// with the configured mode, in both scheduling modes; a rolling restart
-// keeps the file; a graceful stop removes it.
+// with the configured mode, in both scheduling modes, and an abstract one;
+// ctl status lists it; a rolling restart keeps the file; a graceful stop
+// removes it.
 func TestUnixSocketServes(t *testing.T) {
 	for _, tc := range []struct {
-		sched string
-		mode  []string
-		want  os.FileMode
+		name, sched string
+		abstract    bool
+		mode        []string
+		want        os.FileMode
 	}{
-		{"shared", nil, 0o660},
-		{"rr", []string{"--socket-mode", "0600"}, 0o600},
+		{"shared", "shared", false, nil, 0o660},
+		{"rr", "rr", false, []string{"--socket-mode", "0600"}, 0o600},
+		{"abstract", "shared", true, nil, 0},
 	} {
-		t.Run(tc.sched, func(t *testing.T) {
-			sock := filepath.Join(shortDir(t), "app.sock")
+		t.Run(tc.name, func(t *testing.T) {
+			dir := shortDir(t)
+			sock, form := filepath.Join(dir, "app.sock"), master.FormUnix
+			if tc.abstract {
+				sock, form = "@clusterd-test-"+filepath.Base(dir), master.FormAbstract
+			}
 			path := ctlPath(t)
 			args := append([]string{"--workers", "2", "--control", path, "--sched", tc.sched, "--listen", "unix:" + sock}, tc.mode...)
 			c := startCluster(t, 2, nil, args...)
@@ -122,20 +129,30 @@ func TestUnixSocketServes(t *testing.T) {
 			if got := getBody(t, client, "http://x/"); got != "Hello World\n" {
 				t.Fatalf("GET /: %q", got)
 			}
-			fi, err := os.Lstat(sock)
-			if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != tc.want {
-				t.Fatalf("socket file: %v %v, want a socket with mode %v", fi.Mode(), err, tc.want)
+			var fi os.FileInfo
+			if !tc.abstract {
+				var err error
+				fi, err = os.Lstat(sock)
+				if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != tc.want {
+					t.Fatalf("socket file: %v %v, want a socket with mode %v", fi.Mode(), err, tc.want)
+				}
 			}
 			l := findListener(t, status(t, path), "unix:"+sock)
-			if l.Form != master.FormUnix || l.Addr != sock || l.Backlog != master.DefaultBacklog {
+			if l.Form != form || l.Addr != sock || l.Backlog != master.DefaultBacklog {
 				t.Errorf("status: %+v", l)
+			}
+			_, text, _ := ctlRun(t, path, "status")
+			if !strings.Contains(text, "unix:"+sock+"  "+form+" ") || !strings.Contains(text, "  511\n") {
+				t.Errorf("ctl status does not list the listener:\n%s", text)
 			}
 			if code, _, errOut := ctlRun(t, path, "reload"); code != 0 {
 				t.Fatalf("reload: %s", errOut)
 			}
-			after, err := os.Lstat(sock)
-			if err != nil || !os.SameFile(fi, after) {
-				t.Fatalf("the socket file changed across a rolling restart: %v", err)
+			if !tc.abstract {
+				after, err := os.Lstat(sock)
+				if err != nil || !os.SameFile(fi, after) {
+					t.Fatalf("the socket file changed across a rolling restart: %v", err)
+				}
 			}
 			for i := 0; i < 4; i++ {
 				getBody(t, client, "http://x/")
@@ -146,7 +163,7 @@ func TestUnixSocketServes(t *testing.T) {
 			if code := c.wait(10 * time.Second); code != 0 {
 				t.Fatalf("master exit %d", code)
 			}
-			if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+			if _, err := os.Lstat(sock); !tc.abstract && !os.IsNotExist(err) {
 				t.Errorf("socket file left after stop: %v", err)
 			}
 		})
