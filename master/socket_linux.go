@@ -29,7 +29,14 @@ type SocketOptions struct {
 	TCPDeferAccept time.Duration
 	// TCPFastOpen is the TCP_FASTOPEN queue length of TCP listeners; 0: off.
 	TCPFastOpen int
+	// Owner, when set, owns the Unix socket files (the user and group the
+	// workers run as, say); by default the master's user does. A stale
+	// socket of this owner's is replaced like one of the master's.
+	Owner *SocketOwner
 }
+
+// SocketOwner is the owner and group of a Unix socket file.
+type SocketOwner struct{ UID, GID int }
 
 // DefaultSocketMode is the permission of Unix socket files: the owner and
 // its group (a reverse proxy's, say) may connect.
@@ -102,10 +109,13 @@ func bindTCP(addr string, o SocketOptions) (*os.File, string, error) {
 }
 
 // socketFile identifies the socket file the master created, so that it
-// removes that file and not one put in its place since.
+// removes that file and not one put in its place since. Inode numbers are
+// reused at once on some file systems (tmpfs), so the change time, which
+// bind, chown and chmod set, is compared too.
 type socketFile struct {
 	path     string
 	dev, ino uint64
+	ctime    unix.Timespec
 }
 
 // bindUnix creates a listening Unix socket at path ("@name": in the
@@ -116,7 +126,7 @@ type socketFile struct {
 func bindUnix(path string, o SocketOptions) (*os.File, *socketFile, error) {
 	abstract := path[0] == '@'
 	if !abstract {
-		if err := checkSocketPath(path); err != nil {
+		if err := checkSocketPath(path, o.Owner); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -131,7 +141,7 @@ func bindUnix(path string, o SocketOptions) (*os.File, *socketFile, error) {
 	} else if err != nil {
 		err = fmt.Errorf("bind %s: %w", path, err)
 	} else if !abstract {
-		sf, err = ownSocketFile(path, o.Mode)
+		sf, err = ownSocketFile(path, o.Mode, o.Owner)
 	}
 	if err == nil {
 		err = os.NewSyscallError("listen", unix.Listen(fd, o.backlog()))
@@ -144,22 +154,28 @@ func bindUnix(path string, o SocketOptions) (*os.File, *socketFile, error) {
 	return os.NewFile(uintptr(fd), "unix:"+path), sf, nil
 }
 
-// ownSocketFile sets the mode of the socket file just bound at path and
-// records its identity.
-func ownSocketFile(path string, mode os.FileMode) (*socketFile, error) {
+// ownSocketFile sets the owner (if given) and mode of the socket file just
+// bound at path, and records its identity.
+func ownSocketFile(path string, mode os.FileMode, owner *SocketOwner) (*socketFile, error) {
 	if mode == 0 {
 		mode = DefaultSocketMode
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return nil, os.NewSyscallError("lstat "+path, err)
+	var err error
+	if owner != nil {
+		err = os.Lchown(path, owner.UID, owner.GID)
 	}
-	sf := &socketFile{path: path, dev: st.Dev, ino: st.Ino}
-	if err := os.Chmod(path, mode.Perm()); err != nil {
-		sf.remove()
+	if err == nil {
+		err = os.Chmod(path, mode.Perm())
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = os.NewSyscallError("lstat "+path, unix.Lstat(path, &st))
+	}
+	if err != nil {
+		_ = os.Remove(path) // just bound, in a directory no one else may change
 		return nil, err
 	}
-	return sf, nil
+	return &socketFile{path: path, dev: st.Dev, ino: st.Ino, ctime: st.Ctim}, nil
 }
 
 // remove deletes the socket file if it is still the one the master made.
@@ -168,14 +184,14 @@ func (sf *socketFile) remove() {
 		return
 	}
 	var st unix.Stat_t
-	if unix.Lstat(sf.path, &st) == nil && st.Dev == sf.dev && st.Ino == sf.ino {
+	if unix.Lstat(sf.path, &st) == nil && st.Dev == sf.dev && st.Ino == sf.ino && st.Ctim == sf.ctime {
 		_ = os.Remove(sf.path)
 	}
 }
 
 // checkSocketPath refuses a path the master cannot own safely and removes
 // a stale socket left there by a master that died.
-func checkSocketPath(path string) error {
+func checkSocketPath(path string, owner *SocketOwner) error {
 	if err := checkListenDir(filepath.Dir(path)); err != nil {
 		return err
 	}
@@ -188,7 +204,7 @@ func checkSocketPath(path string) error {
 		return os.NewSyscallError("lstat "+path, err)
 	case st.Mode&unix.S_IFMT != unix.S_IFSOCK:
 		return fmt.Errorf("%s exists and is not a socket; not replacing it", path)
-	case int(st.Uid) != os.Geteuid():
+	case int(st.Uid) != os.Geteuid() && (owner == nil || int(st.Uid) != owner.UID):
 		return fmt.Errorf("socket %s belongs to uid %d, not to this user (uid %d); not replacing it", path, st.Uid, os.Geteuid())
 	}
 	if err := probeSocket(path); err != nil {
