@@ -7,6 +7,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // TestSocketOwner: with an owner set, the socket file belongs to it before
@@ -52,5 +57,34 @@ func TestSocketOwner(t *testing.T) {
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
 		t.Error("a closed listener still answers")
+	}
+}
+
+// TestBindTCPOptions: the TCP listen options reach the socket, and a
+// zero value leaves them off.
+func TestBindTCPOptions(t *testing.T) {
+	for _, tc := range []struct {
+		o                SocketOptions
+		deferSecs, fastQ int
+	}{
+		{SocketOptions{}, 0, 0},
+		{SocketOptions{TCPDeferAccept: 3 * time.Second, TCPFastOpen: 16}, 3, 16},
+		// Whole seconds rounded up, then up to the SYN-ACK retransmission
+		// schedule (1, 3, 7, 15 … s): 1.5s → 2s → 3s, 10s → 15s.
+		{SocketOptions{TCPDeferAccept: 1500 * time.Millisecond}, 3, 0},
+		{SocketOptions{TCPDeferAccept: 10 * time.Second}, 15, 0},
+	} {
+		f, addr, err := bindTCP("127.0.0.1:0", tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, _ := ipc.FD(f)
+		d, err1 := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT)
+		q, err2 := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_FASTOPEN)
+		if err1 != nil || err2 != nil || d != tc.deferSecs || q != tc.fastQ || !strings.HasPrefix(addr, "127.0.0.1:") {
+			t.Errorf("%+v: TCP_DEFER_ACCEPT %d %v, TCP_FASTOPEN %d %v, addr %s; want %d, %d",
+				tc.o, d, err1, q, err2, addr, tc.deferSecs, tc.fastQ)
+		}
+		_ = f.Close()
 	}
 }
