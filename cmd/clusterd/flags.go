@@ -83,8 +83,8 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             --header-timeout), not for connections that
                             stay silent
   --tcp-fastopen N          TCP_FASTOPEN with a queue of N (default 0: off);
-                            the kernel serves it only when bit 2 of
-                            net.ipv4.tcp_fastopen is set
+                            the kernel serves it only when the sysctl
+                            net.ipv4.tcp_fastopen has the server flag (2)
   --workers N               worker processes, at most 1024 (default: the CPUs
                             available to the process, cgroup-aware)
   --sched MODE              how connections reach the workers (default shared):
