@@ -98,7 +98,7 @@ type Message struct {
 	Type Type `json:"-"`
 
 	PID     int    `json:"pid,omitempty"`
-	Key     string `json:"key,omitempty"`
+	Key     string `json:"key,omitempty"` // a listener: its --listen value (QueryServer, Listening)
 	Network string `json:"network,omitempty"`
 	Addr    string `json:"addr,omitempty"`
 	Err     string `json:"err,omitempty"`
