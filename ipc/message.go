@@ -36,7 +36,8 @@ type Type uint8
 const (
 	// Online (W→M): the worker process is up; carries PID.
 	Online Type = iota + 1
-	// QueryServer (W→M): the worker asks for the listener Network/Addr.
+	// QueryServer (W→M): the worker asks for the listener Addr, a --listen
+	// value as the master names it in EnvListen.
 	QueryServer
 	// ServerReply (M→W): answers QueryServer for Key. On success exactly one
 	// fd (the listening socket) travels with it, unless RR is set: then the
@@ -97,7 +98,7 @@ type Message struct {
 	Type Type `json:"-"`
 
 	PID     int    `json:"pid,omitempty"`
-	Key     string `json:"key,omitempty"`
+	Key     string `json:"key,omitempty"` // a listener: its --listen value (QueryServer, Listening)
 	Network string `json:"network,omitempty"`
 	Addr    string `json:"addr,omitempty"`
 	Err     string `json:"err,omitempty"`
@@ -149,13 +150,41 @@ func unmarshal(frame []byte) (Message, error) {
 }
 
 // Environment variables a master sets for the worker processes it starts.
-// A worker removes them once read, so its own children do not inherit them.
+// A worker removes them once read, so its own children do not inherit them,
+// and a master removes any it inherited before starting its workers.
 const (
+	// EnvPrefix starts the name of every variable below.
+	EnvPrefix = "CLUSTERD_WORKER_"
 	// EnvWorkerID holds the worker's slot id (1..N); its presence makes a
 	// process started from the clusterd binary run as a worker.
-	EnvWorkerID = "CLUSTERD_WORKER_ID"
+	EnvWorkerID = EnvPrefix + "ID"
 	// EnvGeneration holds the pool generation the worker belongs to.
-	EnvGeneration = "CLUSTERD_WORKER_GENERATION"
+	EnvGeneration = EnvPrefix + "GENERATION"
 	// EnvFD holds the descriptor number of the worker's end of the channel.
-	EnvFD = "CLUSTERD_IPC_FD"
+	EnvFD = EnvPrefix + "IPC_FD"
+	// EnvListen holds the listeners the worker serves, a JSON list of
+	// --listen values as the master resolved them (socket activation can
+	// supply listeners the worker's own flags do not name).
+	EnvListen = EnvPrefix + "LISTEN"
+)
+
+// Worker log lines. Besides the channel, a worker talks to its master
+// through its stderr, which the master reads line by line (lines up to
+// MaxLogLine bytes) and logs again through the worker's named logger:
+//
+//   - a line that is a JSON object with a string LogMessage field is one
+//     record, as hclog's JSON format writes it: LogLevel names its level
+//     (trace, debug, info, warn or error), and every field whose name does
+//     not start with LogMetaPrefix is kept, in name order; the rest
+//     (@timestamp, @module, …) are the master's to set again;
+//   - any other line (a panic, a stray print) is logged at info as
+//     "stderr" with the line as it came.
+//
+// A worker therefore logs JSON to stderr (worker.Config's default logger
+// does), and never writes anything to stderr it would not want logged.
+const (
+	LogMessage    = "@message"
+	LogLevel      = "@level"
+	LogMetaPrefix = "@"
+	MaxLogLine    = 1 << 20
 )

@@ -40,7 +40,7 @@ func (m *Master) poolView() poolView {
 // every event and tick, so pings stop when its loop stops turning.
 func (m *Master) notifyServiceManager() {
 	if m.sd != nil {
-		m.sd.update(m.poolView(), time.Now())
+		m.sd.update(m.poolView(), m.now())
 	}
 }
 

@@ -60,6 +60,9 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// ctlCommands lists the commands for error messages.
+const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	var words []string
@@ -74,13 +77,13 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 		args = fs.Args()[1:]
 	}
 	if len(words) == 0 {
-		return master.Request{}, errors.New("missing command: status, reload, scale N or stop")
+		return master.Request{}, errors.New("missing command: " + ctlCommands)
 	}
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case "status", "reload", "stop":
-	case "scale":
+	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {
 			return req, errors.New("scale needs a worker count")
@@ -91,7 +94,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 		}
 		req.N = n
 	default:
-		return req, fmt.Errorf("unknown command %q: want status, reload, scale N or stop", req.Cmd)
+		return req, fmt.Errorf("unknown command %q: want %s", req.Cmd, ctlCommands)
 	}
 	if len(words) > want {
 		return req, fmt.Errorf("unexpected argument %q", words[want])
@@ -108,15 +111,31 @@ func printStatus(w io.Writer, st *master.Status) {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v, listening on %v\n",
-		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime), m.Listeners)
+	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	printListeners(tw, m.Listeners)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
 	for _, x := range st.Workers {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%v\n",
 			x.ID, x.PID, x.Generation, x.State, x.Requests, x.Connections, x.Restarts, secs(x.Uptime))
 	}
 	_ = tw.Flush()
+}
+
+// printListeners prints one line per listener: what was asked for, how it
+// was obtained, what it listens on and its accept queue length.
+func printListeners(tw *tabwriter.Writer, ls []master.ListenerStatus) {
+	fmt.Fprintln(tw, "LISTEN\tFORM\tADDRESS\tBACKLOG")
+	for _, l := range ls {
+		backlog := strconv.Itoa(l.Backlog)
+		if l.Backlog == 0 {
+			backlog = "inherited"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Listen, l.Form, l.Addr, backlog)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(tw)
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Second) }

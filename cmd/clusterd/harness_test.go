@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -68,10 +69,10 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if os.Getenv(envMain) == "1" {
-		gen, _ := strconv.Atoi(os.Getenv("CLUSTERD_WORKER_GENERATION"))
+		gen, _ := strconv.Atoi(os.Getenv(ipc.EnvGeneration))
 		from, err := strconv.Atoi(os.Getenv(envCrashGen))
 		crashGen := err == nil && gen >= from
-		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv(ipc.EnvWorkerID) != "" {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
 		}
@@ -192,6 +193,13 @@ func startClusterExe(t *testing.T, exe string, want int, env []string, args ...s
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
+	return startCmd(t, cmd, want)
+}
+
+// startCmd starts cmd, a master, and waits until it listens and want
+// workers are ready (0: don't wait). The first listener logged is c.addr.
+func startCmd(t *testing.T, cmd *exec.Cmd, want int) *cluster {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
