@@ -32,7 +32,7 @@ except OSError:
     pass
 ' "$run/notify" &
 heard=$!
-sleep 0.3
+for _ in $(seq 50); do [ -S "$run/notify" ] && break; sleep 0.1; done
 RUNTIME_DIRECTORY=$run/clusterd NOTIFY_SOCKET=$run/notify WATCHDOG_USEC=2000000 \
 	setpriv --reuid 65534 --regid 65534 --clear-groups --no-new-privs \
 	--inh-caps -all,+net_bind_service --ambient-caps -all,+net_bind_service \
