@@ -247,6 +247,10 @@ func (m *Master) control(r *request) {
 		if err = m.startRoll(r.reply); err == nil {
 			return // the roll answers when it ends
 		}
+	case CmdUpgrade:
+		if err = m.startUpgrade(r.reply); err == nil {
+			return // the upgrade answers when it ends
+		}
 	case CmdScale:
 		if err = m.scale(r.N); err == nil {
 			r.reply <- response{OK: true, Message: fmt.Sprintf("scaled to %d workers", r.N)}

@@ -179,6 +179,7 @@ func (m *Master) drain(w *worker) {
 func (m *Master) stopGracefully() {
 	m.stopping = true
 	m.rollAbort("the master is stopping")
+	m.upgradeAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
 	for w := range m.workers {
@@ -189,6 +190,7 @@ func (m *Master) stopGracefully() {
 func (m *Master) stopNow(reason string) {
 	m.stopping = true
 	m.rollAbort("the master is stopping")
+	m.upgradeAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
 	for w := range m.workers {

@@ -61,7 +61,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 }
 
 // ctlCommands lists the commands for error messages.
-const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdUpgrade + ", " + master.CmdScale + " N or " + master.CmdStop
 
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
@@ -82,7 +82,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdStatus, master.CmdReload, master.CmdUpgrade, master.CmdStop:
 	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {
