@@ -293,15 +293,39 @@ func startNewMaster(command []string, files []*os.File, env upgradeEnv) (*nextMa
 	return n, nil
 }
 
-// kill ends the new master's process group and waits for the master; its
-// workers, whose channel ends with it, follow within a second.
+// Stopping a failed new master: SIGQUIT first, so that it kills its
+// workers (which may be stuck in start-up, deaf to their channel), then
+// SIGKILL to its process group after newMasterQuitGrace.
+const (
+	newMasterQuitGrace = 2 * time.Second
+	newMasterKillWait  = 5 * time.Second
+)
+
+// kill stops the new master and waits for it.
 func (n *nextMaster) kill() {
-	_ = syscall.Kill(-n.pid(), syscall.SIGKILL)
-	select {
-	case <-n.exited:
-	case <-time.After(5 * time.Second):
+	defer func() { _ = n.ch.Close() }()
+	if n.waitExit(0) {
+		return
 	}
-	_ = n.ch.Close()
+	_ = syscall.Kill(n.pid(), syscall.SIGQUIT)
+	if n.waitExit(newMasterQuitGrace) {
+		return
+	}
+	_ = syscall.Kill(-n.pid(), syscall.SIGKILL)
+	n.waitExit(newMasterKillWait)
+}
+
+// waitExit waits up to d for the new master to have exited.
+func (n *nextMaster) waitExit(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-n.exited:
+		n.exited <- err
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // awaitNewMaster follows the handshake until the new master is done, or

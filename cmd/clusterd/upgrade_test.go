@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// goBuild builds the package (or file) src into out with extra flags.
+func goBuild(t *testing.T, out, src string, flags ...string) {
+	t.Helper()
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, src)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", src, err, b)
+	}
+}
+
+// buildClusterd builds this command with its version set to v.
+func buildClusterd(t *testing.T, dir, v string) string {
+	t.Helper()
+	out := filepath.Join(dir, "clusterd-"+v)
+	goBuild(t, out, ".", "-ldflags", "-X main.version="+v)
+	return out
+}
+
+// buildBroken builds a program that fails at start, as a bad build would.
+func buildBroken(t *testing.T, dir string) string {
+	t.Helper()
+	src := filepath.Join(dir, "broken.go")
+	prog := "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n" +
+		"\tfmt.Fprintln(os.Stderr, \"broken build: cannot load libfoo.so\")\n\tos.Exit(1)\n}\n"
+	if err := os.WriteFile(src, []byte(prog), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "broken")
+	goBuild(t, out, src)
+	return out
+}
+
+// install puts src at dst as a package manager does: a copy beside dst,
+// renamed over it, so that a process running dst keeps its own binary.
+func install(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	tmp := dst + ".new"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("PID file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !strings.HasSuffix(string(b), "\n") {
+		t.Fatalf("PID file holds %q", b)
+	}
+	return pid
+}
+
+// exeVersion runs the very binary process pid runs (/proc/PID/exe, even
+// if its file was replaced since) with "version".
+func exeVersion(t *testing.T, pid int) string {
+	t.Helper()
+	out, err := exec.Command("/proc/"+strconv.Itoa(pid)+"/exe", "version").Output()
+	if err != nil {
+		t.Fatalf("version of pid %d: %v", pid, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// waitGone waits until pid has exited.
+func waitGone(t *testing.T, pid int, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); alive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still running after %v", pid, d)
+		}
+	}
+}
+
+// stopByPIDFile stops the master the PID file names, unless it is first
+// (the test's own child, which the harness stops).
+func stopByPIDFile(t *testing.T, path string, first int) {
+	b, err := os.ReadFile(path)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || pid == first || !alive(pid) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; alive(pid) && i < 500; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("master %d did not stop on SIGTERM", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// running lists the processes running the binary at exe.
+func running(exe string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		if link, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && link == exe {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// upgradeCluster starts a master of exe (a copy of a binary in a
+// directory of the test's own) with a PID file, and stops whichever
+// master serves at the end.
+func upgradeCluster(t *testing.T, exe string, env []string, args ...string) (c *cluster, ctl, pidFile string) {
+	t.Helper()
+	dir := filepath.Dir(exe)
+	ctl, pidFile = filepath.Join(dir, "ctl.sock"), filepath.Join(dir, "pid")
+	args = append([]string{"--workers", "2", "--control", ctl, "--pid-file", pidFile}, args...)
+	c = startClusterExe(t, exe, 2, env, args...)
+	first := c.cmd.Process.Pid
+	t.Cleanup(func() { stopByPIDFile(t, pidFile, first) })
+	if got := readPID(t, pidFile); got != first {
+		t.Fatalf("PID file names %d, the master is %d", got, first)
+	}
+	return c, ctl, pidFile
+}
+
+// loadFor starts keep-alive load that the test's end stops, if it has not.
+func loadFor(t *testing.T, c *cluster, conns int) (*load, func()) {
+	l := startLoad(c.addr, "/", conns, 90*time.Second)
+	stop := sync.OnceFunc(l.stopAndWait)
+	t.Cleanup(stop)
+	time.Sleep(300 * time.Millisecond)
+	return l, stop
+}
+
+func checkLoad(t *testing.T, l *load) {
+	t.Helper()
+	t.Logf("load: %v", l)
+	if l.errs.Load() != 0 || l.non2xx.Load() != 0 || l.ok.Load() < 500 {
+		t.Errorf("load during the upgrades: %v; want no errors, no non-2xx", l)
+	}
+}
+
+// TestMasterUpgradeUnderLoad: under keep-alive load, two upgrades in a row,
+// each to a different build, drop no request; each time the PID file
+// names the new master, which runs the new build and answers ctl, and the
+// old master exits.
+func TestMasterUpgradeUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds clusterd three times")
+	}
+	bins := t.TempDir()
+	builds := map[string]string{}
+	for _, v := range []string{"upgrade-a", "upgrade-b", "upgrade-c"} {
+		builds[v] = buildClusterd(t, bins, v)
+	}
+	for _, conns := range []int{64, 256} {
+		t.Run(fmt.Sprintf("c%d", conns), func(t *testing.T) {
+			exe := filepath.Join(t.TempDir(), "clusterd")
+			install(t, builds["upgrade-a"], exe)
+			c, ctl, pidFile := upgradeCluster(t, exe, nil)
+			l, stopLoad := loadFor(t, c, conns)
+			prev := c.cmd.Process.Pid
+			for i, v := range []string{"upgrade-b", "upgrade-c"} {
+				install(t, builds[v], exe)
+				code, out, errOut := ctlRun(t, ctl, "upgrade")
+				if code != 0 {
+					t.Fatalf("ctl upgrade to %s: exit %d: %s", v, code, errOut)
+				}
+				pid := readPID(t, pidFile)
+				remember(pid)
+				t.Logf("%s: %s", v, strings.TrimSpace(out))
+				if pid == prev || !alive(pid) {
+					t.Fatalf("after the upgrade the PID file names %d (before: %d, alive: %v)", pid, prev, alive(pid))
+				}
+				if got := exeVersion(t, pid); !strings.HasPrefix(got, "clusterd "+v+" ") {
+					t.Errorf("master %d runs %q, want build %s", pid, got, v)
+				}
+				st := status(t, ctl)
+				if st.Master.PID != pid || st.Master.Generation != i+1 {
+					t.Errorf("ctl status: master %d generation %d, want %d generation %d", st.Master.PID, st.Master.Generation, pid, i+1)
+				}
+				waitGone(t, prev, 15*time.Second)
+				prev = pid
+				time.Sleep(300 * time.Millisecond)
+			}
+			stopLoad()
+			checkLoad(t, l)
+		})
+	}
+}
+
+// TestMasterUpgradeFails: a new binary that fails its check, and one that
+// passes it but exits at start, change nothing: ctl upgrade says why and
+// exits 1, the old master and workers serve on without a failed request,
+// and the PID file still names the old master (which removes it on stop).
+func TestMasterUpgradeFails(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "clusterd")
+	install(t, os.Args[0], exe)
+	broken := buildBroken(t, t.TempDir())
+	c, ctl, pidFile := upgradeCluster(t, exe, []string{envUpgradeFail + "=1"})
+	first := c.cmd.Process.Pid
+	workers := servingPids(t, ctl)
+	l, stopLoad := loadFor(t, c, 64)
+	for _, tc := range []struct {
+		name, binary string
+		want         *regexp.Regexp
+	}{
+		{"broken binary", broken, regexp.MustCompile(`failed its configuration check \(exit status 1\): broken build: cannot load libfoo\.so$`)},
+		{"new master exits", os.Args[0], regexp.MustCompile(`the new master \(pid \d+\) exited during start-up \(exit status 1\)$`)},
+	} {
+		install(t, tc.binary, exe)
+		code, _, errOut := ctlRun(t, ctl, "upgrade")
+		if errOut = strings.TrimSpace(errOut); code != 1 || !tc.want.MatchString(errOut) {
+			t.Errorf("%s: ctl upgrade: exit %d, %q; want 1 and %v", tc.name, code, errOut, tc.want)
+		}
+		if pid := readPID(t, pidFile); pid != first {
+			t.Errorf("%s: PID file names %d, want the old master %d", tc.name, pid, first)
+		}
+		if got := servingPids(t, ctl); fmt.Sprint(got) != fmt.Sprint(workers) {
+			t.Errorf("%s: serving workers %v, want the old ones %v", tc.name, got, workers)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopLoad()
+	checkLoad(t, l)
+	c.signal(syscall.SIGTERM)
+	if code := c.wait(15 * time.Second); code != 0 {
+		t.Errorf("master exit %d", code)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("PID file after stop: %v", err)
+	}
+}
+
+// TestMasterUpgradeNeverReady: a new master whose workers never become
+// ready is stopped, with its workers, after --ready-timeout; the old
+// master serves on. While it runs, a second upgrade and a reload are
+// refused.
+func TestMasterUpgradeNeverReady(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "clusterd")
+	install(t, os.Args[0], exe)
+	c, ctl, pidFile := upgradeCluster(t, exe, []string{envSlowStart + "=60000"}, "--ready-timeout", "2s")
+	first := c.cmd.Process.Pid
+	workers := servingPids(t, ctl)
+	l, stopLoad := loadFor(t, c, 64)
+
+	type result struct {
+		code   int
+		errOut string
+		took   time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		var out, errOut bytes.Buffer
+		code := run([]string{"ctl", "--control", ctl, "upgrade"}, &out, &errOut)
+		done <- result{code, strings.TrimSpace(errOut.String()), time.Since(start)}
+	}()
+	started := c.waitLog(10*time.Second, func(l map[string]any) bool { return l["@message"] == "new master started" })
+	newPid := int(started["pid"].(float64))
+	remember(newPid)
+	for _, cmd := range []string{"upgrade", "reload"} {
+		if code, _, errOut := ctlRun(t, ctl, cmd); code != 1 || !strings.Contains(errOut, "a master upgrade is in progress") {
+			t.Errorf("ctl %s during an upgrade: exit %d, %q; want it refused", cmd, code, errOut)
+		}
+	}
+	r := <-done
+	want := regexp.MustCompile(`the new master \(pid ` + strconv.Itoa(newPid) + `\) was not ready within 2s; killed it$`)
+	if r.code != 1 || !want.MatchString(r.errOut) {
+		t.Errorf("ctl upgrade: exit %d, %q; want 1 and %v", r.code, r.errOut, want)
+	}
+	if r.took < 2*time.Second || r.took > 10*time.Second {
+		t.Errorf("ctl upgrade took %v; want about the 2s ready timeout", r.took)
+	}
+	if alive(newPid) {
+		t.Errorf("the new master %d is still running", newPid)
+	}
+	// Only the old master and its two workers run the binary: the new
+	// master's workers, stuck in start-up, were stopped with it.
+	deadline := time.Now().Add(5 * time.Second)
+	procs := running(exe)
+	for len(procs) != 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		procs = running(exe)
+	}
+	if len(procs) != 3 {
+		t.Errorf("processes running %s: %v; want the old master and its 2 workers", exe, procs)
+	}
+	if pid := readPID(t, pidFile); pid != first {
+		t.Errorf("PID file names %d, want %d", pid, first)
+	}
+	if got := servingPids(t, ctl); fmt.Sprint(got) != fmt.Sprint(workers) {
+		t.Errorf("serving workers %v, want the old ones %v", got, workers)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopLoad()
+	checkLoad(t, l)
+}
+
+// TestCheck: clusterd check accepts a good configuration and names the
+// first problem of a bad one, on one line, without binding.
+func TestCheck(t *testing.T) {
+	busy := startCluster(t, 1, nil, "--workers", "1", "--control", ctlPath(t))
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--listen", busy.addr}, 0, "configuration ok"}, // in use: check binds nothing
+		{[]string{"--listen", "unix:" + filepath.Join(t.TempDir(), "a.sock"), "--workers", "3"}, 0, "configuration ok"},
+		{[]string{"--listen", "nowhere"}, 1, `clusterd check: --listen "nowhere": want host:port`},
+		{[]string{"--listen", "unix:/no/such/dir/a.sock"}, 1, "clusterd check: --listen unix:/no/such/dir/a.sock: socket directory: stat /no/such/dir"},
+		{[]string{"--root", "/no/such/root"}, 1, "clusterd check: --root: "},
+		{[]string{"--workers", "0"}, 1, "clusterd check: --workers must be at least 1, got 0"},
+		{[]string{"--group", "nogroup"}, 1, `clusterd check: workers' group "nogroup": a group needs a user too`},
+		{[]string{"--bogus"}, 1, "clusterd check: flag provided but not defined: -bogus"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"check"}, tc.args...), &out, &errOut)
+		got := strings.TrimSpace(out.String() + errOut.String())
+		if code != tc.code || !strings.HasPrefix(got, tc.want) || strings.Contains(got, "\n") {
+			t.Errorf("check %v: exit %d, %q; want %d and %q…", tc.args, code, got, tc.code, tc.want)
+		}
+	}
+	if os.Geteuid() == 0 {
+		var errOut bytes.Buffer
+		if code := run([]string{"check", "--user", "no-such-user-xyz"}, io.Discard, &errOut); code != 1 ||
+			!strings.Contains(errOut.String(), `workers' user "no-such-user-xyz"`) {
+			t.Errorf("check --user no-such-user-xyz: exit %d, %q", code, errOut.String())
+		}
+	}
+}
