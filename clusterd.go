@@ -100,6 +100,12 @@ func RunHTTP(opts Options, h http.Handler) error {
 // serving h. In the master it returns after a stop signal has been handled,
 // or with an error when it cannot start (a busy port, say).
 func Run(opts Options, h httpcore.Handler) error {
+	return RunFunc(opts, func(*worker.Worker) httpcore.Handler { return h })
+}
+
+// RunFunc is Run for the handler newHandler returns in each worker, given
+// the running worker (its id, generation and request count).
+func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
 	if len(opts.Listen) == 0 {
 		opts.Listen = []string{DefaultListen}
 	}
@@ -108,12 +114,12 @@ func Run(opts Options, h httpcore.Handler) error {
 		level = hclog.Info
 	}
 	if worker.IsWorker() {
-		return worker.Run(worker.Config{
+		return worker.RunFunc(worker.Config{
 			Listen:          opts.Listen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
-		}, h)
+		}, newHandler)
 	}
 	m, err := master.New(master.Config{
 		Listen:          opts.Listen,

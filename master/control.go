@@ -142,8 +142,11 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	defer m.wg.Done()
 	defer c.Close()
 	reply := func(r response) {
-		_ = c.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
-		if err := json.NewEncoder(c).Encode(r); err != nil {
+		err := c.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
+		if err == nil {
+			err = json.NewEncoder(c).Encode(r)
+		}
+		if err != nil {
 			m.log.Debug("control connection: cannot answer", "error", err)
 		}
 	}
@@ -152,7 +155,10 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 		reply(response{Error: err.Error()})
 		return
 	}
-	_ = c.SetReadDeadline(time.Now().Add(controlReadTimeout))
+	if err := c.SetReadDeadline(time.Now().Add(controlReadTimeout)); err != nil {
+		m.log.Warn("control connection: cannot bound it; closing it", "error", err)
+		return
+	}
 	line, err := bufio.NewReader(&limited{c, 4096}).ReadBytes('\n')
 	var req Request
 	if err == nil {

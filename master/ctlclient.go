@@ -41,13 +41,17 @@ func Control(path string, req Request, timeout time.Duration) (Response, error) 
 	if err := checkServer(c.(*net.UnixConn)); err != nil {
 		return Response{}, err
 	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return Response{}, err
+	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Response{}, noAnswer(err, timeout)
 	}
 	r := bufio.NewReader(c)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return Response{}, err
+		}
 		line, err := r.ReadBytes('\n')
 		if err != nil {
 			return Response{}, noAnswer(err, timeout)

@@ -40,7 +40,9 @@ func (t *listenerTable) get(network, addr string) (*os.File, error) {
 }
 
 // bind creates a listening TCP socket and returns a descriptor of it that
-// no Go poller watches (the master never accepts on it).
+// no Go poller watches: workers get duplicates and accept on them in their
+// own event loops; in rr mode the master accepts on a listener of its own
+// made from it (see startAcceptor).
 func bind(network, addr string) (*os.File, string, error) {
 	if !strings.HasPrefix(network, "tcp") {
 		return nil, "", fmt.Errorf("listen %s %s: unsupported network", network, addr)

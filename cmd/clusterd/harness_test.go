@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/worker"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -61,6 +62,22 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 	})
 }
 
+// serveWithHang serves as clusterd does, with GET /hang added.
+func serveWithHang(args []string) int {
+	cfg, err := parseServe(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	app, closeApp, err := newApp(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer closeApp()
+	return runApp(cfg, func(w *worker.Worker) httpcore.Handler { return withHang(app(w)) }, os.Stderr)
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envSleep) == "1" {
 		time.Sleep(time.Minute)
@@ -81,7 +98,7 @@ func TestMain(m *testing.M) {
 			startChild(dir)
 		}
 		if os.Getenv(envHang) == "1" {
-			wrapApp = withHang
+			os.Exit(serveWithHang(os.Args[1:]))
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
