@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/clusterd/clusterd/internal/defaults"
 )
 
 // MaxWorkers bounds the pool: far more processes than any machine has
@@ -28,11 +31,13 @@ type Config struct {
 	Workers int
 	// Sched is SchedShared (default) or SchedRR.
 	Sched string
-	// GracefulTimeout bounds a worker's drain before SIGKILL; default 30s.
+	// GracefulTimeout bounds a worker's drain before SIGKILL; default
+	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
-	// ReadyTimeout bounds a new worker's start-up; default 10s.
+	// ReadyTimeout bounds a new worker's start-up; default defaults.ReadyTimeout.
 	ReadyTimeout time.Duration
-	// WorkerTimeout: a ready worker silent this long is killed; default 30s.
+	// WorkerTimeout: a ready worker silent this long is killed; default
+	// defaults.WorkerTimeout.
 	WorkerTimeout time.Duration
 	// Control is the control socket's path; default: master-PID.sock in ControlDir().
 	Control string
@@ -43,12 +48,11 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	switch c.Sched {
-	case "":
+	switch {
+	case c.Sched == "":
 		c.Sched = SchedShared
-	case SchedShared, SchedRR:
-	default:
-		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
+	case !slices.Contains(SchedModes, c.Sched):
+		return fmt.Errorf("unknown scheduling %q: want one of %v", c.Sched, SchedModes)
 	}
 	if c.Workers <= 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25
@@ -56,9 +60,9 @@ func (c *Config) setDefaults() error {
 	if c.Workers > MaxWorkers {
 		return fmt.Errorf("%d workers is more than the maximum of %d", c.Workers, MaxWorkers)
 	}
-	c.GracefulTimeout = orDefault(c.GracefulTimeout, 30*time.Second)
-	c.ReadyTimeout = orDefault(c.ReadyTimeout, 10*time.Second)
-	c.WorkerTimeout = orDefault(c.WorkerTimeout, 30*time.Second)
+	c.GracefulTimeout = orDefault(c.GracefulTimeout, defaults.GracefulTimeout)
+	c.ReadyTimeout = orDefault(c.ReadyTimeout, defaults.ReadyTimeout)
+	c.WorkerTimeout = orDefault(c.WorkerTimeout, defaults.WorkerTimeout)
 	if len(c.Command) == 0 {
 		exe, err := os.Executable()
 		if err != nil {

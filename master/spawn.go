@@ -168,7 +168,7 @@ func (p *execProc) Wait() error {
 func workerEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CLUSTERD_WORKER_") && !strings.HasPrefix(kv, ipc.EnvFD+"=") {
+		if !strings.HasPrefix(kv, ipc.EnvPrefix) {
 			out = append(out, kv)
 		}
 	}
@@ -230,18 +230,17 @@ func (m *Master) receive(w *worker) {
 	}
 }
 
-// forwardLog re-logs the worker's stderr through its named logger: JSON
-// lines from the worker's hclog keep their level and fields; anything else
-// (a panic, a stray print) is logged line by line as it came.
+// forwardLog re-logs the worker's stderr through its named logger, as the
+// ipc package's worker log contract says.
 func forwardLog(log hclog.Logger, r io.Reader) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), ipc.MaxLogLine)
 	for sc.Scan() {
 		line := sc.Bytes()
 		var rec map[string]any
 		if len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &rec) == nil {
-			if msg, ok := rec["@message"].(string); ok {
-				lvl, _ := rec["@level"].(string)
+			if msg, ok := rec[ipc.LogMessage].(string); ok {
+				lvl, _ := rec[ipc.LogLevel].(string)
 				log.Log(hclog.LevelFromString(lvl), msg, fields(rec)...)
 				continue
 			}
@@ -253,7 +252,7 @@ func forwardLog(log hclog.Logger, r io.Reader) {
 func fields(rec map[string]any) []any {
 	keys := make([]string, 0, len(rec))
 	for k := range rec {
-		if !strings.HasPrefix(k, "@") {
+		if !strings.HasPrefix(k, ipc.LogMetaPrefix) {
 			keys = append(keys, k)
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/defaults"
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -36,7 +38,8 @@ type Config struct {
 	Listen []string
 	// HTTP configures the event loop.
 	HTTP httpcore.Config
-	// GracefulTimeout bounds a drain the master asked for; default 30s.
+	// GracefulTimeout bounds a drain the master asked for; default
+	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
@@ -59,11 +62,21 @@ type Worker struct {
 	srv  *httpcore.Server
 }
 
-// Info identifies the worker process.
-func (w *Worker) Info() Info { return w.info }
+// Info identifies the worker process; zero for a nil Worker (outside a worker).
+func (w *Worker) Info() Info {
+	if w == nil {
+		return Info{}
+	}
+	return w.info
+}
 
-// Requests is how many requests this worker has served.
-func (w *Worker) Requests() uint64 { return w.srv.Stats().Requests }
+// Requests is how many requests this worker has served; 0 outside a worker.
+func (w *Worker) Requests() uint64 {
+	if w == nil || w.srv == nil {
+		return 0
+	}
+	return w.srv.Stats().Requests
+}
 
 // identify reads and removes the variables the master set.
 func identify() (Info, int, error) {
@@ -96,7 +109,7 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
 	if cfg.GracefulTimeout <= 0 {
-		cfg.GracefulTimeout = 30 * time.Second
+		cfg.GracefulTimeout = defaults.GracefulTimeout
 	}
 	f := os.NewFile(uintptr(fd), "ipc")
 	conn, err := ipc.NewConn(f)
@@ -135,14 +148,14 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
 	p.self.srv = p.srv
-	fds, err := ipc.FDs(files)
+	fds, err := rawfd.All(files)
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(fds) }()
 	for _, addr := range p.cfg.Listen {
-		if err := p.conn.Send(ipc.Message{Type: ipc.Listening, Key: "tcp:" + addr}); err != nil {
+		if err := p.conn.Send(ipc.Message{Type: ipc.Listening, Key: ipc.Key("tcp", addr)}); err != nil {
 			return err
 		}
 	}
@@ -262,10 +275,7 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 		}
 	}()
 	defer f.Close()
-	fd, err := ipc.FD(f)
-	if err == nil {
-		fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) // the loop owns its own copy
-	}
+	fd, err := rawfd.DupFile(f) // the loop owns its own copy
 	if err != nil {
 		reply.Err = err.Error()
 		return
