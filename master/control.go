@@ -147,12 +147,7 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if ok, n := m.ctlErrLog.allow(m.now()); ok {
-				m.log.Error("control socket: accept failed, retrying", "error", err, "failures_not_logged", n)
-			}
-			select {
-			case <-time.After(retry.next()):
-			case <-m.done:
+			if !m.acceptFailed(m.ctlErrLog, &retry, "control socket: accept failed, retrying", err) {
 				return
 			}
 			continue
