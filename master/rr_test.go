@@ -19,7 +19,7 @@ func rrHarness(t *testing.T, workers int) (*harness, string) {
 	for _, p := range h.sp.all() {
 		h.rrReady(p)
 	}
-	return h, h.m.listeners.Addr(Key("tcp", "127.0.0.1:0"))
+	return h, h.m.listeners.byKey["127.0.0.1:0"].addr
 }
 
 // rrReady plays an rr worker's start-up: it asks for the listener and gets
@@ -27,7 +27,7 @@ func rrHarness(t *testing.T, workers int) (*harness, string) {
 func (h *harness) rrReady(p *fakeProc) {
 	h.t.Helper()
 	p.send(h.t, ipc.Message{Type: ipc.Online})
-	p.send(h.t, ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: "127.0.0.1:0"})
+	p.send(h.t, ipc.Message{Type: ipc.QueryServer, Addr: "127.0.0.1:0"})
 	h.pump()
 	h.pump()
 	reply, files := p.recv(h.t)
@@ -175,19 +175,19 @@ func TestQueryServerFails(t *testing.T) {
 	h := newHarness(t, 1)
 	h.m.start()
 	p := h.proc(0)
-	p.send(t, ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: busy.Addr().String()})
+	p.send(t, ipc.Message{Type: ipc.QueryServer, Addr: busy.Addr().String()})
 	h.pump()
 	reply, files := p.recv(t)
 	if reply.Err == "" || len(files) != 0 {
 		t.Errorf("reply %+v, %d fds", reply, len(files))
 	}
-	p.send(t, ipc.Message{Type: ipc.QueryServer, Network: "udp", Addr: "127.0.0.1:0"})
+	p.send(t, ipc.Message{Type: ipc.QueryServer, Addr: "no-port"})
 	h.pump()
 	if reply, _ := p.recv(t); reply.Err == "" {
-		t.Errorf("udp listener: %+v", reply)
+		t.Errorf("bad listen value: %+v", reply)
 	}
 	// Shared mode: the listening socket itself travels, once per ask.
-	p.send(t, ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: "127.0.0.1:0"})
+	p.send(t, ipc.Message{Type: ipc.QueryServer, Addr: "127.0.0.1:0"})
 	h.pump()
 	reply, files = p.recv(t)
 	if reply.Err != "" || reply.RR || len(files) != 1 {
@@ -199,7 +199,7 @@ func TestQueryServerFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if ln.Addr().String() != h.m.listeners.Addr(Key("tcp", "127.0.0.1:0")) {
-		t.Errorf("worker got %v, master bound %v", ln.Addr(), h.m.listeners.Addr(Key("tcp", "127.0.0.1:0")))
+	if ln.Addr().String() != h.m.listeners.byKey["127.0.0.1:0"].addr {
+		t.Errorf("worker got %v, master bound %v", ln.Addr(), h.m.listeners.byKey["127.0.0.1:0"].addr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,7 +108,7 @@ func TestRunAndControl(t *testing.T) {
 		t.Errorf("status %+v", st.Master)
 	}
 	// A connection through the master's acceptor reaches a worker.
-	c, err := net.Dial("tcp", st.Master.Listeners[0])
+	c, err := net.Dial("tcp", st.Master.Listeners[0].Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,5 +267,40 @@ func TestWorkerEnvAndStateNames(t *testing.T) {
 	m, err := New(Config{})
 	if err != nil || m.cfg.Workers < 1 || m.cfg.Command[0] == "" || m.cfg.GracefulTimeout != 30*time.Second {
 		t.Errorf("defaults: %+v %v", m.cfg, err)
+	}
+}
+
+// An fd:N listener is taken over as inherited: its address is found from
+// the socket itself; a systemd:NAME listener with nothing passed is refused.
+func TestInheritedListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Dup(int(f.Fd())) // the master's table owns this one
+	_ = f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "fd:" + strconv.Itoa(fd)
+	h := newHarness(t, 1, func(c *Config) { c.Listen = []string{key} })
+	keys, err := h.m.takeInherited()
+	if err != nil || len(keys) != 1 || keys[0] != key {
+		t.Fatalf("takeInherited: %v %v", keys, err)
+	}
+	if l := h.m.listeners.byKey[key]; l == nil || l.addr != ln.Addr().String() || l.form != FormFD {
+		t.Fatalf("inherited listener: %+v", l)
+	}
+	if Activated() {
+		t.Error("Activated without LISTEN_FDS")
+	}
+	h2 := newHarness(t, 1, func(c *Config) { c.Listen = []string{"systemd:web"} })
+	if _, err := h2.m.takeInherited(); err == nil || !strings.Contains(err.Error(), "LISTEN_FDS is not set") {
+		t.Errorf("systemd:web without activation: %v", err)
 	}
 }

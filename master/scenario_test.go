@@ -40,12 +40,12 @@ func TestCrashDuringRoll(t *testing.T) {
 	old1, old2 := h.proc(0), h.proc(1)
 	reply := h.reload()
 	next1 := h.proc(2)
-	if next1.spec != (spawnSpec{slot: 1, generation: 1}) {
+	if next1.spec.slot != 1 || next1.spec.generation != 1 {
 		t.Fatalf("first replacement: %+v", next1.spec)
 	}
 	h.exit(old2, errCrash)
 	refill := h.proc(3)
-	if refill.spec != (spawnSpec{slot: 2, generation: 1}) {
+	if refill.spec.slot != 2 || refill.spec.generation != 1 {
 		t.Fatalf("slot 2 refilled with %+v, want generation 1", refill.spec)
 	}
 	h.ready(refill)

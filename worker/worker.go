@@ -105,6 +105,9 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Listen, err = listenFromMaster(cfg.Listen); err != nil {
+		return err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
@@ -155,7 +158,7 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(fds) }()
 	for _, addr := range p.cfg.Listen {
-		if err := p.conn.Send(ipc.Message{Type: ipc.Listening, Key: ipc.Key("tcp", addr)}); err != nil {
+		if err := p.conn.Send(ipc.Message{Type: ipc.Listening, Key: addr}); err != nil {
 			return err
 		}
 	}
@@ -190,7 +193,7 @@ func (p *proc) queryListeners() ([]*os.File, error) {
 }
 
 func (p *proc) query(addr string) (*os.File, error) {
-	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: addr}); err != nil {
+	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Addr: addr}); err != nil {
 		return nil, err
 	}
 	if err := p.conn.SetReadDeadline(time.Now().Add(replyTimeout)); err != nil {
