@@ -20,6 +20,20 @@ import (
 type Request struct {
 	Cmd string `json:"cmd"`         // CmdStatus, CmdReload, CmdScale or CmdStop
 	N   int    `json:"n,omitempty"` // for scale
+	// WaitMS is how long the client waits for each line of the answer, in
+	// milliseconds; the master says a long command is still running at
+	// least twice as often (default: every controlPending).
+	WaitMS int64 `json:"wait_ms,omitempty"`
+}
+
+// pendingEvery is how often the client of r hears that its command is
+// still running.
+func (r Request) pendingEvery() time.Duration {
+	d := controlPending
+	if r.WaitMS > 0 {
+		d = min(d, time.Duration(r.WaitMS)*time.Millisecond/2)
+	}
+	return max(d, 10*time.Millisecond)
 }
 
 // Response answers a Request: a JSON line.
@@ -201,7 +215,7 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 		reply(response{Error: "the master is stopping"})
 		return
 	}
-	tick := time.NewTicker(controlPending)
+	tick := time.NewTicker(req.pendingEvery())
 	defer tick.Stop()
 	for {
 		select {

@@ -311,3 +311,17 @@ func TestControlNoAnswer(t *testing.T) {
 		t.Errorf("master hanging up: %v", err)
 	}
 }
+
+func TestPendingEvery(t *testing.T) {
+	for _, tt := range []struct {
+		waitMS int64
+		want   time.Duration
+	}{
+		{0, controlPending}, {5000, controlPending}, {2000, controlPending},
+		{1000, 500 * time.Millisecond}, {300, 150 * time.Millisecond}, {1, 10 * time.Millisecond},
+	} {
+		if got := (Request{WaitMS: tt.waitMS}).pendingEvery(); got != tt.want {
+			t.Errorf("wait %dms: every %v, want %v", tt.waitMS, got, tt.want)
+		}
+	}
+}

@@ -44,6 +44,7 @@ func Control(path string, req Request, timeout time.Duration) (Response, error) 
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return Response{}, err
 	}
+	req.WaitMS = timeout.Milliseconds()
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Response{}, noAnswer(err, timeout)
 	}
