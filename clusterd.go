@@ -98,7 +98,10 @@ const DefaultListen = "127.0.0.1:8080"
 // SocketOptions configure every listener; see master.SocketOptions.
 type SocketOptions = master.SocketOptions
 
-// IsWorker reports whether this process is a worker started by a master.
+// IsWorker reports whether this process is a worker started by a master,
+// for code that runs before Run (Run takes the variables that say so, so
+// that programs a worker starts are not taken for workers; a handler runs
+// in a worker by definition, and RunFunc tells it which one).
 func IsWorker() bool { return worker.IsWorker() }
 
 // RunHTTP is Run for h, any standard net/http Handler, which each worker
