@@ -80,6 +80,7 @@ func serveWithHang(args []string) int {
 }
 
 func TestMain(m *testing.M) {
+	orphanScenario()
 	if os.Getenv(envSleep) == "1" {
 		time.Sleep(time.Minute)
 		os.Exit(0)
@@ -100,6 +101,10 @@ func TestMain(m *testing.M) {
 		}
 		if os.Getenv(envHang) == "1" {
 			os.Exit(serveWithHang(os.Args[1:]))
+		}
+		if err := setGroupsFromEnv(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
@@ -196,8 +201,14 @@ type cluster struct {
 // logs) and env, and waits for want workers to be ready (0: don't wait).
 func startCluster(t *testing.T, want int, env []string, args ...string) *cluster {
 	t.Helper()
+	return startClusterExe(t, os.Args[0], want, env, args...)
+}
+
+// startClusterExe is startCluster with exe, a copy of the test binary.
+func startClusterExe(t *testing.T, exe string, want int, env []string, args ...string) *cluster {
+	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
 	return startCmd(t, cmd, want)
 }
