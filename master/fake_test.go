@@ -280,6 +280,7 @@ func (h *harness) pump() {
 	select {
 	case ev := <-h.m.events:
 		ev()
+		h.m.notifyServiceManager() // as the loop does after every event
 	case <-time.After(5 * time.Second):
 		h.t.Fatalf("no event within 5s; log:\n%s", h.logs.String())
 	}
@@ -299,6 +300,7 @@ func (h *harness) idle() {
 		select {
 		case ev := <-h.m.events:
 			ev()
+			h.m.notifyServiceManager()
 		default:
 			return
 		}

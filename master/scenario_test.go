@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -384,5 +385,36 @@ func TestUnexpectedMessages(t *testing.T) {
 	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := r.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Errorf("read %d, %v; want EOF", n, err)
+	}
+}
+
+// The service manager hears READY=1 when the pool serves, RELOADING=1 and
+// READY=1 around a roll, STOPPING=1 on a stop, and watchdog pings while
+// the supervisor turns.
+func TestServiceManagerNotified(t *testing.T) {
+	h := newHarness(t, 2)
+	var sent []string
+	h.m.sd = &notifier{log: h.m.log, interval: time.Second, send: func(s string) error {
+		sent = append(sent, strings.SplitN(s, "\n", 2)[0])
+		return nil
+	}}
+	h.startPool()
+	h.reload()
+	h.ready(h.proc(2))
+	h.ready(h.proc(3))
+	h.advance(time.Second)
+	h.m.signal(syscall.SIGTERM)
+	h.m.notifyServiceManager()
+	var states []string
+	for _, s := range sent {
+		if !strings.HasPrefix(s, "STATUS=") && s != "WATCHDOG=1" {
+			states = append(states, s)
+		}
+	}
+	if want := []string{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}; !slices.Equal(states, want) {
+		t.Errorf("sent %v, want %v (all: %q)", states, want, sent)
+	}
+	if !slices.Contains(sent, "WATCHDOG=1") || !slices.Contains(sent, "STATUS=2/2 workers ready, generation 1") {
+		t.Errorf("sent %q", sent)
 	}
 }
