@@ -1,6 +1,8 @@
 package master
 
 import (
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -229,5 +231,97 @@ func TestCheckSocket(t *testing.T) {
 	defer os.Chown(dir, 0, 0)
 	if err := checkSocket(path); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
 		t.Errorf("socket in a foreign directory: %v", err)
+	}
+}
+
+// TestControlFloodOfSilentClients: silent connections beyond
+// maxSilentControl close the oldest of them, so a client that speaks at
+// once is answered at once, however many silent ones came before it.
+func TestControlFloodOfSilentClients(t *testing.T) {
+	m, err := New(Config{Command: []string{"true"}, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const silent = 5 * maxSilentControl
+	ln := &flakyAcceptor{conns: make(chan *net.UnixConn, silent+1)}
+	m.wg.Add(1)
+	go m.serveControl(ln)
+	var quiet []*net.UnixConn
+	for range silent {
+		server, client := unixPair(t)
+		quiet = append(quiet, client)
+		ln.conns <- server
+	}
+	server, client := unixPair(t)
+	defer client.Close()
+	ln.conns <- server
+	go func() { (<-m.events)() }() // plays the supervisor
+	if _, err := client.Write([]byte(`{"cmd":"status"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(time.Second)) // well under controlReadTimeout
+	buf := make([]byte, 512)
+	n, err := client.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), `"ok":true`) {
+		t.Fatalf("answer behind %d silent clients: %q, %v", silent, buf[:n], err)
+	}
+	closed := 0
+	for _, c := range quiet {
+		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(buf); err == io.EOF {
+			closed++
+		}
+		_ = c.Close()
+	}
+	if want := silent - maxSilentControl; closed < want {
+		t.Errorf("%d of %d silent clients closed; want at least %d", closed, silent, want)
+	}
+	close(ln.conns)
+	close(m.done)
+	m.wg.Wait()
+}
+
+// Control gives up on a master that accepts but does not answer, or that
+// hangs up, with ErrNoAnswer.
+func TestControlNoAnswer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 2)
+	go func() {
+		for i := 0; i < 2; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	start := time.Now()
+	_, err = Control(path, Request{Cmd: "status"}, 100*time.Millisecond)
+	if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "within 100ms") || time.Since(start) > 3*time.Second {
+		t.Errorf("silent master: %v after %v", err, time.Since(start))
+	}
+	(<-held).Close()
+	go func() { (<-held).Close() }() // hangs up at once
+	if _, err := Control(path, Request{Cmd: "status"}, 5*time.Second); !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("master hanging up: %v", err)
+	}
+}
+
+func TestPendingEvery(t *testing.T) {
+	for _, tt := range []struct {
+		waitMS int64
+		want   time.Duration
+	}{
+		{0, controlPending}, {5000, controlPending}, {2000, controlPending},
+		{1000, 500 * time.Millisecond}, {300, 150 * time.Millisecond}, {1, 10 * time.Millisecond},
+	} {
+		if got := (Request{WaitMS: tt.waitMS}).pendingEvery(); got != tt.want {
+			t.Errorf("wait %dms: every %v, want %v", tt.waitMS, got, tt.want)
+		}
 	}
 }

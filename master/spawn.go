@@ -62,11 +62,13 @@ func (w *worker) killedFor() []any {
 // spawnSpec says what to start for one worker.
 type spawnSpec struct {
 	slot, generation int
+	listen           []string // the listeners the worker serves (ipc.EnvListen)
 }
 
 // startWorker starts a worker and the goroutine that reports its messages
 // and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
+	spec.listen = m.listenKeys
 	sp, err := m.spawner.spawn(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", spec.slot, err)
@@ -93,6 +95,7 @@ func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 // again) with the worker's end of its channel as fd 3.
 type execSpawner struct {
 	command []string
+	cred    *syscall.Credential // the workers' user; nil: the master's
 }
 
 func (e execSpawner) spawn(spec spawnSpec) (spawned, error) {
@@ -128,13 +131,14 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		ipc.EnvWorkerID+"="+strconv.Itoa(spec.slot),
 		ipc.EnvGeneration+"="+strconv.Itoa(spec.generation),
 		ipc.EnvFD+"=3",
+		listenEnv(spec.listen),
 	)
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = stderr
 	// Own process group: a terminal's ^C reaches the master only, which
 	// then stops the workers in order; and the group ends with the worker.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cred}
 	return cmd
 }
 
@@ -164,15 +168,25 @@ func (p *execProc) Wait() error {
 	return err
 }
 
-// workerEnv drops any clusterd variables the master itself inherited.
+// workerEnv drops any clusterd variables the master itself inherited, and
+// the service manager's.
 func workerEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, ipc.EnvPrefix) {
+		if !strings.HasPrefix(kv, ipc.EnvPrefix) && !hasAnyPrefix(kv, serviceManagerEnv) {
 			out = append(out, kv)
 		}
 	}
 	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // watch forwards the worker's messages and stderr, then reports its exit

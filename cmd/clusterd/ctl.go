@@ -51,11 +51,15 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	case resp.Status != nil && *asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(resp.Status)
+		err = enc.Encode(resp.Status)
 	case resp.Status != nil:
-		printStatus(stdout, resp.Status)
+		err = printStatus(stdout, resp.Status)
 	default:
-		fmt.Fprintln(stdout, resp.Message)
+		_, err = fmt.Fprintln(stdout, resp.Message)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd ctl %s: %v\n", req.Cmd, err)
+		return 1
 	}
 	return 0
 }
@@ -102,7 +106,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	return req, nil
 }
 
-func printStatus(w io.Writer, st *master.Status) {
+func printStatus(w io.Writer, st *master.Status) error {
 	m := st.Master
 	state := "running"
 	switch {
@@ -111,15 +115,31 @@ func printStatus(w io.Writer, st *master.Status) {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v, listening on %v\n",
-		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime), m.Listeners)
+	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	printListeners(tw, m.Listeners)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
 	for _, x := range st.Workers {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%v\n",
 			x.ID, x.PID, x.Generation, x.State, x.Requests, x.Connections, x.Restarts, secs(x.Uptime))
 	}
+	return tw.Flush()
+}
+
+// printListeners prints one line per listener: what was asked for, how it
+// was obtained, what it listens on and its accept queue length.
+func printListeners(tw *tabwriter.Writer, ls []master.ListenerStatus) {
+	fmt.Fprintln(tw, "LISTEN\tFORM\tADDRESS\tBACKLOG")
+	for _, l := range ls {
+		backlog := strconv.Itoa(l.Backlog)
+		if l.Backlog == 0 {
+			backlog = "inherited"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Listen, l.Form, l.Addr, backlog)
+	}
 	_ = tw.Flush()
+	fmt.Fprintln(tw)
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Second) }

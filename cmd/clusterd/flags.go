@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,6 +81,12 @@ requests, answers the next request on each keep-alive connection with
 "Connection: close", and closes connections that stay idle for a
 second. When the master
 dies, its workers finish what they can within a second and exit.
+
+Under a service manager (systemd Type=notify, $NOTIFY_SOCKET) the master
+reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a
+rolling restart, STOPPING=1, a one-line STATUS=, and pings the watchdog
+when $WATCHDOG_USEC is set. As PID 1 (in a container) it also reaps the
+orphaned processes that become its children.
 `
 
 var errHelp = errors.New("help requested")
@@ -100,9 +105,44 @@ type flagRow struct {
 // serveFlags is serve's flag table. A new flag is one row here and one in
 // the README's table (a test holds the two, and --help, together).
 var serveFlags = []flagRow{
-	{name: "listen", arg: "ADDR", show: clusterd.DefaultListen,
-		help: "address to serve, repeatable; IPv6 as [::1]:8080,\nall interfaces as :8080",
+	{name: "listen", arg: "ADDR", show: "the sockets systemd passed, else " + clusterd.DefaultListen,
+		help: `what to serve, repeatable:
+HOST:PORT     TCP; IPv6 as [::1]:8080, all
+              interfaces as :8080
+unix:PATH     a Unix socket file the master creates
+              (a stale one is replaced; a live one,
+              a non-socket or another user's file
+              is refused) and removes on stop
+unix:@NAME    Linux abstract Unix socket (no file)
+fd:N          a listening socket inherited as fd N
+systemd:NAME  the sockets systemd passed with
+              FileDescriptorName=NAME (LISTEN_FDS)
+A HOST:PORT or unix:PATH that systemd already
+passed (socket activation) is used, not bound.`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.listen, name, "") }},
+	{name: "backlog", arg: "N", show: strconv.Itoa(master.DefaultBacklog),
+		help: `accept queue length of every listener, as Node
+and nginx: an overloaded server refuses early
+instead of queueing thousands of connections;
+capped by net.core.somaxconn. Inherited sockets
+keep theirs unless it is given`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.backlog, name, 0, "") }},
+	{name: "socket-mode", arg: "MODE", help: "permissions of unix:PATH socket files",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			c.sockets.mode = modeFlag(master.DefaultSocketMode)
+			fs.Var(&c.sockets.mode, name, "")
+		}},
+	{name: "tcp-defer-accept", show: "off", help: `TCP_DEFER_ACCEPT: a worker is woken only once a
+connection's first bytes arrive (or after
+--header-timeout), not for connections that
+stay silent`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.BoolVar(&c.sockets.deferAccept, name, false, "")
+		}},
+	{name: "tcp-fastopen", arg: "N", show: "0 (off)", help: `TCP_FASTOPEN with a queue of N; the kernel
+serves it only when the sysctl
+net.ipv4.tcp_fastopen has the server flag (2)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.fastOpen, name, 0, "") }},
 	{name: "workers", arg: "N", show: "one per available CPU, cgroup-aware",
 		help: fmt.Sprintf("worker processes, at most %d", master.MaxWorkers),
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.opts.Workers, name, 0, "") }},
@@ -121,7 +161,16 @@ GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
-	{name: "control", arg: "PATH", show: "$XDG_RUNTIME_DIR/clusterd/master-PID.sock or /tmp/clusterd-UID/master-PID.sock",
+	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
+with no supplementary groups; the master must be
+started as root, and keeps root to bind (ports
+below 1024 too) and to supervise. Files only root
+can read stay out of the workers' reach. The
+control socket then admits root and NAME only`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.User, name, "", "") }},
+	{name: "group", arg: "NAME", show: "the user's primary group", help: "the workers' group",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Group, name, "", "") }},
+	{name: "control", arg: "PATH", show: "master-PID.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID",
 		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
@@ -304,6 +353,7 @@ type serveConfig struct {
 	root string // serve files from here instead of the demo app
 
 	listen             listFlag
+	sockets            socketFlags
 	maxHeader, maxBody sizeFlag
 	logFormat          string
 }
@@ -326,7 +376,10 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxHeaderBytes = int(cfg.maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.LogJSON = cfg.logFormat == "json"
-	return cfg, validate(fs, *opts, cfg.logFormat)
+	if err := validate(fs, *opts, cfg.logFormat); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.sockets.apply(fs, opts)
 }
 
 // orList joins words as "a, b or c".
@@ -363,15 +416,6 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
-	}
-	for _, addr := range opts.Listen {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("--listen %q: want host:port", addr)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return fmt.Errorf("--listen %q: bad port %q", addr, port)
-		}
 	}
 	return nil
 }
