@@ -121,6 +121,12 @@ type proc struct {
 func (p *proc) run(h httpcore.Handler) error {
 	// The master drives the stop; ^C in a terminal is for the master alone.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// stderr is a pipe to the master: once the master is gone, a log line
+	// would raise SIGPIPE and kill the worker before it drains. Caught (not
+	// ignored, which programs it starts would inherit), a write just fails.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	if err := p.conn.Send(ipc.Message{Type: ipc.Online, PID: os.Getpid()}); err != nil {
 		return err
 	}

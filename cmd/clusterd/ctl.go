@@ -19,6 +19,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	path := fs.String("control", "", "")
 	asJSON := fs.Bool("json", false, "")
+	timeout := fs.Duration("timeout", master.DefaultControlTimeout, "")
 	req, err := parseCtl(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
@@ -28,13 +29,17 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "clusterd ctl: %v (see clusterd --help)\n", err)
 		return 2
 	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "clusterd ctl: --timeout must be positive, got %v (see clusterd --help)\n", *timeout)
+		return 2
+	}
 	if *path == "" {
 		if *path, err = master.FindControl(); err != nil {
 			fmt.Fprintf(stderr, "clusterd ctl: %v\n", err)
 			return 1
 		}
 	}
-	resp, err := master.Control(*path, req)
+	resp, err := master.Control(*path, req, *timeout)
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}
@@ -84,8 +89,8 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 			return req, errors.New("scale needs a worker count")
 		}
 		n, err := strconv.Atoi(words[1])
-		if err != nil || n < 1 {
-			return req, fmt.Errorf("scale: %q is not a worker count of at least 1", words[1])
+		if err != nil || n < 1 || n > master.MaxWorkers {
+			return req, fmt.Errorf("scale: %q is not a worker count from 1 to %d", words[1], master.MaxWorkers)
 		}
 		req.N = n
 	default:

@@ -39,8 +39,11 @@ on shutdown. Without --root, workers serve the built-in demo app:
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
-  clusterd ctl [--control PATH] [--json] COMMAND
-                                  control a running master:
+  clusterd ctl [--control PATH] [--json] [--timeout D] COMMAND
+                                  control a running master; ctl gives up with
+                                  exit 1 when the master does not answer within
+                                  --timeout (default 5s; a reload may take longer
+                                  while the master reports progress):
       status                      the master and a table of its workers
                                   (--json: {"master":{...},"workers":[{"id","pid",
                                   "generation","state","requests","connections",
@@ -50,10 +53,12 @@ Usage:
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
                                   asked for while one runs is refused.
-      scale N                     grow or shrink the pool to N workers
+      scale N                     grow or shrink the pool to N workers (1..1024)
       stop                        graceful stop
                                   With no --control, ctl finds the one master
-                                  started without --control.
+                                  started without --control. ctl refuses a
+                                  socket, or a directory holding it, that another
+                                  user owns or may write.
   clusterd version                print the version
   clusterd help                   print this help
 
@@ -99,7 +104,7 @@ var serveFlags = []flagRow{
 		help: "address to serve, repeatable; IPv6 as [::1]:8080,\nall interfaces as :8080",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.listen, name, "") }},
 	{name: "workers", arg: "N", show: "one per available CPU, cgroup-aware",
-		help: "worker processes",
+		help: fmt.Sprintf("worker processes, at most %d", master.MaxWorkers),
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.opts.Workers, name, 0, "") }},
 	{name: "sched", arg: "MODE", help: `how connections reach the workers {default}:
 shared  every worker accepts on the master's socket
@@ -117,7 +122,7 @@ byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
 	{name: "control", arg: "PATH", show: "$XDG_RUNTIME_DIR/clusterd/master-PID.sock or /tmp/clusterd-UID/master-PID.sock",
-		help: "control socket, mode 0600, for clusterd ctl",
+		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
@@ -337,6 +342,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["workers"] && opts.Workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", opts.Workers)
+	}
+	if opts.Workers > master.MaxWorkers {
+		return fmt.Errorf("--workers must be at most %d, got %d", master.MaxWorkers, opts.Workers)
 	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) { // every duration is a timeout
