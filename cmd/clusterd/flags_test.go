@@ -8,24 +8,32 @@ import (
 	"testing"
 )
 
-// TestFlagDefaultsAgree: the flag table, --help and the README's flag table
-// name the same serve flags with the same defaults.
+// TestFlagDefaultsAgree: the flag tables of serve and ctl, the sections of
+// --help and the README's tables name the same flags with the same defaults.
 func TestFlagDefaultsAgree(t *testing.T) {
-	fs := newServeFlags(serveFlags, new(serveConfig))
-	want := map[string]string{}
-	for _, r := range serveFlags {
-		want[r.name] = r.defaultText(fs)
-	}
 	var out bytes.Buffer
 	if code := run([]string{"--help"}, &out, io.Discard); code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	compareDefaults(t, "--help", want, helpDefaults(t, out.String()))
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	compareDefaults(t, "README.md", want, readmeDefaults(string(readme)))
+	serve, ctl := tableDefaults(serveFlags), tableDefaults(ctlFlags)
+	compareDefaults(t, "--help serve flags", serve, helpDefaults(t, out.String(), "\nServe flags ("))
+	compareDefaults(t, "--help ctl flags", ctl, helpDefaults(t, out.String(), "\nctl flags:"))
+	compareDefaults(t, "README.md serve flags", serve, readmeDefaults(t, string(readme), "| flag | default | meaning |"))
+	compareDefaults(t, "README.md ctl flags", ctl, readmeDefaults(t, string(readme), "| ctl flag | default | meaning |"))
+}
+
+// tableDefaults maps each row's flag to its default.
+func tableDefaults[C any](rows []flagRow[C]) map[string]string {
+	fs := newFlags("", rows, new(C))
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.name] = r.defaultText(fs)
+	}
+	return out
 }
 
 func compareDefaults(t *testing.T, where string, want, got map[string]string) {
@@ -44,22 +52,24 @@ func compareDefaults(t *testing.T, where string, want, got map[string]string) {
 	}
 }
 
-// helpDefaults reads the flags section of --help: each flag and the
-// "(default …)" of its entry, lines joined.
-func helpDefaults(t *testing.T, help string) map[string]string {
-	_, section, ok := strings.Cut(help, "\nFlags (")
+// helpDefaults reads the flags section of --help that starts with title:
+// each flag and the "(default …)" of its entry, lines joined.
+func helpDefaults(t *testing.T, help, title string) map[string]string {
+	_, section, ok := strings.Cut(help, title)
 	if !ok {
-		t.Fatal("--help has no flags section")
+		t.Fatalf("--help has no section %q", title)
 	}
 	section, _, _ = strings.Cut(section, "\n\n")
 	entries := map[string]string{}
 	var name string
-	for _, line := range strings.Split(section, "\n")[2:] {
+	for _, line := range strings.Split(section, "\n") {
 		if rest, ok := strings.CutPrefix(line, "  --"); ok {
 			name, _, _ = strings.Cut(rest, " ")
 			line = rest[len(name):]
 		}
-		entries[name] += " " + strings.Join(strings.Fields(line), " ")
+		if name != "" {
+			entries[name] += " " + strings.Join(strings.Fields(line), " ")
+		}
 	}
 	out := map[string]string{}
 	for name, text := range entries {
@@ -87,18 +97,26 @@ func closingParen(s string) int {
 	return len(s)
 }
 
-// readmeDefaults reads the README's flag table: | `--name ARG` | default | … |,
-// where a default of "none" means the flag has none.
-func readmeDefaults(readme string) map[string]string {
+// readmeDefaults reads the README's table under header, rows of
+// | `--name ARG` | default | meaning |, where a default of "none" or "off"
+// means the flag has none.
+func readmeDefaults(t *testing.T, readme, header string) map[string]string {
+	_, table, ok := strings.Cut(readme, "\n"+header+"\n")
+	if !ok {
+		t.Fatalf("README.md has no table %q", header)
+	}
 	out := map[string]string{}
-	for _, line := range strings.Split(readme, "\n") {
+	for _, line := range strings.Split(table, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
 		cells := strings.Split(line, " | ")
 		if !strings.HasPrefix(line, "| `--") || len(cells) < 3 {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimPrefix(cells[0], "| `--"), " ")
 		def := strings.ReplaceAll(cells[1], "`", "")
-		if def == "none" {
+		if def == "none" || def == "off" {
 			def = ""
 		}
 		out[strings.TrimSuffix(name, "`")] = def
