@@ -98,8 +98,8 @@ func closingParen(s string) int {
 }
 
 // readmeDefaults reads the README's table under header, rows of
-// | `--name ARG` | default | meaning |, where a default of "none" or "off"
-// means the flag has none.
+// | `--name ARG` | default | meaning |, where a default of "none" means
+// the flag has none.
 func readmeDefaults(t *testing.T, readme, header string) map[string]string {
 	_, table, ok := strings.Cut(readme, "\n"+header+"\n")
 	if !ok {
@@ -116,7 +116,7 @@ func readmeDefaults(t *testing.T, readme, header string) map[string]string {
 		}
 		name, _, _ := strings.Cut(strings.TrimPrefix(cells[0], "| `--"), " ")
 		def := strings.ReplaceAll(cells[1], "`", "")
-		if def == "none" || def == "off" {
+		if def == "none" {
 			def = ""
 		}
 		out[strings.TrimSuffix(name, "`")] = def

@@ -13,7 +13,7 @@ import (
 // the parser, --help and the README's flag tables know of it. Its default
 // is the value bind gives it, shown as the flag package prints it (a
 // duration in whole seconds as "60s"), or show where that says nothing (an
-// empty list; a zero that means "work it out"). A false bool has none.
+// empty list; a zero that means "work it out"; "off" for a bool).
 type flagRow[C any] struct {
 	name, arg string // --name ARG; no ARG for a bool
 	help      string // lines broken by hand; "(default …)" goes at {default}, else at the end
@@ -39,9 +39,6 @@ func (r flagRow[C]) defaultText(fs *flag.FlagSet) string {
 		return r.show
 	}
 	f := fs.Lookup(r.name)
-	if g, ok := f.Value.(flag.Getter); ok && g.Get() == false {
-		return ""
-	}
 	if d, ok := flagDuration(f); ok && d%time.Second == 0 {
 		return strconv.FormatInt(int64(d/time.Second), 10) + "s" // 60s, not 1m0s
 	}
