@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/clusterd/clusterd/master"
 )
 
 // TestFlagDefaultsAgree: the flag tables of serve and ctl, the sections of
@@ -122,4 +124,39 @@ func readmeDefaults(t *testing.T, readme, header string) map[string]string {
 		out[strings.TrimSuffix(name, "`")] = def
 	}
 	return out
+}
+
+// TestSchedModesDocumented: the --sched entry of --help and of the README
+// describe every mode the master takes, and no other.
+func TestSchedModesDocumented(t *testing.T) {
+	var help string
+	for _, r := range serveFlags {
+		if r.name == "sched" {
+			help = r.help
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, row, _ := strings.Cut(string(readme), "\n| `--sched MODE` |")
+	row, _, _ = strings.Cut(row, "\n")
+	described := map[string]bool{}
+	for _, line := range strings.Split(help, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 && line[0] != ' ' {
+			described[f[0]] = true
+		}
+	}
+	for _, mode := range master.SchedModes {
+		if !described[mode] {
+			t.Errorf("--help does not describe --sched %s", mode)
+		}
+		if !strings.Contains(row, "`"+mode+"`") {
+			t.Errorf("the README's --sched row does not name %s", mode)
+		}
+		delete(described, mode)
+	}
+	for mode := range described {
+		t.Errorf("--help describes --sched %s, which the master does not take", mode)
+	}
 }
