@@ -69,11 +69,15 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	case resp.Status != nil && cfg.json:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(resp.Status)
+		err = enc.Encode(resp.Status)
 	case resp.Status != nil:
-		printStatus(stdout, resp.Status)
+		err = printStatus(stdout, resp.Status)
 	default:
-		fmt.Fprintln(stdout, resp.Message)
+		_, err = fmt.Fprintln(stdout, resp.Message)
+	}
+	if err != nil { // the answer did not reach whoever reads it
+		fmt.Fprintf(stderr, "clusterd ctl %s: writing the answer: %v\n", req.Cmd, err)
+		return 1
 	}
 	return 0
 }
@@ -120,7 +124,8 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	return req, nil
 }
 
-func printStatus(w io.Writer, st *master.Status) {
+// printStatus prints st as text; it returns the first write error.
+func printStatus(w io.Writer, st *master.Status) error {
 	m := st.Master
 	state := "running"
 	switch {
@@ -129,8 +134,10 @@ func printStatus(w io.Writer, st *master.Status) {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
-		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime))
+	if _, err := fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime)); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	printListeners(tw, m.Listeners)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
@@ -138,7 +145,7 @@ func printStatus(w io.Writer, st *master.Status) {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%v\n",
 			x.ID, x.PID, x.Generation, x.State, x.Requests, x.Connections, x.Restarts, secs(x.Uptime))
 	}
-	_ = tw.Flush()
+	return tw.Flush()
 }
 
 // printListeners prints one line per listener: what was asked for, how it
@@ -152,7 +159,7 @@ func printListeners(tw *tabwriter.Writer, ls []master.ListenerStatus) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Listen, l.Form, l.Addr, backlog)
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // aligns this table on its own; an error shows again at the last Flush
 	fmt.Fprintln(tw)
 }
 
