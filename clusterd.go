@@ -83,8 +83,15 @@ type Options struct {
 	// replaced; default 30s.
 	WorkerTimeout time.Duration
 	// Control is the control socket's path; default: master-PID.sock in
-	// $XDG_RUNTIME_DIR/clusterd or /tmp/clusterd-UID.
+	// $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), $XDG_RUNTIME_DIR/clusterd
+	// or /tmp/clusterd-UID.
 	Control string
+	// User and Group, when set, are who the workers run as (a name or a
+	// number; Group defaults to User's primary group), with supplementary
+	// groups cleared. The master must be started as root: it binds (ports
+	// below 1024 too) and supervises as root; only root and User may use
+	// the control socket.
+	User, Group string
 	// LogLevel is trace, debug, info, warn or error; default info.
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
@@ -135,6 +142,8 @@ func Run(opts Options, h httpcore.Handler) error {
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,
 		Control:         opts.Control,
+		User:            opts.User,
+		Group:           opts.Group,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
 		}),

@@ -61,7 +61,10 @@ func (m *Master) listenControl(path string) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, 0o600); err == nil {
+		err = m.shareControl(path)
+	}
+	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -177,7 +180,7 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 			m.log.Debug("control connection: cannot answer", "error", err)
 		}
 	}
-	if err := checkPeer(c); err != nil {
+	if err := checkPeer(c, m.controlUID()); err != nil {
 		m.log.Warn("control connection refused", "error", err)
 		reply(response{Error: err.Error()})
 		return

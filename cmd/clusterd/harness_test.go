@@ -63,6 +63,7 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 }
 
 func TestMain(m *testing.M) {
+	orphanScenario()
 	if os.Getenv(envSleep) == "1" {
 		time.Sleep(time.Minute)
 		os.Exit(0)
@@ -83,6 +84,10 @@ func TestMain(m *testing.M) {
 		}
 		if os.Getenv(envHang) == "1" {
 			wrapApp = withHang
+		}
+		if err := setGroupsFromEnv(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
@@ -179,8 +184,14 @@ type cluster struct {
 // logs) and env, and waits for want workers to be ready (0: don't wait).
 func startCluster(t *testing.T, want int, env []string, args ...string) *cluster {
 	t.Helper()
+	return startClusterExe(t, os.Args[0], want, env, args...)
+}
+
+// startClusterExe is startCluster with exe, a copy of the test binary.
+func startClusterExe(t *testing.T, exe string, want int, env []string, args ...string) *cluster {
+	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
 	return startCmd(t, cmd, want)
 }
