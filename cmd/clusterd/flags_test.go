@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"strings"
@@ -159,4 +162,67 @@ func TestSchedModesDocumented(t *testing.T) {
 	for mode := range described {
 		t.Errorf("--help describes --sched %s, which the master does not take", mode)
 	}
+}
+
+// TestGoDocDefaultsAgree: the "default X" in the doc comments of
+// clusterd.Options and httpcore.Config fields says what the flag table
+// says for the flag that sets the field.
+func TestGoDocDefaultsAgree(t *testing.T) {
+	flagOf := map[string]string{ // Go field → flag
+		"Options.GracefulTimeout": "graceful-timeout", "Options.ReadyTimeout": "ready-timeout",
+		"Options.WorkerTimeout": "worker-timeout", "Options.LogLevel": "log-level",
+		"Config.IdleTimeout": "idle-timeout", "Config.HeaderTimeout": "header-timeout",
+		"Config.RequestTimeout": "request-timeout", "Config.MaxHeaderBytes": "max-header-bytes",
+		"Config.MaxBodyBytes": "max-body-bytes",
+	}
+	want := tableDefaults(serveFlags)
+	got := map[string]string{}
+	for _, file := range []string{"../../clusterd.go", "../../httpcore/config.go"} {
+		for field, def := range docDefaults(t, file) {
+			got[field] = def
+		}
+	}
+	for field, name := range flagOf {
+		if d, ok := got[field]; !ok {
+			t.Errorf("%s: no \"default …\" in its doc comment", field)
+		} else if w := strings.ReplaceAll(want[name], " ", ""); d != w {
+			t.Errorf("%s: doc says default %s, --%s defaults to %s", field, d, name, w)
+		}
+	}
+}
+
+// docDefaults maps Type.Field to the "default X" of the field's comment
+// (spaces removed), for the struct types declared in file.
+func docDefaults(t *testing.T, file string) map[string]string {
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok {
+			return true
+		}
+		st, ok := ts.Type.(*ast.StructType)
+		if !ok {
+			return false
+		}
+		for _, fld := range st.Fields.List {
+			text := fld.Doc.Text() + fld.Comment.Text()
+			_, def, found := strings.Cut(strings.Join(strings.Fields(text), " "), "default ")
+			if !found {
+				continue
+			}
+			if i := strings.IndexAny(def, ",;"); i >= 0 {
+				def = def[:i]
+			}
+			def = strings.ReplaceAll(strings.TrimSuffix(def, "."), " ", "")
+			for _, name := range fld.Names {
+				out[ts.Name.Name+"."+name.Name] = def
+			}
+		}
+		return false
+	})
+	return out
 }
