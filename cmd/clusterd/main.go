@@ -15,10 +15,6 @@ import (
 	"github.com/clusterd/clusterd/static"
 )
 
-// wrapApp lets the tests add routes (a handler that blocks its loop, say);
-// nil in the product.
-var wrapApp func(httpcore.Handler) httpcore.Handler
-
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
@@ -48,7 +44,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return serve(args, stdout, stderr)
 }
 
+// serve runs a master and its workers, which serve the demo app or the
+// files under --root.
 func serve(args []string, stdout, stderr io.Writer) int {
+	return serveWith(args, stdout, stderr, nil)
+}
+
+// serveWith is serve with front, if not nil, in front of the app: a
+// handler that answers what it knows and passes the rest on.
+func serveWith(args []string, stdout, stderr io.Writer, front func(httpcore.Handler) httpcore.Handler) int {
 	cfg, err := parseServe(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
@@ -68,8 +72,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		defer files.Close()
 		h = files
 	}
-	if wrapApp != nil {
-		h = wrapApp(h)
+	if front != nil {
+		h = front(h)
 	}
 	if err := clusterd.Run(cfg.opts, h); err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
