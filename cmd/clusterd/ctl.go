@@ -75,8 +75,8 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	default:
 		_, err = fmt.Fprintln(stdout, resp.Message)
 	}
-	if err != nil { // the answer did not reach whoever reads it
-		fmt.Fprintf(stderr, "clusterd ctl %s: writing the answer: %v\n", req.Cmd, err)
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd ctl %s: %v\n", req.Cmd, err)
 		return 1
 	}
 	return 0
@@ -124,7 +124,6 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	return req, nil
 }
 
-// printStatus prints st as text; it returns the first write error.
 func printStatus(w io.Writer, st *master.Status) error {
 	m := st.Master
 	state := "running"

@@ -20,6 +20,7 @@ import (
 
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/worker"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -62,6 +63,22 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 	})
 }
 
+// serveWithHang serves as clusterd does, with GET /hang added.
+func serveWithHang(args []string) int {
+	cfg, err := parseServe(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	app, closeApp, err := newApp(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer closeApp()
+	return runApp(cfg, func(w *worker.Worker) httpcore.Handler { return withHang(app(w)) }, os.Stderr)
+}
+
 func TestMain(m *testing.M) {
 	orphanScenario()
 	if os.Getenv(envSleep) == "1" {
@@ -82,12 +99,12 @@ func TestMain(m *testing.M) {
 		if dir := os.Getenv(envChild); dir != "" && os.Getenv(ipc.EnvWorkerID) != "" {
 			startChild(dir)
 		}
+		if os.Getenv(envHang) == "1" {
+			os.Exit(serveWithHang(os.Args[1:]))
+		}
 		if err := setGroupsFromEnv(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
-		}
-		if os.Getenv(envHang) == "1" { // flags only: no sub-command
-			os.Exit(serveWith(os.Args[1:], os.Stdout, os.Stderr, withHang))
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/clusterd/clusterd"
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/static"
+	"github.com/clusterd/clusterd/worker"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -44,15 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return serve(args, stdout, stderr)
 }
 
-// serve runs a master and its workers, which serve the demo app or the
-// files under --root.
 func serve(args []string, stdout, stderr io.Writer) int {
-	return serveWith(args, stdout, stderr, nil)
-}
-
-// serveWith is serve with front, if not nil, in front of the app: a
-// handler that answers what it knows and passes the rest on.
-func serveWith(args []string, stdout, stderr io.Writer, front func(httpcore.Handler) httpcore.Handler) int {
 	cfg, err := parseServe(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
@@ -62,20 +55,31 @@ func serveWith(args []string, stdout, stderr io.Writer, front func(httpcore.Hand
 		fmt.Fprintf(stderr, "clusterd: %v (see clusterd --help)\n", err)
 		return 2
 	}
-	h := demoApp()
-	if cfg.root != "" {
-		files, err := static.New(cfg.root)
-		if err != nil {
-			fmt.Fprintf(stderr, "clusterd: --root: %v\n", err)
-			return 1
-		}
-		defer files.Close()
-		h = files
+	app, closeApp, err := newApp(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd: %v\n", err)
+		return 1
 	}
-	if front != nil {
-		h = front(h)
+	defer closeApp()
+	return runApp(cfg, app, stderr)
+}
+
+// newApp returns what each worker serves: the files below --root, or the
+// demo app; and what to release when the process is done.
+func newApp(cfg serveConfig) (func(*worker.Worker) httpcore.Handler, func(), error) {
+	if cfg.root == "" {
+		return demoApp, func() {}, nil
 	}
-	if err := clusterd.Run(cfg.opts, h); err != nil {
+	files, err := static.New(cfg.root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--root: %w", err)
+	}
+	return func(*worker.Worker) httpcore.Handler { return files }, func() { _ = files.Close() }, nil
+}
+
+// runApp runs the master, or in a worker serves app, and returns the exit code.
+func runApp(cfg serveConfig, app func(*worker.Worker) httpcore.Handler, stderr io.Writer) int {
+	if err := clusterd.RunFunc(cfg.opts, app); err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
 		return 1
 	}
