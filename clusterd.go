@@ -111,7 +111,10 @@ const DefaultListen = "127.0.0.1:8080"
 // SocketOptions configure every listener; see master.SocketOptions.
 type SocketOptions = master.SocketOptions
 
-// IsWorker reports whether this process is a worker started by a master.
+// IsWorker reports whether this process is a worker started by a master,
+// for code that runs before Run (Run takes the variables that say so, so
+// that programs a worker starts are not taken for workers; a handler runs
+// in a worker by definition, and RunFunc tells it which one).
 func IsWorker() bool { return worker.IsWorker() }
 
 // RunHTTP is Run for h, any standard net/http Handler, which each worker
@@ -128,6 +131,12 @@ func RunHTTP(opts Options, h http.Handler) error {
 // new binary first), Run only checks opts, as Check does, prints
 // "configuration ok" or the reason, and exits 0 or 1.
 func Run(opts Options, h httpcore.Handler) error {
+	return RunFunc(opts, func(*worker.Worker) httpcore.Handler { return h })
+}
+
+// RunFunc is Run for the handler newHandler returns in each worker, given
+// the running worker (its id, generation and request count).
+func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
 	if len(opts.Listen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
@@ -139,12 +148,12 @@ func Run(opts Options, h httpcore.Handler) error {
 		level = hclog.LevelFromString(defaults.LogLevel)
 	}
 	if worker.IsWorker() {
-		return worker.Run(worker.Config{
+		return worker.RunFunc(worker.Config{
 			Listen:          opts.Listen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
-		}, h)
+		}, newHandler)
 	}
 	cfg := masterConfig(opts)
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{

@@ -45,13 +45,18 @@ func Control(path string, req Request, timeout time.Duration) (Response, error) 
 	if err := checkServer(c.(*net.UnixConn)); err != nil {
 		return Response{}, err
 	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return Response{}, err
+	}
+	req.WaitMS = timeout.Milliseconds()
 	// A master that refuses the connection answers and closes before
 	// reading: its answer is worth more than the failed write.
 	werr := json.NewEncoder(c).Encode(req)
 	r := bufio.NewReader(c)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return Response{}, err
+		}
 		line, err := r.ReadBytes('\n')
 		if err != nil && werr != nil {
 			return Response{}, noAnswer(werr, timeout)

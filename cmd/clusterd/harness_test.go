@@ -21,6 +21,7 @@ import (
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/ipc"
 	"github.com/clusterd/clusterd/master"
+	"github.com/clusterd/clusterd/worker"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -66,6 +67,22 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 	})
 }
 
+// serveWithHang serves as clusterd does, with GET /hang added.
+func serveWithHang(args []string) int {
+	cfg, err := parseServe(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	app, closeApp, err := newApp(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer closeApp()
+	return runApp(cfg, func(w *worker.Worker) httpcore.Handler { return withHang(app(w)) }, os.Stderr)
+}
+
 func TestMain(m *testing.M) {
 	orphanScenario()
 	if os.Getenv(envSleep) == "1" {
@@ -80,10 +97,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
 		}
-		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv(ipc.EnvWorkerID) != "" {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
-		if dir := os.Getenv(envChild); dir != "" && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if dir := os.Getenv(envChild); dir != "" && os.Getenv(ipc.EnvWorkerID) != "" {
 			startChild(dir)
 		}
 		if os.Getenv(envUpgradeFail) == "1" && os.Getenv(master.EnvUpgrade) != "" {
@@ -91,7 +108,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		if os.Getenv(envHang) == "1" {
-			wrapApp = withHang
+			os.Exit(serveWithHang(os.Args[1:]))
 		}
 		if err := setGroupsFromEnv(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
