@@ -66,6 +66,9 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	uctl.SetUnlinkOnClose(false) // the old master serves it until the commit
 	m.ctl, m.ctlPath = uctl, env.ControlPath
 	m.generation = env.Generation
+	if env.Workers > 0 {
+		m.cfg.Workers = min(env.Workers, MaxWorkers)
+	}
 	m.log.Info("starting as an upgrade: waiting for every worker to serve before taking over", "pid", os.Getpid())
 	return env.Keys, nil
 }

@@ -85,6 +85,7 @@ type upgradeEnv struct {
 	Keys        []string          `json:"keys"`         // the listeners every worker serves
 	Listeners   []upgradeListener `json:"listeners"`
 	Generation  int               `json:"generation"` // of the new master's first workers
+	Workers     int               `json:"workers"`    // the pool size, as scaled since the start
 }
 
 // upgradeListener is one inherited listening socket.
@@ -151,7 +152,8 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 // Duplicates made here keep the sockets' blocking mode untouched when
 // exec hands them over (see rawfd).
 func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
-	env := upgradeEnv{Channel: 3, Control: 4, ControlPath: m.ctlPath, Keys: m.listenKeys, Generation: m.generation + 1}
+	env := upgradeEnv{Channel: 3, Control: 4, ControlPath: m.ctlPath, Keys: m.listenKeys,
+		Generation: m.generation + 1, Workers: len(m.slots)}
 	var files []*os.File
 	fail := func(err error) ([]*os.File, upgradeEnv, error) {
 		closeFiles(files)

@@ -132,6 +132,8 @@ func printStatus(w io.Writer, st *master.Status) error {
 		state = "stopping"
 	case m.Rolling:
 		state = "rolling restart"
+	case m.Upgrading:
+		state = "upgrading"
 	}
 	if _, err := fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
 		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime)); err != nil {

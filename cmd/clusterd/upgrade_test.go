@@ -368,3 +368,72 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterUpgradeSignal: SIGUSR2 upgrades a master that serves a Unix
+// socket too, under a service manager, after a scale: the old master
+// tells the service manager MAINPID= and READY=1 and then nothing, the new
+// master runs as many workers as the old one did, serves the same socket
+// file and, when it stops, says STOPPING=1 and removes the socket, control
+// and PID files.
+func TestMasterUpgradeSignal(t *testing.T) {
+	ns := listenNotify(t)
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "clusterd")
+	install(t, os.Args[0], exe)
+	sock := filepath.Join(dir, "app.sock")
+	c, ctl, pidFile := upgradeCluster(t, exe, []string{"NOTIFY_SOCKET=" + ns.path}, "--listen", "unix:"+sock)
+	old := c.cmd.Process.Pid
+	var seen []notification
+	if ready := ns.next(t, 10*time.Second, &seen); !ready.has("READY=1") || ready.pid != int32(old) {
+		t.Fatalf("first notification %q from %d, want READY=1 from %d", ready.lines, ready.pid, old)
+	}
+	if code, _, errOut := ctlRun(t, ctl, "scale", "3"); code != 0 {
+		t.Fatalf("ctl scale 3: %d %s", code, errOut)
+	}
+	c.waitReady(3, 10*time.Second)
+
+	c.signal(syscall.SIGUSR2)
+	handover := ns.next(t, 10*time.Second, &seen)
+	newPid, _ := strconv.Atoi(handover.value("MAINPID"))
+	remember(newPid)
+	if handover.pid != int32(old) || !handover.has("READY=1") || newPid == old || !alive(newPid) {
+		t.Fatalf("after SIGUSR2: %q from %d; want MAINPID=<new master> and READY=1 from %d", handover.lines, handover.pid, old)
+	}
+	waitGone(t, old, 15*time.Second)
+	if pid := readPID(t, pidFile); pid != newPid {
+		t.Errorf("PID file names %d, want %d", pid, newPid)
+	}
+	st := status(t, ctl)
+	if st.Master.PID != newPid || st.Master.Workers != 3 || len(servingPids(t, ctl)) != 3 {
+		t.Errorf("new master %d: %d slots, %d serving; want pid %d, 3 and 3", st.Master.PID, st.Master.Workers, len(servingPids(t, ctl)), newPid)
+	}
+	client := unixClient(sock)
+	resp, err := client.Get("http://clusterd/worker")
+	if err != nil {
+		t.Fatalf("GET /worker over %s: %v", sock, err)
+	}
+	_ = resp.Body.Close()
+	client.CloseIdleConnections()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /worker over the Unix socket: %d", resp.StatusCode)
+	}
+
+	_ = syscall.Kill(newPid, syscall.SIGTERM)
+	if stopping := ns.next(t, 10*time.Second, &seen); !stopping.has("STOPPING=1") || stopping.pid != int32(newPid) {
+		t.Errorf("after SIGTERM: %q from %d, want STOPPING=1 from %d", stopping.lines, stopping.pid, newPid)
+	}
+	waitGone(t, newPid, 15*time.Second)
+	drain(ns.c, &seen)
+	after := false
+	for _, msg := range seen {
+		if after && msg.pid == int32(old) {
+			t.Errorf("the old master spoke after the handover: %q", msg.lines)
+		}
+		after = after || msg.value("MAINPID") != ""
+	}
+	for _, f := range []string{sock, ctl, pidFile} {
+		if _, err := os.Lstat(f); !os.IsNotExist(err) {
+			t.Errorf("%s after the new master stopped: %v", f, err)
+		}
+	}
+}
