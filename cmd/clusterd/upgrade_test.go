@@ -190,12 +190,15 @@ func TestMasterUpgradeUnderLoad(t *testing.T) {
 	for _, v := range []string{"upgrade-a", "upgrade-b", "upgrade-c"} {
 		builds[v] = buildClusterd(t, bins, v)
 	}
-	for _, conns := range []int{64, 256} {
-		t.Run(fmt.Sprintf("c%d", conns), func(t *testing.T) {
+	for _, tc := range []struct {
+		sched string
+		conns int
+	}{{"shared", 64}, {"shared", 256}, {"rr", 64}} {
+		t.Run(fmt.Sprintf("%s/c%d", tc.sched, tc.conns), func(t *testing.T) {
 			exe := filepath.Join(t.TempDir(), "clusterd")
 			install(t, builds["upgrade-a"], exe)
-			c, ctl, pidFile := upgradeCluster(t, exe, nil)
-			l, stopLoad := loadFor(t, c, conns)
+			c, ctl, pidFile := upgradeCluster(t, exe, nil, "--sched", tc.sched)
+			l, stopLoad := loadFor(t, c, tc.conns)
 			prev := c.cmd.Process.Pid
 			for i, v := range []string{"upgrade-b", "upgrade-c"} {
 				install(t, builds[v], exe)
