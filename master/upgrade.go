@@ -256,6 +256,9 @@ type nextMaster struct {
 	ch     *os.File
 	lines  chan string // from the channel; closed at EOF
 	exited chan error  // Wait's result
+	// committed: it was told to take over, and may be serving the
+	// control socket, whose file a graceful stop would remove.
+	committed bool
 }
 
 func (n *nextMaster) pid() int { return n.cmd.Process.Pid }
@@ -297,7 +300,10 @@ func startNewMaster(command []string, files []*os.File, env upgradeEnv) (*nextMa
 
 // Stopping a failed new master: SIGQUIT first, so that it kills its
 // workers (which may be stuck in start-up, deaf to their channel), then
-// SIGKILL to its process group after newMasterQuitGrace.
+// SIGKILL to its process group after newMasterQuitGrace. One that was
+// told to commit gets SIGKILL at once: it must not remove the control
+// socket file as it stops, and its workers, all serving by then, end
+// when their channel does.
 const (
 	newMasterQuitGrace = 2 * time.Second
 	newMasterKillWait  = 5 * time.Second
@@ -309,9 +315,11 @@ func (n *nextMaster) kill() {
 	if n.waitExit(0) {
 		return
 	}
-	_ = syscall.Kill(n.pid(), syscall.SIGQUIT)
-	if n.waitExit(newMasterQuitGrace) {
-		return
+	if !n.committed {
+		_ = syscall.Kill(n.pid(), syscall.SIGQUIT)
+		if n.waitExit(newMasterQuitGrace) {
+			return
+		}
 	}
 	_ = syscall.Kill(-n.pid(), syscall.SIGKILL)
 	n.waitExit(newMasterKillWait)
@@ -342,6 +350,7 @@ func (m *Master) awaitNewMaster(ctx context.Context, u *upgrade, nm *nextMaster)
 				return m.newMasterExited(nm)
 			case line == lineReady:
 				m.log.Info("new master ready", "pid", nm.pid())
+				nm.committed = true
 				if _, err := fmt.Fprintln(nm.ch, lineCommit); err != nil {
 					return fmt.Errorf("the new master (pid %d) went away: %w", nm.pid(), err)
 				}

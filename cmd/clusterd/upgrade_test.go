@@ -440,3 +440,30 @@ func TestMasterUpgradeSignal(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterUpgradeConfigRejected: when the new binary rejects the
+// configuration as it is now (the --root directory went away), the
+// upgrade stops at the check and the old master serves on.
+func TestMasterUpgradeConfigRejected(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "clusterd")
+	install(t, os.Args[0], exe)
+	root := filepath.Join(t.TempDir(), "www")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, ctl, pidFile := upgradeCluster(t, exe, nil, "--root", root)
+	if err := os.Rename(root, root+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := ctlRun(t, ctl, "upgrade")
+	want := "the new binary failed its configuration check (exit status 1): clusterd: --root: static root: open " + root + ": no such file or directory"
+	if code != 1 || !strings.HasSuffix(strings.TrimSpace(errOut), want) {
+		t.Errorf("ctl upgrade: exit %d, %q; want 1 and …%q", code, errOut, want)
+	}
+	if pid := readPID(t, pidFile); pid != c.cmd.Process.Pid {
+		t.Errorf("PID file names %d, want %d", pid, c.cmd.Process.Pid)
+	}
+	if st := status(t, ctl); st.Master.PID != c.cmd.Process.Pid || st.Master.Upgrading {
+		t.Errorf("status after a refused upgrade: %+v", st.Master)
+	}
+}
