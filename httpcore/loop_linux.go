@@ -45,7 +45,9 @@ type loop struct {
 	// write to an asynchronous response: a handler after Async, or a
 	// posted function. Such writes must not wait for room: only the loop
 	// can make it. (A write from another goroutine meanwhile does not wait
-	// either; the loop runs user code only briefly.)
+	// either; the loop runs user code only briefly.) It says nothing of
+	// which goroutine writes, so it never lets a writer touch the
+	// connection: asynchronous output always goes through the relay.
 	userOnLoop atomic.Bool
 
 	draining     bool
