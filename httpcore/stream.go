@@ -169,13 +169,15 @@ func (rl *relay) wake(l *loop) {
 // straight into the connection's output. An asynchronous one goes through
 // the relay, and the loop takes it from there: the connection's output is
 // the loop's alone, whichever goroutine writes. The writer waits for room
-// unless it may be the loop goroutine, which alone makes room.
+// unless it may be the loop goroutine, which alone makes room: in the
+// handler of this response, or in a posted function.
 func (w *ResponseWriter) handOn() error {
 	if w.flags&rwStreaming == 0 {
 		w.startStream()
 	}
 	direct := w.state.Load() == rwSync
-	body, post, err := w.rl.hand(w.body, !direct && !w.l.userOnLoop.Load())
+	mayBeLoop := direct || w.serving.Load() || w.l.userOnLoop.Load()
+	body, post, err := w.rl.hand(w.body, !mayBeLoop)
 	w.body = body
 	switch {
 	case err != nil:
