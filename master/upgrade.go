@@ -239,11 +239,12 @@ func lastLine(out []byte) string {
 }
 
 // childEnv is the environment for the new binary: the master's, without
-// what it was told for itself alone.
+// what it was told for itself alone. WATCHDOG_PID names this master: the
+// new one, without it, pings the watchdog once it is the main process.
 func childEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !hasAnyPrefix(kv, []string{EnvCheck + "=", EnvUpgrade + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES="}) {
+		if !hasAnyPrefix(kv, []string{EnvCheck + "=", EnvUpgrade + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "WATCHDOG_PID="}) {
 			out = append(out, kv)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -373,19 +374,27 @@ func TestCheck(t *testing.T) {
 }
 
 // TestMasterUpgradeSignal: SIGUSR2 upgrades a master that serves a Unix
-// socket too, under a service manager, after a scale: the old master
-// tells the service manager MAINPID= and READY=1 and then nothing, the new
-// master runs as many workers as the old one did, serves the same socket
-// file and, when it stops, says STOPPING=1 and removes the socket, control
-// and PID files.
+// socket too, under a service manager with a watchdog, after a scale: the
+// old master tells the service manager MAINPID= and READY=1 and then
+// nothing, the new master pings the watchdog, runs as many workers as the
+// old one did, serves the same socket file and, when it stops, says
+// STOPPING=1 and removes the socket, control and PID files.
 func TestMasterUpgradeSignal(t *testing.T) {
 	ns := listenNotify(t)
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "clusterd")
 	install(t, os.Args[0], exe)
 	sock := filepath.Join(dir, "app.sock")
-	c, ctl, pidFile := upgradeCluster(t, exe, []string{"NOTIFY_SOCKET=" + ns.path}, "--listen", "unix:"+sock)
+	ctl, pidFile := filepath.Join(dir, "ctl.sock"), filepath.Join(dir, "pid")
+	// As systemd does, WATCHDOG_PID names the master: a shell that
+	// sets it to its own pid and executes the master.
+	cmd := exec.Command("/bin/sh", "-c", `WATCHDOG_PID=$$ exec "$0" "$@"`, exe, "--listen", "127.0.0.1:0",
+		"--log-format", "json", "--log-level", "debug", "--listen", "unix:"+sock,
+		"--workers", "2", "--control", ctl, "--pid-file", pidFile)
+	cmd.Env = append(os.Environ(), envMain+"=1", "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=600000")
+	c := startCmd(t, cmd, 2)
 	old := c.cmd.Process.Pid
+	t.Cleanup(func() { stopByPIDFile(t, pidFile, old) })
 	var seen []notification
 	if ready := ns.next(t, 10*time.Second, &seen); !ready.has("READY=1") || ready.pid != int32(old) {
 		t.Fatalf("first notification %q from %d, want READY=1 from %d", ready.lines, ready.pid, old)
@@ -403,6 +412,19 @@ func TestMasterUpgradeSignal(t *testing.T) {
 		t.Fatalf("after SIGUSR2: %q from %d; want MAINPID=<new master> and READY=1 from %d", handover.lines, handover.pid, old)
 	}
 	waitGone(t, old, 15*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if i := slices.IndexFunc(seen, func(n notification) bool { return n.has("WATCHDOG=1") && n.pid == int32(newPid) }); i >= 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no watchdog ping from the new master %d within 5s", newPid)
+		}
+		select {
+		case n := <-ns.c:
+			seen = append(seen, n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	if pid := readPID(t, pidFile); pid != newPid {
 		t.Errorf("PID file names %d, want %d", pid, newPid)
 	}
