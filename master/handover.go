@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,6 +112,14 @@ func (m *Master) handoverTick() {
 	}
 	m.wg.Add(1)
 	go m.awaitCommit(h)
+}
+
+// handoverFailed tells the old master why this one cannot start, if it is
+// starting as an upgrade and *err says it cannot.
+func (m *Master) handoverFailed(err *error) {
+	if h := m.handover; h != nil && *err != nil {
+		_, _ = fmt.Fprintln(h.ch, lineFailed, strings.ReplaceAll((*err).Error(), "\n", " "))
+	}
 }
 
 // awaitCommit waits for the old master's commit. If it goes away before

@@ -183,8 +183,9 @@ func (m *Master) now() time.Time { return m.clock.Now() }
 
 // Run binds the listeners, starts the pool and supervises it until a stop
 // signal has been handled. It returns an error only when it cannot start.
-func (m *Master) Run() error {
+func (m *Master) Run() (err error) {
 	defer m.listeners.closeAll()
+	defer m.handoverFailed(&err)
 	keys, err := m.takeInherited()
 	if err != nil {
 		return err

@@ -75,7 +75,12 @@ const (
 	lineReady  = "ready"  // new → old: every worker serves
 	lineCommit = "commit" // old → new: take over
 	lineDone   = "done"   // new → old: PID file and control socket taken over
+	lineFailed = "failed" // new → old: "failed REASON", it cannot start
 )
+
+// checkOK is what a successful check prints: a binary that exits 0
+// without it did not check anything (it predates EnvCheck).
+const checkOK = "configuration ok"
 
 // upgradeEnv is EnvUpgrade's value.
 type upgradeEnv struct {
@@ -215,16 +220,22 @@ func (m *Master) upgradeSteps(u *upgrade, files []*os.File, env upgradeEnv) (int
 }
 
 // checkBinary runs command with EnvCheck=1 and returns its reason if the
-// check fails.
+// check fails. A binary that ignores EnvCheck may start serving instead:
+// its process group is killed when ctx ends.
 func checkBinary(ctx context.Context, command []string) error {
 	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
 	cmd.Env = append(childEnv(os.Environ()), EnvCheck+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // for what its group left holding the output
 	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return fmt.Errorf("the new binary's configuration check did not finish within the ready timeout")
-	}
-	if err != nil {
+	switch {
+	case ctx.Err() != nil:
+		return errors.New("the new binary's configuration check did not finish within the ready timeout; killed it")
+	case err != nil:
 		return fmt.Errorf("the new binary failed its configuration check (%s): %s", exitStatus(err), lastLine(out))
+	case !strings.Contains(string(out), checkOK):
+		return fmt.Errorf("the new binary did not check its configuration (no %q; does it support upgrades?): %s", checkOK, lastLine(out))
 	}
 	return nil
 }
@@ -357,6 +368,8 @@ func (m *Master) awaitNewMaster(ctx context.Context, u *upgrade, nm *nextMaster)
 				}
 			case line == lineDone:
 				return nil
+			case strings.HasPrefix(line, lineFailed+" "):
+				return fmt.Errorf("the new master (pid %d) could not start: %s", nm.pid(), strings.TrimPrefix(line, lineFailed+" "))
 			}
 		case err := <-nm.exited:
 			nm.exited <- err

@@ -2,12 +2,16 @@ package master
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -119,4 +123,91 @@ func TestHandover(t *testing.T) {
 		t.Fatalf("control socket after the commit: %v", err)
 	}
 	_ = c.Close()
+}
+
+// fakeNext is a new master the test plays: lines it "sends", and what the
+// old master writes to it.
+func fakeNext(t *testing.T) (nm *nextMaster, theirs *bufio.Scanner) {
+	t.Helper()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := os.NewFile(uintptr(pair[1]), "theirs")
+	t.Cleanup(func() { _ = other.Close() })
+	nm = &nextMaster{
+		cmd:    &exec.Cmd{Process: &os.Process{Pid: 4242}},
+		ch:     os.NewFile(uintptr(pair[0]), "ours"),
+		lines:  make(chan string, 4),
+		exited: make(chan error, 1),
+	}
+	return nm, bufio.NewScanner(other)
+}
+
+// TestAwaitNewMaster: the old master's side of the handshake commits a
+// ready new master and reports every way one can fail.
+func TestAwaitNewMaster(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		play  func(nm *nextMaster, u *upgrade)
+		want  string // "" for success
+		short bool   // a tiny ready timeout
+	}{
+		{"ready, done", func(nm *nextMaster, _ *upgrade) { nm.lines <- lineReady; nm.lines <- lineDone }, "", false},
+		{"failed", func(nm *nextMaster, _ *upgrade) { nm.lines <- lineFailed + " listen :80: permission denied" },
+			"the new master (pid 4242) could not start: listen :80: permission denied", false},
+		{"exited", func(nm *nextMaster, _ *upgrade) { nm.exited <- errors.New("exit status 2"); close(nm.lines) },
+			"the new master (pid 4242) exited during start-up (exit status 2)", false},
+		{"silent", func(*nextMaster, *upgrade) {}, "the new master (pid 4242) was not ready within 10ms; killed it", true},
+		{"aborted", func(_ *nextMaster, u *upgrade) { u.abort <- "upgrade aborted: the master is stopping" },
+			"upgrade aborted: the master is stopping", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 1)
+			timeout := 10 * time.Second
+			if tc.short {
+				timeout = 10 * time.Millisecond
+			}
+			h.m.cfg.ReadyTimeout = timeout
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			nm, theirs := fakeNext(t)
+			u := &upgrade{abort: make(chan string, 1)}
+			tc.play(nm, u)
+			err := h.m.awaitNewMaster(ctx, u, nm)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if tc.want == "" && (!theirs.Scan() || theirs.Text() != lineCommit) {
+				t.Errorf("the new master was told %q, want %q", theirs.Text(), lineCommit)
+			}
+			if tc.want == "" != nm.committed {
+				t.Errorf("committed = %v", nm.committed)
+			}
+		})
+	}
+}
+
+// TestHandoverFailed: a new master that cannot start tells the old one
+// why, on one line.
+func TestHandoverFailed(t *testing.T) {
+	h := newHarness(t, 1)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := os.NewFile(uintptr(pair[0]), "new"), os.NewFile(uintptr(pair[1]), "old")
+	defer ours.Close()
+	defer theirs.Close()
+	h.m.handover = &handover{ch: ours}
+	err = errors.New("listen unix:/run/app.sock:\nbind: address in use")
+	h.m.handoverFailed(&err)
+	sc := bufio.NewScanner(theirs)
+	if !sc.Scan() || sc.Text() != lineFailed+" listen unix:/run/app.sock: bind: address in use" {
+		t.Errorf("old master heard %q", sc.Text())
+	}
 }
