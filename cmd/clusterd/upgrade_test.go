@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/master"
 )
 
 // goBuild builds the package (or file) src into out with extra flags.
@@ -487,5 +489,54 @@ func TestMasterUpgradeConfigRejected(t *testing.T) {
 	}
 	if st := status(t, ctl); st.Master.PID != c.cmd.Process.Pid || st.Master.Upgrading {
 		t.Errorf("status after a refused upgrade: %+v", st.Master)
+	}
+}
+
+// TestMasterUpgradeSocketActivated: a master serving a socket from the
+// service manager (LISTEN_FDS) hands it to the new master under the same
+// --listen key, under load, with no failed request; neither the new
+// master nor its workers see LISTEN_ or upgrade variables.
+func TestMasterUpgradeSocketActivated(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	f, addr := tcpListenerFile(t)
+	for _, tc := range []struct {
+		name   string
+		listen []string
+	}{{"no --listen", nil}, {"by name", []string{"--listen", "systemd:web"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctl, pidFile := ctlPath(t), filepath.Join(t.TempDir(), "pid")
+			c := activated(t, f, 2, append([]string{"--workers", "2", "--control", ctl, "--pid-file", pidFile}, tc.listen...)...)
+			old := c.cmd.Process.Pid
+			t.Cleanup(func() { stopByPIDFile(t, pidFile, old) })
+			before := status(t, ctl).Master.Listeners
+			l, stopLoad := loadFor(t, c, 64)
+			if code, _, errOut := ctlRun(t, ctl, "upgrade"); code != 0 {
+				t.Fatalf("ctl upgrade: exit %d: %s", code, errOut)
+			}
+			newPid := readPID(t, pidFile)
+			remember(newPid)
+			waitGone(t, old, 15*time.Second)
+			time.Sleep(300 * time.Millisecond)
+			stopLoad()
+			checkLoad(t, l)
+			st := status(t, ctl)
+			if st.Master.PID != newPid || fmt.Sprint(st.Master.Listeners) != fmt.Sprint(before) {
+				t.Errorf("new master %d listeners %+v; want %d with %+v", st.Master.PID, st.Master.Listeners, newPid, before)
+			}
+			for i, pid := range []int{newPid, st.Workers[0].PID, st.Workers[1].PID} {
+				env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+				// The new master was started with the upgrade variable
+				// (and removed it from its environment): only its
+				// workers must not have it.
+				if err != nil || strings.Contains(string(env), "LISTEN_") || i > 0 && strings.Contains(string(env), master.EnvUpgrade) {
+					t.Errorf("environment of %d: %v %q", pid, err, env)
+				}
+			}
+			if code, body, err := c.get(newConnClient(), "/"); err != nil || code != 200 || body != "Hello World\n" || c.addr != addr {
+				t.Errorf("GET / on %s after the upgrade: %d %q %v", c.addr, code, body, err)
+			}
+		})
 	}
 }
