@@ -199,6 +199,7 @@ func (l *loop) openConn(fd int) {
 	c := &conn{fd: fd, events: evRead, timer: timerEntry{index: -1}}
 	c.req.start = l.now // the first request's head is due HeaderTimeout after accept
 	l.track(c)
+	l.st.Accepted++
 	l.setDeadline(c)
 }
 

@@ -147,6 +147,11 @@ func (l *loop) reject(c *conn, err error) {
 	}
 	c.out = appendErrorResponse(l.outBuf(c), l.date.line, pe.status)
 	l.s.requests.Add(1)
+	if pe == errHandlerPanic {
+		l.st.observe(pe.status, l.now-l.w.start)
+	} else {
+		l.st.refused(pe.status)
+	}
 	c.flags |= connLinger
 	c.setState(connClosing)
 }
@@ -157,6 +162,7 @@ func (l *loop) dispatch(c *conn, r *Request) {
 	r.c = c
 	w := l.w
 	w.begin(c, r)
+	w.start = l.now
 	if !l.callHandler(w, r) {
 		l.handlerPanicked(c, w)
 		return
@@ -186,7 +192,7 @@ func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
 // handlerPanicked drops the response of a panicked handler and answers 500,
 // or just closes c if part of the response was sent already.
 func (l *loop) handlerPanicked(c *conn, w *ResponseWriter) {
-	started := w.rl.headSent
+	started, status, start := w.rl.headSent, w.status, w.start
 	if w.state.Swap(rwEnded) == rwSync {
 		w.dropFile()
 		w.reset()
@@ -195,6 +201,7 @@ func (l *loop) handlerPanicked(c *conn, w *ResponseWriter) {
 	}
 	if started {
 		l.s.requests.Add(1)
+		l.st.observe(status, l.now-start)
 		l.abandon(c)
 		return
 	}
