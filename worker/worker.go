@@ -270,11 +270,23 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 // turns at least once a second); the master replaces a worker whose loop
 // has been silent for --worker-timeout, or that sends nothing at all.
 func (p *proc) heartbeat() {
+	p.sendStats(false)
+}
+
+// sendStats sends a heartbeat with the loop's statistics; final says the
+// loop has ended, so they will not change any more.
+func (p *proc) sendStats(final bool) {
 	st := p.srv.Stats()
-	_ = p.conn.Send(ipc.Message{
+	ws := report(st)
+	ws.Final = final
+	msg := ipc.Message{
 		Type: ipc.Heartbeat, LoopAge: time.Since(st.LastTick),
-		Requests: st.Requests, Connections: st.Connections,
-	})
+		Requests: st.Requests, Connections: st.Connections, Stats: ws,
+	}
+	if final {
+		msg.LoopAge = 0
+	}
+	_ = p.conn.Send(msg)
 }
 
 func (p *proc) drain(served <-chan error, timeout time.Duration, why string) error {
@@ -282,7 +294,9 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := p.srv.Shutdown(ctx)
-	if serr := <-served; serr != nil {
+	serr := <-served
+	p.sendStats(true) // the master keeps the final counts of the workers it retires
+	if serr != nil {
 		return serr
 	}
 	if err != nil {
