@@ -82,6 +82,12 @@ type Options struct {
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
 	LogJSON bool
+	// AdminListen, if set, is the address of the master's admin HTTP
+	// server: /metrics (Prometheus), /healthz, /readyz. Off by default.
+	AdminListen string
+	// ShutdownDelay: on SIGTERM /readyz fails at once while the workers
+	// serve on this long; then they drain. Default 0.
+	ShutdownDelay time.Duration
 }
 
 // DefaultListen is the address served when Options.Listen is empty.
@@ -123,6 +129,8 @@ func Run(opts Options, h httpcore.Handler) error {
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,
 		Control:         opts.Control,
+		AdminListen:     opts.AdminListen,
+		ShutdownDelay:   opts.ShutdownDelay,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
 		}),

@@ -42,6 +42,12 @@ type Config struct {
 	Command []string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
+	// AdminListen, if set, is the address of the admin HTTP server
+	// (/metrics, /healthz, /readyz), served by the master itself.
+	AdminListen string
+	// ShutdownDelay: on SIGTERM /readyz fails at once, and the workers
+	// serve on this long before they drain; default 0.
+	ShutdownDelay time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -91,6 +97,7 @@ type event struct {
 	respawn  *slot
 	ctl      *request
 	accepted bool // files[0] is a connection the master accepted (rr)
+	stopDue  bool // the shutdown delay is over
 }
 
 // Master supervises a pool of workers. Its state is owned by the goroutine
@@ -112,6 +119,8 @@ type Master struct {
 	ctlPath    string
 
 	stopping bool
+	stats    *poolStats
+	delay    *time.Timer // the shutdown delay running; nil when none
 
 	ctlErrLog *burst // control socket accept errors
 	rrErrLog  *burst // rr accept and hand-off errors
@@ -135,6 +144,7 @@ func New(cfg Config) (*Master, error) {
 		ctlErrLog: newBurst(time.Second),
 		rrErrLog:  newBurst(time.Second),
 		rrDropLog: newBurst(time.Second),
+		stats:     newPoolStats(),
 	}, nil
 }
 
@@ -159,6 +169,13 @@ func (m *Master) Run() error {
 		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
 	}
 	m.log.Info("control socket", "path", m.ctlPath)
+	adm, err := m.startAdmin()
+	if err != nil {
+		m.stopAccepting()
+		_ = ctl.Close()
+		return err
+	}
+	defer adm.close()
 	m.wg.Add(1)
 	go m.serveControl(ctl)
 	m.started = time.Now()
@@ -214,9 +231,12 @@ func (m *Master) send(ev event) {
 func (m *Master) signal(sig os.Signal) {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT:
-		if m.stopping {
+		if m.stopping || m.delay != nil {
 			m.log.Warn("second stop signal: stopping now", "signal", sig)
 			m.stopNow("second stop signal")
+			return
+		}
+		if sig == syscall.SIGTERM && m.delayStop() {
 			return
 		}
 		m.log.Info("graceful stop", "signal", sig)

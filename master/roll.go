@@ -136,6 +136,7 @@ func (m *Master) rollAbort(reason string) {
 func (m *Master) rollFinish(err error) {
 	r := m.roll
 	m.roll = nil
+	m.stats.rollDone(err == nil)
 	resp := response{OK: err == nil}
 	if err != nil {
 		resp.Error = err.Error()

@@ -42,6 +42,8 @@ func (m *Master) handle(ev event) {
 		}
 	case ev.ctl != nil:
 		m.control(ev.ctl)
+	case ev.stopDue:
+		m.endDelay()
 	case ev.accepted:
 		m.dispatch(&handoff{f: ev.files[0]})
 	case ev.exited:
@@ -75,6 +77,7 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 	case ipc.Heartbeat:
 		w.lastTick = time.Now().Add(-msg.LoopAge)
 		w.requests, w.conns = msg.Requests, msg.Connections
+		m.stats.heartbeat(w, msg.Stats)
 	default:
 		w.log.Warn("unexpected message from worker", "type", msg.Type)
 	}
@@ -108,6 +111,7 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 // it keeps failing; a replacement that fails during a roll aborts the roll.
 func (m *Master) exited(w *worker, waitErr error) {
 	delete(m.workers, w)
+	defer m.stats.retire(w) // with its final state
 	_ = w.conn.Close()
 	m.redispatch(w)
 	status := exitStatus(waitErr)
@@ -156,6 +160,7 @@ func (m *Master) checkHealth(now time.Time) {
 			m.kill(w, fmt.Sprintf("still draining after %v", m.cfg.GracefulTimeout))
 		}
 	}
+	m.publish()
 }
 
 // kill ends a worker at once (SIGKILL); its exit arrives as an event.
@@ -186,6 +191,8 @@ func (m *Master) drain(w *worker) {
 
 func (m *Master) stopGracefully() {
 	m.stopping = true
+	m.stats.shutting.Store(true)
+	m.cancelDelay()
 	m.rollAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
@@ -196,6 +203,8 @@ func (m *Master) stopGracefully() {
 
 func (m *Master) stopNow(reason string) {
 	m.stopping = true
+	m.stats.shutting.Store(true)
+	m.cancelDelay()
 	m.rollAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()

@@ -88,10 +88,18 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             killed and replaced (default 30s)
   --log-level LEVEL         trace, debug, info, warn or error (default info)
   --log-format FORMAT       text or json (default text)
+  --admin-listen ADDR       serve /metrics (Prometheus), /healthz and /readyz on
+                            ADDR from the master itself, never from a worker, so
+                            it answers while every worker is busy (default: off;
+                            e.g. 127.0.0.1:9090)
+  --shutdown-delay D        on SIGTERM, fail /readyz at once and keep serving for
+                            D before the graceful stop, so a load balancer stops
+                            sending traffic first (default 0)
 
 Signals to the master:
   SIGTERM, SIGINT   graceful stop: workers finish in-flight requests, then exit 0;
-                    a second signal stops at once
+                    a second signal stops at once (SIGTERM waits
+                    --shutdown-delay first, not ready but serving)
   SIGQUIT           immediate stop
   SIGHUP            rolling restart, as clusterd ctl reload
   SIGTTIN, SIGTTOU  one worker more, one fewer (never below 1)
@@ -177,6 +185,8 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.DurationVar(&opts.WorkerTimeout, "worker-timeout", 30*time.Second, "")
 	fs.StringVar(&opts.LogLevel, "log-level", "info", "")
 	fs.StringVar(&logFormat, "log-format", "text", "")
+	fs.StringVar(&opts.AdminListen, "admin-listen", "", "")
+	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 0, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errHelp
@@ -221,13 +231,28 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
 	}
 	for _, addr := range opts.Listen {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("--listen %q: want host:port", addr)
+		if err := checkAddr("listen", addr); err != nil {
+			return err
 		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return fmt.Errorf("--listen %q: bad port %q", addr, port)
+	}
+	if opts.AdminListen != "" {
+		if err := checkAddr("admin-listen", opts.AdminListen); err != nil {
+			return err
 		}
+	}
+	if opts.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay must not be negative, got %v", opts.ShutdownDelay)
+	}
+	return nil
+}
+
+func checkAddr(flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--%s %q: want host:port", flag, addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("--%s %q: bad port %q", flag, addr, port)
 	}
 	return nil
 }

@@ -1,0 +1,46 @@
+package master
+
+import "time"
+
+// startAdmin starts the admin server if one is configured, with the
+// pool's state published once so that it answers from the start.
+func (m *Master) startAdmin() (*admin, error) {
+	m.publish()
+	if m.cfg.AdminListen == "" {
+		return nil, nil
+	}
+	return m.listenAdmin(m.cfg.AdminListen)
+}
+
+// delayStop begins the shutdown delay for a stop signal: /readyz fails at
+// once, so that a load balancer stops sending new connections, while the
+// workers serve on; the graceful stop follows when the delay is over. It
+// reports false when there is no delay to wait for.
+func (m *Master) delayStop() bool {
+	d := m.cfg.ShutdownDelay
+	if d <= 0 {
+		return false
+	}
+	m.stats.shutting.Store(true)
+	m.log.Info("stop signal: not ready any more; workers serve on", "shutdown_delay", d)
+	m.delay = time.AfterFunc(d, func() { m.send(event{stopDue: true}) })
+	return true
+}
+
+// endDelay starts the graceful stop once the shutdown delay is over.
+func (m *Master) endDelay() {
+	if m.delay == nil || m.stopping {
+		return
+	}
+	m.delay = nil
+	m.log.Info("shutdown delay over: graceful stop")
+	m.stopGracefully()
+}
+
+// cancelDelay stops a shutdown delay that a stop overtook.
+func (m *Master) cancelDelay() {
+	if m.delay != nil {
+		m.delay.Stop()
+		m.delay = nil
+	}
+}
