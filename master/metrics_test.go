@@ -1,0 +1,143 @@
+package master
+
+import (
+	"bytes"
+	"os/exec"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/clusterd/clusterd/ipc"
+)
+
+// fakePool is a Master with hand-made workers, no processes.
+func fakePool(n int) (*Master, []*worker) {
+	m := &Master{stats: newPoolStats(), slots: map[int]*slot{}, workers: map[*worker]struct{}{}}
+	var ws []*worker
+	for id := 1; id <= n; id++ {
+		w := &worker{slot: id, pid: 1000 + id, state: Ready, log: hclog.NewNullLogger()}
+		m.slots[id] = &slot{id: id, worker: w}
+		m.workers[w] = struct{}{}
+		ws = append(ws, w)
+	}
+	return m, ws
+}
+
+func report(requests2xx uint64, open int64) *ipc.WorkerStats {
+	return &ipc.WorkerStats{Responses: [6]uint64{2: requests2xx}, Duration: []uint64{requests2xx}, Open: open}
+}
+
+// value publishes m's state and sums the series of the metric name whose
+// labels include label (any, if "").
+func value(t *testing.T, m *Master, name, label string) float64 {
+	t.Helper()
+	m.publish()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&poolCollector{p: m.stats})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.Metric {
+			if label != "" && !hasLabel(mt, label) {
+				continue
+			}
+			sum += mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func hasLabel(mt *dto.Metric, v string) bool {
+	for _, lp := range mt.Label {
+		if lp.GetValue() == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCountersSurviveReplacement: a slot's and the pool's counters keep
+// the counts of the workers that are gone.
+func TestCountersSurviveReplacement(t *testing.T) {
+	m, ws := fakePool(2)
+	m.stats.heartbeat(ws[0], report(10, 3))
+	m.stats.heartbeat(ws[1], report(5, 1))
+	if got := value(t, m, "clusterd_http_requests_total", "2xx"); got != 15 {
+		t.Fatalf("pool requests %v, want 15", got)
+	}
+	// Worker 1 is killed after one more report; its replacement starts at 0.
+	m.stats.heartbeat(ws[0], report(12, 3))
+	delete(m.workers, ws[0])
+	ws[0].state = Failed
+	m.stats.retire(ws[0])
+	repl := &worker{slot: 1, pid: 2001, state: Ready, log: hclog.NewNullLogger()}
+	m.workers[repl] = struct{}{}
+	if got := value(t, m, "clusterd_http_requests_total", "2xx"); got != 17 {
+		t.Fatalf("pool requests after a replacement %v, want 17", got)
+	}
+	m.stats.heartbeat(repl, report(4, 1))
+	if got := value(t, m, "clusterd_http_requests_total", "2xx"); got != 21 {
+		t.Fatalf("pool requests %v, want 21", got)
+	}
+	if got := value(t, m, "clusterd_http_connections", ""); got != 2 {
+		t.Errorf("open connections %v, want 2 (the gone worker's do not count)", got)
+	}
+	s := m.stats.latest.Load()
+	if got := s.bySlot()[1].Requests(); got != 16 {
+		t.Errorf("slot 1 requests %v, want 16", got)
+	}
+	if e := s.exits[1]; e != [2]uint64{0, 1} {
+		t.Errorf("slot 1 exits %v", e)
+	}
+}
+
+// TestMetricsLint runs Prometheus's linter and, where Debian's prometheus
+// package installed it, promtool over a scrape.
+func TestMetricsLint(t *testing.T) {
+	m, ws := fakePool(3)
+	for i, w := range ws {
+		m.stats.heartbeat(w, report(uint64(10*i), int64(i)))
+	}
+	m.publish()
+	c := &poolCollector{p: m.stats}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	enc := expfmt.NewEncoder(&text, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not installed; linted in-process only")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &text
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
