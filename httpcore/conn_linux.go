@@ -345,6 +345,7 @@ func (l *loop) onTimeout(c *conn) {
 		c.out = appendErrorResponse(l.outBuf(c), l.date.line, errTimeout.status)
 		l.s.requests.Add(1)
 		l.st.refused(errTimeout.status)
+		l.logResponse(c, nil, errTimeout.status)
 		if !l.flush(c) {
 			return
 		}

@@ -18,6 +18,7 @@ func (l *loop) finish(c *conn, w *ResponseWriter) {
 			c.out = appendErrorResponse(l.outBuf(c), l.date.line, status)
 		}
 		l.st.observe(status, l.now-w.start)
+		l.logResponse(c, w, status)
 		l.abandon(c)
 		return
 	case w.flags&rwStreaming != 0 || w.wantsChunked():
@@ -26,6 +27,7 @@ func (l *loop) finish(c *conn, w *ResponseWriter) {
 		l.finishBuffered(c, w)
 	}
 	l.st.observe(status, l.now-w.start)
+	l.logResponse(c, w, status)
 	if c.body != nil {
 		l.abandon(c) // the rest of the body is on its way: no next request can be found
 	}

@@ -133,3 +133,33 @@ func (l *loop) publishStats(force bool) {
 	s.counters, s.gauges = l.st, g
 	s.statsMu.Unlock()
 }
+
+// A ResponseRecord describes one response for Config.OnResponse.
+type ResponseRecord struct {
+	Time   time.Time // when the response was queued, on the loop's clock
+	Remote string    // the client's "ip:port"
+	// RequestLine is "METHOD target HTTP/1.x"; empty for a request the
+	// engine refused (malformed, too large, too slow).
+	RequestLine []byte
+	Status      int
+	BodyBytes   int64         // body bytes the handler wrote (or sent as a file)
+	Duration    time.Duration // as in Counters.Duration
+}
+
+// logResponse calls Config.OnResponse for a response of status queued on
+// c; w is nil for an error response of the engine.
+func (l *loop) logResponse(c *conn, w *ResponseWriter, status int) {
+	f := l.cfg.OnResponse
+	if f == nil {
+		return
+	}
+	rec := ResponseRecord{Time: l.epoch.Add(time.Duration(l.now)), Remote: peerAddr(c.fd), Status: status}
+	if w != nil {
+		rec.RequestLine, rec.Duration = w.reqLine, time.Duration(l.now-w.start)
+		rec.BodyBytes = w.written
+		if w.flags&rwSendFile != 0 && w.length > 0 {
+			rec.BodyBytes = w.length
+		}
+	}
+	f(&rec)
+}

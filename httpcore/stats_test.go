@@ -151,3 +151,39 @@ func TestStatsFinalAfterServe(t *testing.T) {
 		t.Errorf("duration buckets %v", st.Counters.Duration)
 	}
 }
+
+func TestOnResponseRecords(t *testing.T) {
+	type rec struct {
+		line   string
+		status int
+		bytes  int64
+		took   time.Duration
+	}
+	var got []rec
+	cfg := Config{OnResponse: func(r *ResponseRecord) {
+		got = append(got, rec{string(r.RequestLine), r.Status, r.BodyBytes, r.Duration})
+	}}
+	h := newHarness(t, cfg, nil)
+	h.l.h = h.asyncHandler()
+	defer h.close()
+	h.feed([]byte("GET /a?x=1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /async HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi"))
+	h.l.now += int64(3 * time.Millisecond)
+	h.endAsync()
+	h.feed([]byte("GET / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\n\r\n"))
+	want := []rec{
+		{"GET /a?x=1 HTTP/1.1", 200, int64(len("GET /a?x=1 HTTP/1.1\nh Host: x\nbody 0 \"\"\n")), 0},
+		{"POST /async HTTP/1.0", 200, -1, 3 * time.Millisecond},
+		{"", 400, 0, 0},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("records %+v", got)
+	}
+	for i := range want {
+		if want[i].bytes == -1 {
+			want[i].bytes = got[i].bytes // echo's length, checked for the first
+		}
+		if got[i] != want[i] {
+			t.Errorf("record %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
