@@ -88,6 +88,11 @@ type Options struct {
 	// ShutdownDelay: on SIGTERM /readyz fails at once while the workers
 	// serve on this long; then they drain. Default 0.
 	ShutdownDelay time.Duration
+	// AccessLog is a file the workers append a line per response to ("-":
+	// standard output; "": none), reopened on SIGUSR1; AccessLogFormat is
+	// "common" (default) or "json".
+	AccessLog       string
+	AccessLogFormat string
 }
 
 // DefaultListen is the address served when Options.Listen is empty.
@@ -119,7 +124,18 @@ func Run(opts Options, h httpcore.Handler) error {
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
+			AccessLog:       opts.AccessLog,
+			AccessLogFormat: opts.AccessLogFormat,
 		}, h)
+	}
+	if opts.AccessLog != "" {
+		format := opts.AccessLogFormat
+		if format == "" {
+			format = worker.AccessLogCommon
+		}
+		if err := worker.CheckAccessLog(opts.AccessLog, format); err != nil {
+			return err
+		}
 	}
 	m, err := master.New(master.Config{
 		Listen:          opts.Listen,

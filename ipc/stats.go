@@ -24,6 +24,8 @@ type WorkerStats struct {
 	InFlight int64  `json:"in_flight,omitempty"` // requests being answered off the loop
 	RSS      uint64 `json:"rss,omitempty"`       // resident memory, bytes
 	Final    bool   `json:"final,omitempty"`     // the loop has ended: nothing more will count
+
+	AccessLogDropped uint64 `json:"access_log_dropped,omitempty"` // lines dropped: the log's queue was full
 }
 
 // Requests is the number of responses of every class.
@@ -50,6 +52,7 @@ func (s *WorkerStats) AddCounters(o *WorkerStats) {
 		s.Duration[i] += c
 	}
 	s.DurationSum += o.DurationSum
+	s.AccessLogDropped += o.AccessLogDropped
 	for k, c := range o.Refused {
 		if s.Refused == nil {
 			s.Refused = map[string]uint64{}

@@ -123,6 +123,7 @@ var (
 	descBytesIn  = desc("http_received_bytes_total", "Bytes read from clients.")
 	descBytesOut = desc("http_sent_bytes_total", "Bytes written to clients.")
 	descRefused  = desc("http_refused_requests_total", "Requests the engine refused (malformed, too large, too slow, unsupported), by kind.", "kind")
+	descDropped  = desc("access_log_dropped_lines_total", "Access log lines dropped because the log's queue was full.")
 
 	descWRequests = desc("worker_http_requests_total", "Responses sent by the workers of a slot, past and present.", "worker")
 	descWAccepted = desc("worker_http_connections_accepted_total", "Client connections accepted by the workers of a slot, past and present.", "worker")
@@ -148,7 +149,7 @@ var (
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInFlight, descConns, descIdle,
-		descAccepted, descBytesIn, descBytesOut, descRefused, descWRequests, descWAccepted, descWConns,
+		descAccepted, descBytesIn, descBytesOut, descRefused, descDropped, descWRequests, descWAccepted, descWConns,
 		descWInFlight, descWRSS, descWBeat, descWInfo, descWExits, descWRestarts, descWCrashes,
 		descWorkers, descDesired, descBackoff, descGeneration, descRolling, descRolls, descRecycled,
 		descReady, descSnapAge} {
@@ -208,6 +209,7 @@ func collectPool(ch chan<- prometheus.Metric, st *ipc.WorkerStats) {
 	for _, kind := range httpcore.RefusedKinds {
 		counter(ch, descRefused, float64(st.Refused[kind]), kind)
 	}
+	counter(ch, descDropped, float64(st.AccessLogDropped))
 }
 
 func collectSlots(ch chan<- prometheus.Metric, s *snapshot, slots map[int]*ipc.WorkerStats) {

@@ -181,7 +181,7 @@ func (m *Master) Run() error {
 	m.started = time.Now()
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU,
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1,
 		// Without this a write to a closed stdout or stderr (a log reader
 		// that went away) would kill the master, and with it the pool.
 		syscall.SIGPIPE)
@@ -254,6 +254,8 @@ func (m *Master) signal(sig os.Signal) {
 		if err := m.scale(n); err != nil {
 			m.log.Warn("scale refused", "signal", sig, "error", err)
 		}
+	case syscall.SIGUSR1:
+		m.reopenLogs()
 	case syscall.SIGPIPE:
 		// Whoever read our output went away; the log lines are lost, the
 		// master lives on.

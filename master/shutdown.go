@@ -1,6 +1,10 @@
 package master
 
-import "time"
+import (
+	"errors"
+	"syscall"
+	"time"
+)
 
 // startAdmin starts the admin server if one is configured, with the
 // pool's state published once so that it answers from the start.
@@ -42,5 +46,16 @@ func (m *Master) cancelDelay() {
 	if m.delay != nil {
 		m.delay.Stop()
 		m.delay = nil
+	}
+}
+
+// reopenLogs passes SIGUSR1 on to every worker, which reopens its access
+// log (after logrotate has renamed it).
+func (m *Master) reopenLogs() {
+	m.log.Info("reopening access logs", "signal", "SIGUSR1", "workers", len(m.workers))
+	for w := range m.workers {
+		if err := syscall.Kill(w.pid, syscall.SIGUSR1); err != nil && !errors.Is(err, syscall.ESRCH) {
+			w.log.Warn("cannot pass SIGUSR1 on", "error", err)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // report turns the event loop's statistics into what travels to the master.
-func report(st httpcore.Stats) *ipc.WorkerStats {
+func (p *proc) report(st httpcore.Stats) *ipc.WorkerStats {
 	c, g := &st.Counters, &st.Gauges
 	ws := &ipc.WorkerStats{
 		Responses:   c.Responses,
@@ -23,6 +23,9 @@ func report(st httpcore.Stats) *ipc.WorkerStats {
 		Idle:        g.Idle,
 		InFlight:    g.InFlight,
 		RSS:         residentBytes(),
+	}
+	if p.access != nil {
+		ws.AccessLogDropped = p.access.Dropped()
 	}
 	for i, n := range c.Refused {
 		if n > 0 {

@@ -95,6 +95,11 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
   --shutdown-delay D        on SIGTERM, fail /readyz at once and keep serving for
                             D before the graceful stop, so a load balancer stops
                             sending traffic first (default 0)
+  --access-log PATH|-       append a line per response to PATH (- for standard
+                            output), written by each worker without blocking its
+                            loop; lines past a 1MiB queue are dropped and counted;
+                            SIGUSR1 reopens the file (logrotate) (default: none)
+  --access-log-format F     common (NCSA, as nginx) or json (default common)
 
 Signals to the master:
   SIGTERM, SIGINT   graceful stop: workers finish in-flight requests, then exit 0;
@@ -103,6 +108,7 @@ Signals to the master:
   SIGQUIT           immediate stop
   SIGHUP            rolling restart, as clusterd ctl reload
   SIGTTIN, SIGTTOU  one worker more, one fewer (never below 1)
+  SIGUSR1           the workers reopen the access log
 
 A worker that exits unexpectedly is replaced at once; one that keeps
 crashing is restarted after growing delays (100ms doubling up to 15s). A
@@ -187,6 +193,8 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&logFormat, "log-format", "text", "")
 	fs.StringVar(&opts.AdminListen, "admin-listen", "", "")
 	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 0, "")
+	fs.StringVar(&opts.AccessLog, "access-log", "", "")
+	fs.StringVar(&opts.AccessLogFormat, "access-log-format", "common", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errHelp
@@ -239,6 +247,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 		if err := checkAddr("admin-listen", opts.AdminListen); err != nil {
 			return err
 		}
+	}
+	if f := opts.AccessLogFormat; f != "common" && f != "json" {
+		return fmt.Errorf("--access-log-format must be common or json, got %q", f)
 	}
 	if opts.ShutdownDelay < 0 {
 		return fmt.Errorf("--shutdown-delay must not be negative, got %v", opts.ShutdownDelay)
