@@ -16,7 +16,7 @@ import (
 
 // Request is one command on the control socket: a JSON line.
 type Request struct {
-	Cmd string `json:"cmd"`         // status, reload, scale, stop
+	Cmd string `json:"cmd"`         // CmdStatus, CmdReload, CmdScale or CmdStop
 	N   int    `json:"n,omitempty"` // for scale
 }
 
@@ -119,7 +119,7 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if ok, n := m.ctlErrLog.allow(time.Now()); ok {
+			if ok, n := m.ctlErrLog.allow(m.now()); ok {
 				m.log.Error("control socket: accept failed, retrying", "error", err, "failures_not_logged", n)
 			}
 			select {
@@ -164,7 +164,7 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	}
 	r := &request{Request: req, reply: make(chan response, 1)}
 	select {
-	case m.events <- event{ctl: r}:
+	case m.events <- func() { m.control(r) }:
 	case <-m.done:
 		reply(response{Error: "the master is stopping"})
 		return
@@ -206,19 +206,19 @@ func (m *Master) control(r *request) {
 	m.log.Debug("control request", "cmd", r.Cmd, "n", r.N)
 	var err error
 	switch r.Cmd {
-	case "status":
+	case CmdStatus:
 		r.reply <- response{OK: true, Status: m.status()}
 		return
-	case "reload":
+	case CmdReload:
 		if err = m.startRoll(r.reply); err == nil {
 			return // the roll answers when it ends
 		}
-	case "scale":
+	case CmdScale:
 		if err = m.scale(r.N); err == nil {
 			r.reply <- response{OK: true, Message: fmt.Sprintf("scaled to %d workers", r.N)}
 			return
 		}
-	case "stop":
+	case CmdStop:
 		if !m.stopping {
 			m.log.Info("graceful stop", "by", "control socket")
 			m.stopGracefully()

@@ -104,7 +104,7 @@ type slotSnap struct {
 
 // publish makes the current state of the pool the snapshot readers see.
 func (m *Master) publish() {
-	p, now := m.stats, time.Now()
+	p, now := m.stats, m.now()
 	s := &snapshot{
 		taken: now, desired: len(m.slots), generation: m.generation,
 		rolling: m.roll != nil, stopping: m.stopping,

@@ -16,7 +16,7 @@ import (
 
 // fakePool is a Master with hand-made workers, no processes.
 func fakePool(n int) (*Master, []*worker) {
-	m := &Master{stats: newPoolStats(), slots: map[int]*slot{}, workers: map[*worker]struct{}{}}
+	m := newMaster(Config{Logger: hclog.NewNullLogger()}, nil, realClock{})
 	var ws []*worker
 	for id := 1; id <= n; id++ {
 		w := &worker{slot: id, pid: 1000 + id, state: Ready, log: hclog.NewNullLogger()}

@@ -3,7 +3,6 @@ package master
 import (
 	"errors"
 	"syscall"
-	"time"
 )
 
 // startAdmin starts the admin server if one is configured, with the
@@ -27,7 +26,7 @@ func (m *Master) delayStop() bool {
 	}
 	m.stats.shutting.Store(true)
 	m.log.Info("stop signal: not ready any more; workers serve on", "shutdown_delay", d)
-	m.delay = time.AfterFunc(d, func() { m.send(event{stopDue: true}) })
+	m.delay = m.clock.AfterFunc(d, func() { m.send(m.endDelay) })
 	return true
 }
 
