@@ -94,6 +94,12 @@ type Options struct {
 	// "common" (default) or "json".
 	AccessLog       string
 	AccessLogFormat string
+	// MaxRequests and MaxRSS (bytes), if set, recycle a worker that has
+	// served that many requests or whose resident memory exceeds it: a
+	// replacement starts and, once it serves, the worker drains; one
+	// worker at a time.
+	MaxRequests uint64
+	MaxRSS      uint64
 }
 
 // DefaultListen is the address served when Options.Listen is empty.
@@ -148,6 +154,8 @@ func Run(opts Options, h httpcore.Handler) error {
 		Control:         opts.Control,
 		AdminListen:     opts.AdminListen,
 		ShutdownDelay:   opts.ShutdownDelay,
+		MaxRequests:     opts.MaxRequests,
+		MaxRSS:          opts.MaxRSS,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
 		}),

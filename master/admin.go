@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -261,12 +260,7 @@ func (c *poolCollector) collectMaster(ch chan<- prometheus.Metric, s *snapshot) 
 	gauge(ch, descRolling, b2f(s.rolling))
 	counter(ch, descRolls, float64(s.rolls[0]), "done")
 	counter(ch, descRolls, float64(s.rolls[1]), "failed")
-	limits := make([]string, 0, len(s.recycled))
-	for k := range s.recycled {
-		limits = append(limits, k)
-	}
-	sort.Strings(limits)
-	for _, k := range limits {
+	for _, k := range []string{LimitRequests, LimitRSS} {
 		counter(ch, descRecycled, float64(s.recycled[k]), k)
 	}
 	gauge(ch, descReady, b2f(s.ready() && !c.p.shutting.Load()))

@@ -51,6 +51,11 @@ type Config struct {
 	// ShutdownDelay: on SIGTERM /readyz fails at once, and the workers
 	// serve on this long before they drain; default 0.
 	ShutdownDelay time.Duration
+	// MaxRequests and MaxRSS (bytes), if set, recycle a worker that has
+	// served that many requests or uses more memory: it is replaced as
+	// in a rolling restart, one worker at a time.
+	MaxRequests uint64
+	MaxRSS      uint64
 }
 
 func (c *Config) setDefaults() error {
@@ -121,6 +126,7 @@ type Master struct {
 
 	stopping bool
 	stats    *poolStats
+	recycle  recycler
 	delay    timer // the shutdown delay running; nil when none
 
 	ctlErrLog *burst // control socket accept errors

@@ -22,6 +22,10 @@ type roll struct {
 	started    time.Time
 	waiters    []chan<- response
 	again      bool // a SIGHUP came while it ran: roll once more after it
+	// recycle, if set, is the limit one worker passed: the roll replaces
+	// it alone, keeping its generation; waiters and again are for a
+	// reload asked for meanwhile, which follows it.
+	recycle string
 }
 
 // reloadSignal starts a rolling restart for SIGHUP. One that arrives while
@@ -47,6 +51,9 @@ func (m *Master) startRoll(reply chan<- response) error {
 	switch {
 	case m.stopping:
 		return errors.New("the master is stopping")
+	case m.roll != nil && m.roll.recycle != "":
+		m.roll.queueReload(reply)
+		return nil
 	case m.roll != nil:
 		return errRolling
 	}
@@ -136,6 +143,10 @@ func (m *Master) rollAbort(reason string) {
 func (m *Master) rollFinish(err error) {
 	r := m.roll
 	m.roll = nil
+	if r.recycle != "" {
+		m.recycleFinished(r, err)
+		return
+	}
 	m.stats.rollDone(err == nil)
 	resp := response{OK: err == nil}
 	if err != nil {
@@ -154,4 +165,5 @@ func (m *Master) rollFinish(err error) {
 	case r.again:
 		m.log.Warn("queued reload dropped: the rolling restart failed", "signal", "SIGHUP")
 	}
+	m.recycleNext()
 }

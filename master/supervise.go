@@ -69,6 +69,7 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 		w.lastTick = m.now().Add(-msg.LoopAge)
 		w.requests, w.conns = msg.Requests, msg.Connections
 		m.stats.heartbeat(w, msg.Stats)
+		m.checkLimits(w)
 	default:
 		w.log.Warn("unexpected message from worker", "type", msg.Type)
 	}

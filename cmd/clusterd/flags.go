@@ -180,12 +180,19 @@ stops sending traffic first`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.ShutdownDelay, name, 0, "")
 		}},
+	{name: "max-requests", arg: "N", help: `replace a worker once it has served N requests:
+a replacement starts, then the worker drains, one
+worker at a time`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Uint64Var(&c.opts.MaxRequests, name, 0, "") }},
+	{name: "max-rss", arg: "SIZE", help: `replace a worker whose resident memory exceeds
+SIZE, as --max-requests does`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.maxRSS, name, "") }},
 	{name: "access-log", arg: "PATH|-", help: `append a line per response to PATH (- for standard
 output), written by each worker without blocking its
 loop; lines past a 1MiB queue are dropped and
 counted; SIGUSR1 reopens the file (logrotate)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AccessLog, name, "", "") }},
-	{name: "access-log-format", arg: "FORMAT", help: "common (NCSA, as nginx and Apache) or json",
+	{name: "access-log-format", arg: "F", help: "common (NCSA, as nginx and Apache) or json",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.AccessLogFormat, name, worker.AccessLogCommon, "")
 		}},
@@ -328,6 +335,7 @@ type serveConfig struct {
 
 	listen             listFlag
 	maxHeader, maxBody sizeFlag
+	maxRSS             sizeFlag
 	logFormat          string
 }
 
@@ -348,6 +356,7 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.Listen = cfg.listen
 	opts.HTTP.MaxHeaderBytes = int(cfg.maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
+	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
 	return cfg, validate(fs, *opts, cfg.logFormat)
 }
