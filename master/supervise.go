@@ -144,10 +144,12 @@ func exitStatus(err error) string {
 func (m *Master) checkHealth(now time.Time) {
 	for w := range m.workers {
 		switch {
+		case !w.dumpAt.IsZero() && now.Sub(w.dumpAt) > dumpWait:
+			m.killNow(w)
 		case w.state < Ready && now.Sub(w.started) > m.cfg.ReadyTimeout:
 			m.kill(w, fmt.Sprintf("not ready within %v", m.cfg.ReadyTimeout))
 		case w.state == Ready && now.Sub(w.lastTick) > m.cfg.WorkerTimeout:
-			m.kill(w, fmt.Sprintf("event loop silent for %v (no heartbeat, or a blocked loop)", now.Sub(w.lastTick).Round(time.Millisecond)))
+			m.killHung(w, fmt.Sprintf("event loop silent for %v (no heartbeat, or a blocked loop)", now.Sub(w.lastTick).Round(time.Millisecond)))
 		case w.state == Draining && now.After(w.drainBy):
 			m.kill(w, fmt.Sprintf("still draining after %v", m.cfg.GracefulTimeout))
 		}

@@ -131,6 +131,7 @@ func (p *proc) run(h httpcore.Handler) error {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	defer dumpOnQuit()()
 	// stderr is a pipe to the master: once the master is gone, a log line
 	// would raise SIGPIPE and kill the worker before it drains. Caught (not
 	// ignored, which programs it starts would inherit), a write just fails.

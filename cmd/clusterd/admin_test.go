@@ -196,7 +196,7 @@ func TestAdminAnswersWhileWorkersHang(t *testing.T) {
 	}
 	for _, id := range []float64{1, 2} {
 		c.waitLog(10*time.Second, func(l map[string]any) bool {
-			return l["@message"] == "killing worker" && l["id"] == id
+			return l["@message"] == hungMessage && l["id"] == id
 		})
 	}
 	c.waitReady(2, 10*time.Second)
@@ -257,4 +257,33 @@ func waitReadyz(t *testing.T, admin string, want int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+const hungMessage = "worker hung: asking for a goroutine dump before killing it"
+
+// TestHungWorkerDumpsStacks: before a worker whose loop spins is replaced,
+// the master's log shows the stack of the goroutine that was stuck.
+func TestHungWorkerDumpsStacks(t *testing.T) {
+	c := startCluster(t, 1, []string{envHang + "=1"}, "--workers", "1", "--worker-timeout", "1s")
+	before := c.livePids()[1]
+	client := newConnClient()
+	client.Timeout = 200 * time.Millisecond
+	if _, _, err := c.get(client, "/spin"); err == nil {
+		t.Fatal("GET /spin answered")
+	}
+	c.waitLog(5*time.Second, func(l map[string]any) bool { return l["@message"] == hungMessage })
+	dump := c.waitLog(5*time.Second, func(l map[string]any) bool {
+		line, _ := l["line"].(string)
+		return l["@message"] == "stderr" && strings.HasPrefix(line, "SIGQUIT: goroutine dump")
+	})
+	if int(dump["pid"].(float64)) != before {
+		t.Errorf("dump from pid %v, want %d", dump["pid"], before)
+	}
+	c.waitLog(5*time.Second, func(l map[string]any) bool {
+		line, _ := l["line"].(string)
+		return l["@message"] == "stderr" && strings.Contains(line, ".spinForever(")
+	})
+	c.waitLog(5*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "worker ready" && int(l["pid"].(float64)) != before
+	})
 }

@@ -79,8 +79,9 @@ Signals to the master:
 
 A worker that exits unexpectedly is replaced at once; one that keeps
 crashing is restarted after growing delays (100ms doubling up to 15s). A
-worker whose event loop stops turning is killed after --worker-timeout and
-replaced. A draining worker stops accepting at once, finishes its in-flight
+worker whose event loop stops turning for --worker-timeout is sent SIGQUIT:
+it writes the stacks of all its goroutines to the log (where it was stuck)
+and exits, or is killed 2s later; then it is replaced. A draining worker stops accepting at once, finishes its in-flight
 requests, answers the next request on each keep-alive connection with
 "Connection: close", and closes connections that stay idle for a
 second. When the master
