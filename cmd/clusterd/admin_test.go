@@ -287,3 +287,39 @@ func TestHungWorkerDumpsStacks(t *testing.T) {
 		return l["@message"] == "worker ready" && int(l["pid"].(float64)) != before
 	})
 }
+
+// TestCtlTop: ctl top shows each worker with its request rate, connections
+// and memory, one frame per interval.
+func TestCtlTop(t *testing.T) {
+	path := ctlPath(t)
+	// Round-robin: each worker gets two of the four connections.
+	c := startCluster(t, 2, nil, "--workers", "2", "--control", path, "--sched", "rr")
+	l := startLoad(c.addr, "/", 4, 10*time.Second)
+	defer l.stopAndWait()
+	time.Sleep(1200 * time.Millisecond) // a heartbeat with traffic
+	code, out, errOut := ctlRun(t, path, "top", "--count", "3", "--interval", "1100ms")
+	if code != 0 {
+		t.Fatalf("ctl top: exit %d %s", code, errOut)
+	}
+	frames := strings.Split(strings.TrimSpace(out), "\n\n")
+	if len(frames) != 3 {
+		t.Fatalf("%d frames:\n%s", len(frames), out)
+	}
+	last := strings.Split(frames[2], "\n")
+	if len(last) != 4 || !strings.HasPrefix(last[0], "clusterd top: master") || !strings.Contains(last[1], "REQ/S") {
+		t.Fatalf("last frame:\n%s", frames[2])
+	}
+	for _, row := range last[2:] {
+		f := strings.Fields(row)
+		if len(f) != 11 || f[3] != "ready" || !strings.HasSuffix(f[7], "MiB") {
+			t.Errorf("row %q", row)
+			continue
+		}
+		if rate, err := strconv.Atoi(f[4]); err != nil || rate <= 0 {
+			t.Errorf("row %q: requests/s %q under load", row, f[4])
+		}
+	}
+	if code, _, _ := ctlRun(t, path, "top", "--count", "-1"); code != 2 {
+		t.Errorf("--count -1: exit %d", code)
+	}
+}

@@ -20,6 +20,8 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("control", "", "")
 	asJSON := fs.Bool("json", false, "")
 	timeout := fs.Duration("timeout", master.DefaultControlTimeout, "")
+	interval := fs.Duration("interval", time.Second, "")
+	count := fs.Int("count", 0, "")
 	req, err := parseCtl(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
@@ -29,8 +31,14 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "clusterd ctl: %v (see clusterd --help)\n", err)
 		return 2
 	}
-	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "clusterd ctl: --timeout must be positive, got %v (see clusterd --help)\n", *timeout)
+	for name, d := range map[string]time.Duration{"timeout": *timeout, "interval": *interval} {
+		if d <= 0 {
+			fmt.Fprintf(stderr, "clusterd ctl: --%s must be positive, got %v (see clusterd --help)\n", name, d)
+			return 2
+		}
+	}
+	if *count < 0 {
+		fmt.Fprintf(stderr, "clusterd ctl: --count must not be negative, got %d (see clusterd --help)\n", *count)
 		return 2
 	}
 	if *path == "" {
@@ -38,6 +46,9 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "clusterd ctl: %v\n", err)
 			return 1
 		}
+	}
+	if req.Cmd == cmdTop {
+		return top(*path, *timeout, *interval, *count, stdout, stderr)
 	}
 	resp, err := master.Control(*path, req, *timeout)
 	if err == nil && !resp.OK {
@@ -61,7 +72,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 }
 
 // ctlCommands lists the commands for error messages.
-const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+const ctlCommands = master.CmdStatus + ", " + cmdTop + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
 
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
@@ -82,7 +93,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdStatus, master.CmdReload, master.CmdStop, cmdTop:
 	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {

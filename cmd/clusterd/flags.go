@@ -48,12 +48,19 @@ Usage:
       status                      the master and a table of its workers
                                   (--json: {"master":{...},"workers":[{"id","pid",
                                   "generation","state","requests","connections",
-                                  "restarts",...}]})
+                                  "restarts","in_flight","rss_bytes",...}]})
+      top [--interval D] [--count N]
+                                  a live view of the pool, refreshed every
+                                  --interval (default 1s) until ^C or N frames:
+                                  requests/s, connections, in-flight requests,
+                                  resident memory and state of each worker
       reload                      rolling restart: one worker at a time, start a
                                   replacement, wait until it serves, drain the old
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
-                                  asked for while one runs is refused.
+                                  asked for while one runs is refused (one asked
+                                  for while --max-requests or --max-rss replaces
+                                  a worker follows it).
       scale N                     grow or shrink the pool to N workers (1..1024)
       stop                        graceful stop
                                   With no --control, ctl finds the one master
