@@ -1,8 +1,10 @@
 package master
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -20,6 +22,10 @@ func (m *Master) killHung(w *worker, reason string) {
 		return
 	}
 	w.killReason = reason
+	if processStopped(w.pid) { // SIGSTOP: it cannot answer until it is continued
+		m.killNow(w)
+		return
+	}
 	w.dumpAt = m.now()
 	w.log.Warn("worker hung: asking for a goroutine dump before killing it", "reason", reason)
 	if err := w.proc.Signal(syscall.SIGQUIT); err != nil {
@@ -37,4 +43,15 @@ func (m *Master) killNow(w *worker) {
 	if err := w.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		w.log.Error("cannot kill worker", "error", err)
 	}
+}
+
+// processStopped reports whether process pid is stopped (by SIGSTOP or a
+// debugger), as /proc/PID/stat says; false when that cannot be read.
+func processStopped(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')') // the command name may hold anything
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't')
 }
