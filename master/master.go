@@ -182,19 +182,18 @@ func (m *Master) Run() error {
 	if err != nil {
 		return err
 	}
+	adm, err := m.startAdmin() // a busy port fails the start before anything else
+	if err != nil {
+		_ = ctl.Close()
+		return err
+	}
+	defer adm.close()
 	if err := m.openListeners(keys); err != nil {
 		m.stopAccepting()
 		_ = ctl.Close()
 		return err
 	}
 	m.log.Info("control socket", "path", m.ctlPath)
-	adm, err := m.startAdmin()
-	if err != nil {
-		m.stopAccepting()
-		_ = ctl.Close()
-		return err
-	}
-	defer adm.close()
 	m.wg.Add(1)
 	go m.serveControl(ctl)
 	signal.Notify(m.sigs, handledSignals...)
