@@ -23,7 +23,7 @@ type recycler struct {
 // checkLimits queues w for recycling if its last report passes a limit.
 func (m *Master) checkLimits(w *worker) {
 	st := m.stats.live[w]
-	if st == nil || w.state != Ready || m.recycle.reason[w] != "" {
+	if st == nil || w.state != Ready || m.recycle.reason[w] != "" || m.replacing(w) {
 		return
 	}
 	var why, detail string
@@ -42,6 +42,14 @@ func (m *Master) checkLimits(w *worker) {
 	m.recycle.queue = append(m.recycle.queue, w)
 	w.log.Info("worker past a limit: queued for replacement", "limit", why, "detail", detail, "queued", len(m.recycle.queue))
 	m.recycleNext()
+}
+
+// replacing reports whether a roll will replace w anyway: a rolling
+// restart (the next heartbeat after it checks its workers), or the
+// recycling of w itself.
+func (m *Master) replacing(w *worker) bool {
+	r := m.roll
+	return r != nil && (r.recycle == "" || r.slot != nil && r.slot.worker == w)
 }
 
 // recycleNext replaces the next queued worker that still serves its slot,
