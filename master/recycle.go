@@ -75,9 +75,12 @@ func (m *Master) recycleNext() {
 // recycleFinished ends the roll that recycled one worker, then runs the
 // reload asked for meanwhile, if any, or the next recycling.
 func (m *Master) recycleFinished(r *roll, err error) {
-	if err != nil {
+	switch {
+	case err != nil:
 		m.log.Error("recycling failed; the worker serves on", "limit", r.recycle, "error", err)
-	} else {
+	case r.replaced == 0:
+		m.log.Debug("recycling not needed: the slot went away", "limit", r.recycle)
+	default:
 		m.stats.recycled[r.recycle]++
 		m.log.Info("worker recycled", "limit", r.recycle, "took", m.now().Sub(r.started).Round(time.Millisecond))
 	}

@@ -1,134 +1,68 @@
 package master
 
 import (
-	"os"
-	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/hashicorp/go-hclog"
+	"time"
 
 	"github.com/clusterd/clusterd/ipc"
 )
 
-// fakeSpawner starts fake workers: a process that ends when the test says,
-// a real ipc channel whose worker end the test holds, an empty stderr.
-type fakeSpawner struct {
-	mu    sync.Mutex
-	next  int
-	procs []*fakeProc
+// beat sends a heartbeat from p reporting requests served and rss bytes,
+// and runs it.
+func (h *harness) beat(p *fakeProc, requests, rss uint64) {
+	h.t.Helper()
+	w := h.worker(p)
+	p.send(h.t, ipc.Message{Type: ipc.Heartbeat, Stats: &ipc.WorkerStats{Responses: [6]uint64{2: requests}, RSS: rss}})
+	h.until(func() bool {
+		st := h.m.stats.live[w]
+		return st != nil && st.Requests() == requests && st.RSS == rss
+	})
 }
 
-type fakeProc struct {
-	pid    int
-	end    chan struct{}
-	once   sync.Once
-	peer   *ipc.Conn // the worker's end of the channel
-	stderr *os.File  // the worker's end of its stderr
-}
-
-func (p *fakeProc) Pid() int                        { return p.pid }
-func (p *fakeProc) Signal(sig syscall.Signal) error { return nil }
-func (p *fakeProc) Wait() error                     { <-p.end; return nil }
-func (p *fakeProc) exit() {
-	p.once.Do(func() { close(p.end); _ = p.peer.Close(); _ = p.stderr.Close() })
-}
-
-func (f *fakeSpawner) spawn(spec spawnSpec) (spawned, error) {
-	parent, child, err := ipc.Socketpair()
-	if err != nil {
-		return spawned{}, err
-	}
-	conn, err := ipc.NewConn(parent)
-	_ = parent.Close()
-	if err != nil {
-		return spawned{}, err
-	}
-	peer, err := ipc.NewConn(child)
-	_ = child.Close()
-	if err != nil {
-		return spawned{}, err
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return spawned{}, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.next++
-	p := &fakeProc{pid: 100 + f.next, end: make(chan struct{}), peer: peer, stderr: w}
-	f.procs = append(f.procs, p)
-	return spawned{proc: p, conn: conn, stderr: r}, nil
-}
-
-func (f *fakeSpawner) exitAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, p := range f.procs {
-		p.exit()
-	}
-}
-
-// recyclePool is a master with n ready fake workers, driven by the test
-// as its supervisor goroutine.
-func recyclePool(t *testing.T, n int, cfg Config) (*Master, []*worker) {
-	sp := &fakeSpawner{}
-	cfg.Logger = hclog.NewNullLogger()
-	m := newMaster(cfg, sp, realClock{})
-	t.Cleanup(func() { close(m.done); sp.exitAll(); m.wg.Wait() })
-	var ws []*worker
-	for id := 1; id <= n; id++ {
-		s := &slot{id: id}
-		m.slots[id] = s
-		m.fill(s)
-		ready(s.worker)
-		ws = append(ws, s.worker)
-	}
-	return m, ws
-}
-
-func ready(w *worker) { w.setState(Online); w.setState(Ready) }
-
-func heartbeat(m *Master, w *worker, requests uint64) {
-	m.stats.heartbeat(w, &ipc.WorkerStats{Responses: [6]uint64{2: requests}})
-	m.checkLimits(w)
+// replaceNext plays the start-up of the replacement a roll is waiting for
+// and returns it.
+func (h *harness) replaceNext() *fakeProc {
+	h.t.Helper()
+	p := h.proc(h.started() - 1)
+	h.ready(p)
+	return p
 }
 
 // TestRecyclingOneAtATime: workers past --max-requests are replaced one
-// at a time, each after its replacement is ready.
+// at a time, each only once its replacement is ready, keeping their
+// generation.
 func TestRecyclingOneAtATime(t *testing.T) {
-	m, ws := recyclePool(t, 3, Config{MaxRequests: 100, Workers: 3})
-	heartbeat(m, ws[0], 99) // one short: stays
-	if m.roll != nil {
+	h := newHarness(t, 3, func(c *Config) { c.MaxRequests = 100 })
+	h.startPool()
+	old := h.sp.all()
+	h.beat(old[0], 99, 0) // one short: stays
+	if h.m.roll != nil {
 		t.Fatal("recycled below the limit")
 	}
-	for _, w := range ws {
-		heartbeat(m, w, 100)
+	for _, p := range old {
+		h.beat(p, 100, 0)
 	}
-	heartbeat(m, ws[0], 150) // again, while it is replaced: not queued again
-	if r := m.roll; r == nil || r.recycle != LimitRequests || r.slot.id != 1 || len(m.recycle.queue) != 2 {
-		t.Fatalf("roll %+v, queue %d", r, len(m.recycle.queue))
+	h.beat(old[0], 150, 0) // again, while it is replaced: not queued twice
+	if r := h.m.roll; r == nil || r.recycle != LimitRequests || r.slot.id != 1 || len(h.m.recycle.queue) != 2 {
+		t.Fatalf("roll %+v, queue %d", r, len(h.m.recycle.queue))
 	}
-	for i, old := range ws {
-		r := m.roll
-		if r == nil || r.recycle == "" || r.slot.id != old.slot {
-			t.Fatalf("step %d: roll %+v", i, r)
+	for i, p := range old {
+		if got := len(h.serving()); got != 3 {
+			t.Fatalf("step %d: %d ready workers", i, got)
 		}
-		if old.state != Ready {
-			t.Fatalf("step %d: worker %d is %v before its replacement is ready", i, old.slot, old.state)
+		if h.started() != 4+i {
+			t.Fatalf("step %d: %d workers started; one replacement at a time", i, h.started())
 		}
-		next := r.next
-		if next.generation != 0 {
-			t.Errorf("a recycled worker's replacement has generation %d", next.generation)
+		next := h.replaceNext()
+		if next.spec.generation != 0 || next.spec.slot != i+1 {
+			t.Errorf("step %d: replacement %+v", i, next.spec)
 		}
-		ready(next)
-		m.rollReady(next)
-		if old.state != Draining {
-			t.Errorf("step %d: the recycled worker is %v", i, old.state)
-		}
+		p.expect(t, ipc.Drain)
+		h.exit(p, nil)
 	}
-	if m.roll != nil || m.stats.recycled[LimitRequests] != 3 {
-		t.Errorf("roll %+v, recycled %d", m.roll, m.stats.recycled[LimitRequests])
+	if h.m.roll != nil || h.m.stats.recycled[LimitRequests] != 3 || h.started() != 6 {
+		t.Errorf("roll %+v, recycled %d, started %d", h.m.roll, h.m.stats.recycled[LimitRequests], h.started())
 	}
 }
 
@@ -136,50 +70,101 @@ func TestRecyclingOneAtATime(t *testing.T) {
 // recycled is not refused: it runs when the recycling ends, before the
 // recyclings still queued, which it makes moot.
 func TestReloadDuringRecycling(t *testing.T) {
-	m, ws := recyclePool(t, 2, Config{MaxRequests: 100, Workers: 2})
-	for _, w := range ws {
-		heartbeat(m, w, 100)
+	h := newHarness(t, 2, func(c *Config) { c.MaxRequests = 100 })
+	h.startPool()
+	old := h.sp.all()
+	for _, p := range old {
+		h.beat(p, 100, 0)
 	}
-	replies := make(chan response, 1)
-	if err := m.startRoll(replies); err != nil {
-		t.Fatalf("reload during recycling: %v", err)
+	reply := h.reload()
+	if resp, ok := answered(reply); ok {
+		t.Fatalf("reload during recycling answered at once: %+v", resp)
 	}
-	next := m.roll.next
-	ready(next)
-	m.rollReady(next)
-	r := m.roll
-	if r == nil || r.recycle != "" || r.generation != 1 || len(r.waiters) != 1 {
+	h.replaceNext()
+	if r := h.m.roll; r == nil || r.recycle != "" || r.generation != 1 {
 		t.Fatalf("the reload asked for meanwhile: %+v", r)
 	}
-	for m.roll != nil {
-		next := m.roll.next
-		ready(next)
-		m.rollReady(next)
+	for h.m.roll != nil {
+		h.replaceNext()
 	}
-	if resp := <-replies; !resp.OK {
-		t.Errorf("reload: %+v", resp)
+	if resp, ok := answered(reply); !ok || !resp.OK {
+		t.Errorf("reload: %+v %v", resp, ok)
 	}
-	if len(m.recycle.queue) != 0 || m.stats.recycled[LimitRequests] != 1 || m.stats.rolls[0] != 1 {
-		t.Errorf("queue %d, recycled %d, rolls %v", len(m.recycle.queue), m.stats.recycled[LimitRequests], m.stats.rolls)
+	if len(h.m.recycle.queue) != 0 || h.m.stats.recycled[LimitRequests] != 1 || h.m.stats.rolls[0] != 1 {
+		t.Errorf("queue %d, recycled %d, rolls %v", len(h.m.recycle.queue), h.m.stats.recycled[LimitRequests], h.m.stats.rolls)
+	}
+	if h.started() != 5 { // 2, one recycled, 2 rolled
+		t.Errorf("%d workers started", h.started())
 	}
 }
 
-// TestRecyclingSkipsReplacedWorkers: a queued worker that a rolling
-// restart replaced first is not recycled again.
-func TestRecyclingSkipsReplacedWorkers(t *testing.T) {
-	m, ws := recyclePool(t, 2, Config{MaxRSS: 1 << 20, Workers: 2})
-	m.stats.heartbeat(ws[0], &ipc.WorkerStats{RSS: 2 << 20})
-	m.checkLimits(ws[0])
-	m.stats.heartbeat(ws[1], &ipc.WorkerStats{RSS: 2 << 20})
-	m.checkLimits(ws[1])
-	if m.roll == nil || m.roll.recycle != LimitRSS || len(m.recycle.queue) != 1 {
-		t.Fatalf("roll %+v", m.roll)
+// TestRecycleOnRSS: --max-rss replaces a worker whose memory passes it.
+func TestRecycleOnRSS(t *testing.T) {
+	h := newHarness(t, 1, func(c *Config) { c.MaxRSS = 64 << 20 })
+	h.startPool()
+	p := h.proc(0)
+	h.beat(p, 5, 64<<20) // at the limit: stays
+	if h.m.roll != nil {
+		t.Fatal("recycled at the limit")
 	}
-	m.slots[2].worker = nil // replaced meanwhile
-	next := m.roll.next
-	ready(next)
-	m.rollReady(next)
-	if m.roll != nil || len(m.recycle.queue) != 0 || m.stats.recycled[LimitRSS] != 1 {
-		t.Errorf("after the first: roll %+v, queue %d, recycled %v", m.roll, len(m.recycle.queue), m.stats.recycled)
+	h.beat(p, 5, 64<<20+1)
+	if r := h.m.roll; r == nil || r.recycle != LimitRSS {
+		t.Fatalf("roll %+v", r)
+	}
+	h.replaceNext()
+	p.expect(t, ipc.Drain)
+	if h.m.stats.recycled[LimitRSS] != 1 {
+		t.Errorf("recycled %v", h.m.stats.recycled)
+	}
+}
+
+// TestHungWorkerDumpFirst: a worker whose loop is silent gets SIGQUIT
+// (its goroutine dump), and SIGKILL only if it is still there dumpWait
+// later.
+func TestHungWorkerDumpFirst(t *testing.T) {
+	h := newHarness(t, 1, func(c *Config) { c.WorkerTimeout = 3 * time.Second })
+	h.startPool()
+	p := h.proc(0)
+	h.advance(3*time.Second + healthEvery)
+	if sigs := p.signals(); len(sigs) != 1 || sigs[0] != syscall.SIGQUIT {
+		t.Fatalf("signals after the timeout: %v", sigs)
+	}
+	h.advance(dumpWait - healthEvery)
+	if sigs := p.signals(); len(sigs) != 1 {
+		t.Fatalf("signals before dumpWait is over: %v", sigs)
+	}
+	h.advance(2 * healthEvery)
+	if sigs := p.signals(); len(sigs) != 2 || sigs[1] != syscall.SIGKILL {
+		t.Fatalf("signals after dumpWait: %v", sigs)
+	}
+	h.until(func() bool { return h.worker(p) == nil })
+	if !h.logged("worker hung: asking for a goroutine dump") {
+		t.Error("no log line")
+	}
+}
+
+// TestShutdownDelayThenDrain: SIGTERM makes the pool not ready at once;
+// the workers are asked to drain only when the delay is over.
+func TestShutdownDelayThenDrain(t *testing.T) {
+	h := newHarness(t, 2, func(c *Config) { c.ShutdownDelay = 5 * time.Second })
+	h.startPool()
+	h.m.publish()
+	if !h.m.stats.latest.Load().ready() || h.m.stats.shutting.Load() {
+		t.Fatal("not ready at start")
+	}
+	h.m.signal(syscall.SIGTERM)
+	if !h.m.stats.shutting.Load() || h.m.stopping {
+		t.Fatalf("after SIGTERM: shutting %v, stopping %v", h.m.stats.shutting.Load(), h.m.stopping)
+	}
+	h.advance(5*time.Second - time.Millisecond)
+	if h.m.stopping || len(h.serving()) != 2 {
+		t.Fatalf("draining before the delay is over")
+	}
+	h.advance(time.Millisecond)
+	if !h.m.stopping {
+		t.Fatal("no graceful stop after the delay")
+	}
+	for _, p := range h.sp.all() {
+		p.expect(t, ipc.Drain)
 	}
 }

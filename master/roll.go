@@ -25,7 +25,8 @@ type roll struct {
 	// recycle, if set, is the limit one worker passed: the roll replaces
 	// it alone, keeping its generation; waiters and again are for a
 	// reload asked for meanwhile, which follows it.
-	recycle string
+	recycle  string
+	replaced int // workers replaced so far
 }
 
 // reloadSignal starts a rolling restart for SIGHUP. One that arrives while
@@ -78,8 +79,8 @@ func (m *Master) rollNext() {
 	for len(r.queue) > 0 {
 		s := m.slots[r.queue[0]]
 		r.queue = r.queue[1:]
-		if s == nil {
-			continue // scaled away meanwhile
+		if s == nil || r.recycle == "" && rolled(s, r.generation) {
+			continue // scaled away, or refilled with the new generation meanwhile
 		}
 		w, err := m.startWorker(spawnSpec{slot: s.id, generation: r.generation})
 		if err != nil {
@@ -90,6 +91,15 @@ func (m *Master) rollNext() {
 		return
 	}
 	m.rollFinish(nil)
+}
+
+// rolled reports whether slot s already runs generation gen, or will: a
+// worker that crashed during the roll is replaced with the newest one.
+func rolled(s *slot, gen int) bool {
+	if s.worker == nil {
+		return s.respawn != nil
+	}
+	return s.worker.generation >= gen
 }
 
 // rollReady moves a ready replacement into its slot and drains the worker it replaces.
@@ -109,6 +119,7 @@ func (m *Master) rollReady(w *worker) {
 		m.drain(old)
 	}
 	r.slot, r.next = nil, nil
+	r.replaced++
 	m.rollNext()
 }
 

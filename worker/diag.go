@@ -17,14 +17,14 @@ const maxDump = 16 << 20
 // status 2. Unlike the runtime's own dump, it stops the world first, so
 // a goroutine spinning on another thread shows where it spins. It returns
 // a function that stops listening.
-func dumpOnQuit() (stop func()) {
+func dumpOnQuit(id int) (stop func()) {
 	quit := make(chan os.Signal, 1)
 	signal.Notify(quit, syscall.SIGQUIT)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-quit:
-			fmt.Fprintf(os.Stderr, "SIGQUIT: goroutine dump of worker %d (pid %d)\n%s", self.ID, os.Getpid(), stacks())
+			fmt.Fprintf(os.Stderr, "SIGQUIT: goroutine dump of worker %d (pid %d)\n%s", id, os.Getpid(), stacks())
 			os.Exit(2)
 		case <-done:
 		}

@@ -53,9 +53,10 @@ func TestMaxRequestsRecyclesOneAtATime(t *testing.T) {
 			recycled++
 		}
 	}
+	started := len(c.ready) // distinct worker processes that became ready
 	c.mu.Unlock()
-	if recycled < 4 {
-		t.Errorf("%d workers recycled", recycled)
+	if recycled < 4 || started < workers+recycled {
+		t.Errorf("%d workers recycled, %d started in all", recycled, started)
 	}
 	t.Logf("%d workers recycled, %v; fewest ready %d in %d polls", recycled, l, fewest, polls)
 	c.signal(syscall.SIGTERM)
