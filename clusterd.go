@@ -183,6 +183,7 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 		ShutdownDelay:   opts.ShutdownDelay,
 		MaxRequests:     opts.MaxRequests,
 		MaxRSS:          opts.MaxRSS,
+		AccessLog:       opts.AccessLog,
 		User:            opts.User,
 		Group:           opts.Group,
 		Logger: hclog.New(&hclog.LoggerOptions{

@@ -67,6 +67,9 @@ type Config struct {
 	// in a rolling restart, one worker at a time.
 	MaxRequests uint64
 	MaxRSS      uint64
+	// AccessLog is the workers' access log file, if any: when they run as
+	// User, the master creates it and gives it to them.
+	AccessLog string
 }
 
 func (c *Config) setDefaults() error {
@@ -156,6 +159,9 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	cred, ctlGID, err := workerCredential(cfg.User, cfg.Group)
+	if err == nil {
+		err = giveLog(cfg.AccessLog, cred)
+	}
 	if err != nil {
 		return nil, err
 	}

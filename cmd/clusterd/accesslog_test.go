@@ -69,3 +69,34 @@ func TestAccessLogRotate(t *testing.T) {
 		t.Errorf("line %s: %+v %v", first, rec, err)
 	}
 }
+
+// TestAccessLogAsWorkerUser: with --user, the master creates the access
+// log and gives it to the workers' user, who could not create it in a
+// directory only root may write.
+func TestAccessLogAsWorkerUser(t *testing.T) {
+	uid, _ := nobody(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	exe, dir := publicCopy(t)
+	path := filepath.Join(dir, "access.log")
+	c := startClusterExe(t, exe, 2, nil, "--workers", "2", "--user", "nobody", "--access-log", path)
+	client := newConnClient()
+	for range 5 {
+		if code, _, err := c.get(client, "/"); err != nil || code != 200 {
+			t.Fatalf("GET /: %d %v", code, err)
+		}
+	}
+	c.signal(syscall.SIGTERM)
+	if code := c.wait(10 * time.Second); code != 0 {
+		t.Fatalf("master exit code %d", code)
+	}
+	n, _ := countLines(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); n != 5 || st.Uid != uid {
+		t.Errorf("%d lines, owner %d; want 5 and %d", n, st.Uid, uid)
+	}
+}
