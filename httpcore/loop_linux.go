@@ -41,11 +41,14 @@ type loop struct {
 	readied   bool // the loop made goroutines runnable this iteration
 
 	streamBodies bool // the handler takes request bodies as they arrive (bodyStreamer)
-	// userOnLoop is set while the loop goroutine runs user code that may
-	// write to an asynchronous response: a handler after Async, or a
-	// posted function. Such writes must not wait for room: only the loop
-	// can make it. (A write from another goroutine meanwhile does not wait
-	// either; the loop runs user code only briefly.)
+	// userOnLoop is set while the loop goroutine runs a posted function,
+	// which may write to any asynchronous response. Such writes must not
+	// wait for room: only the loop can make it. (A write from another
+	// goroutine meanwhile does not wait either; posted functions are
+	// brief.) It says nothing of which goroutine writes, so it never lets
+	// a writer touch the connection: asynchronous output always goes
+	// through the relay. A handler after Async is marked on its writer
+	// alone (ResponseWriter.serving).
 	userOnLoop atomic.Bool
 
 	draining     bool

@@ -55,6 +55,7 @@ type ResponseWriter struct {
 	file      *fileOut // SendFile body, until the loop takes it
 	flags     rwFlags
 	state     atomic.Uint32 // rwSync, rwAsync, rwEnded
+	serving   atomic.Bool   // in ServeHTTP after Async: the loop goroutine may write
 	rl        relay         // streamed output on its way to the loop
 }
 
@@ -341,7 +342,7 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 // this one wait and go out after it. Async must be called from ServeHTTP.
 func (w *ResponseWriter) Async() {
 	if w.state.CompareAndSwap(rwSync, rwAsync) {
-		w.l.userOnLoop.Store(true) // until ServeHTTP returns
+		w.serving.Store(true) // until ServeHTTP returns
 	}
 }
 

@@ -183,8 +183,8 @@ func (l *loop) dispatch(c *conn, r *Request) {
 // callHandler runs the handler and reports false if it panicked.
 func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
 	defer func() {
-		if l.userOnLoop.Load() { // set by Async
-			l.userOnLoop.Store(false)
+		if w.serving.Load() { // set by Async
+			w.serving.Store(false)
 		}
 		if v := recover(); v != nil {
 			l.log.Error("handler panic", "panic", v, "method", r.method, "target", r.target,
