@@ -83,9 +83,11 @@ func isStaleSocket(path string) bool {
 
 // Control connections: a client must send its request within
 // controlReadTimeout and read each answer line within controlWriteTimeout;
-// at most maxControlConns are served at once, the rest wait in the
-// socket's backlog. A flood of silent clients therefore holds a bounded
-// number of descriptors, each for a bounded time.
+// at most maxControlConns are served at once. When all are taken, the next
+// client waits until one is free, and the client that has been silent the
+// longest is cut short once silent for controlCutAge (awaitSlot). A flood
+// of silent clients therefore holds a bounded number of descriptors, each
+// for a bounded time, and does not keep a real request waiting for long.
 const (
 	controlReadTimeout  = 2 * time.Second
 	controlWriteTimeout = 2 * time.Second
@@ -106,16 +108,11 @@ type unixAcceptor interface {
 func (m *Master) serveControl(ln unixAcceptor) {
 	defer m.wg.Done()
 	slots := make(chan struct{}, maxControlConns)
+	silent := &waiting{}
 	var retry acceptRetry
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-m.done:
-			return
-		}
 		c, err := ln.AcceptUnix()
 		if err != nil {
-			<-slots
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -130,15 +127,19 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			continue
 		}
 		retry.reset()
+		if !m.awaitSlot(slots, silent) {
+			_ = c.Close()
+			return
+		}
 		m.wg.Add(1)
 		go func() {
 			defer func() { <-slots }()
-			m.serveControlConn(c)
+			m.serveControlConn(c, silent)
 		}()
 	}
 }
 
-func (m *Master) serveControlConn(c *net.UnixConn) {
+func (m *Master) serveControlConn(c *net.UnixConn, silent *waiting) {
 	defer m.wg.Done()
 	defer c.Close()
 	reply := func(r response) {
@@ -153,7 +154,9 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Now().Add(controlReadTimeout))
+	silent.add(c)
 	line, err := bufio.NewReader(&limited{c, 4096}).ReadBytes('\n')
+	silent.remove(c)
 	var req Request
 	if err == nil {
 		err = json.Unmarshal(line, &req)
