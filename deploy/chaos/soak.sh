@@ -32,8 +32,15 @@ tmp=$(mktemp -d)
 bin=$tmp/clusterd ctl=$tmp/ctl.sock log=$tmp/clusterd.log
 mpid='' bg=()
 
+# kill_tree PID: PID and, first, everything it started (a loop's curl).
+kill_tree() {
+	local child
+	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+	kill "$1" 2>/dev/null || true
+}
+
 cleanup() {
-	for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${bg[@]}"; do kill_tree "$p"; done
 	if [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null; then
 		kill -TERM "$mpid" 2>/dev/null || true
 		for _ in $(seq 100); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
