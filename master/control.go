@@ -83,11 +83,9 @@ func isStaleSocket(path string) bool {
 
 // Control connections: a client must send its request within
 // controlReadTimeout and read each answer line within controlWriteTimeout;
-// at most maxControlConns are served at once. When all are taken, the next
-// client waits until one is free, and the client that has been silent the
-// longest is cut short once silent for controlCutAge (awaitSlot). A flood
-// of silent clients therefore holds a bounded number of descriptors, each
-// for a bounded time, and does not keep a real request waiting for long.
+// at most maxControlConns are served at once, the rest wait in the
+// socket's backlog. A flood of silent clients therefore holds a bounded
+// number of descriptors, each for a bounded time.
 const (
 	controlReadTimeout  = 2 * time.Second
 	controlWriteTimeout = 2 * time.Second
@@ -108,11 +106,16 @@ type unixAcceptor interface {
 func (m *Master) serveControl(ln unixAcceptor) {
 	defer m.wg.Done()
 	slots := make(chan struct{}, maxControlConns)
-	silent := &waiting{}
 	var retry acceptRetry
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-m.done:
+			return
+		}
 		c, err := ln.AcceptUnix()
 		if err != nil {
+			<-slots
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -127,19 +130,15 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			continue
 		}
 		retry.reset()
-		if !m.awaitSlot(slots, silent) {
-			_ = c.Close()
-			return
-		}
 		m.wg.Add(1)
 		go func() {
 			defer func() { <-slots }()
-			m.serveControlConn(c, silent)
+			m.serveControlConn(c)
 		}()
 	}
 }
 
-func (m *Master) serveControlConn(c *net.UnixConn, silent *waiting) {
+func (m *Master) serveControlConn(c *net.UnixConn) {
 	defer m.wg.Done()
 	defer c.Close()
 	reply := func(r response) {
@@ -154,9 +153,7 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *waiting) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Now().Add(controlReadTimeout))
-	silent.add(c)
 	line, err := bufio.NewReader(&limited{c, 4096}).ReadBytes('\n')
-	silent.remove(c)
 	var req Request
 	if err == nil {
 		err = json.Unmarshal(line, &req)
