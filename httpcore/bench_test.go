@@ -116,3 +116,14 @@ func BenchmarkNetHTTPHello(b *testing.B) {
 	ts := startNetHTTP(b, Config{}, mux)
 	benchHello(b, ts.addr)
 }
+
+// BenchmarkStatusLine appends the status lines of a few common responses.
+func BenchmarkStatusLine(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, code := range [...]int{200, 404, 304, 500} {
+			buf = appendStatusLine(buf[:0], code)
+		}
+	}
+}

@@ -80,8 +80,7 @@ func (l *loop) clientGone(c *conn) {
 		l.failBody(c, errBodyEOF)
 	}
 	if c.async != nil {
-		c.async.rl.clientGone()
-		l.readied = true // the context's waiters
+		c.async.rl.clientGone(l)
 	}
 }
 
@@ -196,8 +195,8 @@ func (l *loop) flush(c *conn) bool {
 	if !l.writeOut(c) || c.bufferedOut() == 0 && c.file != nil && !l.writeFile(c) {
 		return false
 	}
-	if c.async != nil && c.async.rl.drained(c.pendingOut()) {
-		l.readied = true
+	if c.async != nil {
+		c.async.rl.drained(l, c.pendingOut())
 	}
 	return true
 }

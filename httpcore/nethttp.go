@@ -97,8 +97,7 @@ func (a *netHandler) ServeHTTP(w *ResponseWriter, r *Request) {
 	}
 	w.Async()
 	w.onGone(cancel)
-	a.pool.submit(j)
-	w.l.readied = true
+	w.l.wake(func() { a.pool.submit(j) })
 }
 
 // A netJob is one request for the pool.

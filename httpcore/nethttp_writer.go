@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // netWriter is the http.ResponseWriter of the net/http adapter, over the
@@ -220,17 +220,9 @@ func (nw *netWriter) sendFile(f *os.File, n int64) (int64, bool, error) {
 
 // dupFile returns a close-on-exec duplicate of f's descriptor.
 func dupFile(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
+	nfd, err := rawfd.DupFile(f)
 	if err != nil {
 		return nil, err
-	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
 	}
 	return os.NewFile(uintptr(nfd), f.Name()), nil
 }

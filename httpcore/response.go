@@ -337,7 +337,11 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 // then any goroutine may write the response and must call End exactly once.
 // Until End the loop leaves w alone; responses to requests pipelined behind
 // this one wait and go out after it. Async must be called from ServeHTTP.
-func (w *ResponseWriter) Async() { w.state.CompareAndSwap(rwSync, rwAsync) }
+func (w *ResponseWriter) Async() {
+	if w.state.CompareAndSwap(rwSync, rwAsync) {
+		w.l.userOnLoop.Store(true) // until ServeHTTP returns
+	}
+}
 
 // End finishes a response started with Async. It is safe from any
 // goroutine and never blocks; calls after the first, or without Async, do

@@ -8,13 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/internal/defaults"
 )
 
 // MaxWorkers bounds the pool: far more processes than any machine has
@@ -30,11 +31,13 @@ type Config struct {
 	Workers int
 	// Sched is SchedShared (default) or SchedRR.
 	Sched string
-	// GracefulTimeout bounds a worker's drain before SIGKILL; default 30s.
+	// GracefulTimeout bounds a worker's drain before SIGKILL; default
+	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
-	// ReadyTimeout bounds a new worker's start-up; default 10s.
+	// ReadyTimeout bounds a new worker's start-up; default defaults.ReadyTimeout.
 	ReadyTimeout time.Duration
-	// WorkerTimeout: a ready worker silent this long is killed; default 30s.
+	// WorkerTimeout: a ready worker silent this long is killed; default
+	// defaults.WorkerTimeout.
 	WorkerTimeout time.Duration
 	// Control is the control socket's path; default: master-PID.sock in ControlDir().
 	Control string
@@ -45,12 +48,11 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	switch c.Sched {
-	case "":
+	switch {
+	case c.Sched == "":
 		c.Sched = SchedShared
-	case SchedShared, SchedRR:
-	default:
-		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
+	case !slices.Contains(SchedModes, c.Sched):
+		return fmt.Errorf("unknown scheduling %q: want one of %v", c.Sched, SchedModes)
 	}
 	if c.Workers <= 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25
@@ -58,9 +60,9 @@ func (c *Config) setDefaults() error {
 	if c.Workers > MaxWorkers {
 		return fmt.Errorf("%d workers is more than the maximum of %d", c.Workers, MaxWorkers)
 	}
-	c.GracefulTimeout = orDefault(c.GracefulTimeout, 30*time.Second)
-	c.ReadyTimeout = orDefault(c.ReadyTimeout, 10*time.Second)
-	c.WorkerTimeout = orDefault(c.WorkerTimeout, 30*time.Second)
+	c.GracefulTimeout = orDefault(c.GracefulTimeout, defaults.GracefulTimeout)
+	c.ReadyTimeout = orDefault(c.ReadyTimeout, defaults.ReadyTimeout)
+	c.WorkerTimeout = orDefault(c.WorkerTimeout, defaults.WorkerTimeout)
 	if len(c.Command) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -81,27 +83,26 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// event is what the per-worker goroutines and timers tell the supervisor.
-type event struct {
-	w        *worker
-	msg      *ipc.Message
-	files    []*os.File
-	exited   bool
-	err      error
-	respawn  *slot
-	ctl      *request
-	accepted bool // files[0] is a connection the master accepted (rr)
-}
+// event is work for the supervisor goroutine, sent by the goroutines that
+// watch workers, accept connections and serve the control socket, and by
+// timers. It runs with the supervisor's state to itself.
+type event func()
+
+// healthEvery is how often the supervisor checks the workers' deadlines.
+const healthEvery = 250 * time.Millisecond
 
 // Master supervises a pool of workers. Its state is owned by the goroutine
 // running Run; everything else talks to it through events.
 type Master struct {
 	cfg       Config
 	log       hclog.Logger
+	spawner   spawner
+	clock     clock
 	listeners *listenerTable
 	slots     map[int]*slot
 	workers   map[*worker]struct{}
 	events    chan event
+	sigs      chan os.Signal
 	done      chan struct{}
 	wg        sync.WaitGroup
 
@@ -110,6 +111,7 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
+	health     timer
 
 	stopping bool
 
@@ -123,20 +125,29 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	return newMaster(cfg, execSpawner{command: cfg.Command}, realClock{}), nil
+}
+
+func newMaster(cfg Config, sp spawner, clk clock) *Master {
 	return &Master{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		spawner:   sp,
+		clock:     clk,
 		listeners: newListenerTable(),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
+		sigs:      make(chan os.Signal, 8),
 		rr:        newRRState(),
 		done:      make(chan struct{}),
 		ctlErrLog: newBurst(time.Second),
 		rrErrLog:  newBurst(time.Second),
 		rrDropLog: newBurst(time.Second),
-	}, nil
+	}
 }
+
+func (m *Master) now() time.Time { return m.clock.Now() }
 
 // Run binds the listeners, starts the pool and supervises it until a stop
 // signal has been handled. It returns an error only when it cannot start.
@@ -146,6 +157,29 @@ func (m *Master) Run() error {
 	if err != nil {
 		return err
 	}
+	if err := m.listen(); err != nil {
+		_ = ctl.Close()
+		return err
+	}
+	m.log.Info("control socket", "path", m.ctlPath)
+	m.wg.Add(1)
+	go m.serveControl(ctl)
+	signal.Notify(m.sigs, handledSignals...)
+	defer signal.Stop(m.sigs)
+	m.start()
+	m.loop()
+	m.shutdown()
+	if err := ctl.Close(); err != nil { // removes the socket file
+		m.log.Warn("closing the control socket", "error", err)
+	}
+	m.wg.Wait()
+	m.log.Info("stopped")
+	return nil
+}
+
+// listen binds every configured address before any worker starts, so a
+// busy port fails the start.
+func (m *Master) listen() error {
 	for _, addr := range m.cfg.Listen {
 		f, err := m.listeners.get("tcp", addr)
 		if err == nil && m.cfg.Sched == SchedRR {
@@ -153,59 +187,66 @@ func (m *Master) Run() error {
 		}
 		if err != nil {
 			m.stopAccepting()
-			_ = ctl.Close()
 			return err
 		}
 		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
 	}
-	m.log.Info("control socket", "path", m.ctlPath)
-	m.wg.Add(1)
-	go m.serveControl(ctl)
-	m.started = time.Now()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU,
-		// Without this a write to a closed stdout or stderr (a log reader
-		// that went away) would kill the master, and with it the pool.
-		syscall.SIGPIPE)
-	defer signal.Stop(sigs)
+	return nil
+}
 
+// start fills the pool and starts the health checks.
+func (m *Master) start() {
+	m.started = m.now()
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
 	for id := 1; id <= m.cfg.Workers; id++ {
 		s := &slot{id: id}
 		m.slots[id] = s
 		m.fill(s)
 	}
-	m.loop(sigs)
-	m.stopAccepting()
-	close(m.done)
-	_ = ctl.Close() // removes the socket file
-	m.wg.Wait()
-	m.log.Info("stopped")
-	return nil
+	m.scheduleHealth()
 }
 
-func (m *Master) loop(sigs <-chan os.Signal) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for !m.stopping || len(m.workers) > 0 {
+// scheduleHealth runs the next health check in healthEvery.
+func (m *Master) scheduleHealth() {
+	m.health = m.clock.AfterFunc(healthEvery, func() {
+		m.send(func() {
+			m.checkHealth(m.now())
+			if !m.finished() {
+				m.scheduleHealth()
+			}
+		})
+	})
+}
+
+// finished reports whether the supervisor has nothing left to do.
+func (m *Master) finished() bool { return m.stopping && len(m.workers) == 0 }
+
+func (m *Master) loop() {
+	for !m.finished() {
 		select {
 		case ev := <-m.events:
-			m.handle(ev)
-		case sig := <-sigs:
+			ev()
+		case sig := <-m.sigs:
 			m.signal(sig)
-		case now := <-tick.C:
-			m.checkHealth(now)
 		}
 	}
 }
 
-// send delivers ev to the supervisor unless it has finished.
-func (m *Master) send(ev event) {
+// shutdown ends the goroutines the supervisor fed; events still on their
+// way are dropped (send closes the descriptors they carry).
+func (m *Master) shutdown() {
+	m.health.Stop()
+	m.stopAccepting()
+	close(m.done)
+}
+
+// send delivers ev to the supervisor unless it has finished; then the
+// descriptors ev would have taken over are closed.
+func (m *Master) send(ev event, files ...*os.File) {
 	select {
 	case m.events <- ev:
 	case <-m.done:
-		for _, f := range ev.files {
+		for _, f := range files {
 			_ = f.Close()
 		}
 	}

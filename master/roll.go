@@ -51,7 +51,7 @@ func (m *Master) startRoll(reply chan<- response) error {
 		return errRolling
 	}
 	m.generation++
-	r := &roll{generation: m.generation, started: time.Now()}
+	r := &roll{generation: m.generation, started: m.now()}
 	for id := range m.slots {
 		r.queue = append(r.queue, id)
 	}
@@ -142,7 +142,7 @@ func (m *Master) rollFinish(err error) {
 		m.log.Error("rolling restart failed", "generation", r.generation, "error", err)
 	} else {
 		resp.Message = fmt.Sprintf("rolled %d workers to generation %d", len(m.slots), r.generation)
-		m.log.Info("rolling restart done", "generation", r.generation, "took", time.Since(r.started).Round(time.Millisecond))
+		m.log.Info("rolling restart done", "generation", r.generation, "took", m.now().Sub(r.started).Round(time.Millisecond))
 	}
 	for _, c := range r.waiters {
 		c <- resp

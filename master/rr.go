@@ -74,7 +74,7 @@ func (m *Master) acceptLoop(ln net.Listener) {
 			return
 		}
 		if err != nil {
-			if ok, n := m.rrErrLog.allow(time.Now()); ok {
+			if ok, n := m.rrErrLog.allow(m.now()); ok {
 				m.log.Error("accept failed, retrying", "error", err, "failures_not_logged", n)
 			}
 			select {
@@ -85,7 +85,7 @@ func (m *Master) acceptLoop(ln net.Listener) {
 			continue
 		}
 		retry.reset()
-		m.send(event{accepted: true, files: []*os.File{f}})
+		m.send(func() { m.dispatch(&handoff{f: f}) }, f)
 	}
 }
 
@@ -139,7 +139,7 @@ func (m *Master) dispatch(h *handoff) {
 		return
 	}
 	if len(m.rr.queue) >= maxQueued || h.tries > len(m.workers) {
-		if ok, n := m.rrDropLog.allow(time.Now()); ok {
+		if ok, n := m.rrDropLog.allow(m.now()); ok {
 			m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries, "drops_not_logged", n)
 		}
 		_ = h.f.Close()

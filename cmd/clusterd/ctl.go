@@ -60,6 +60,9 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// ctlCommands lists the commands for error messages.
+const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	var words []string
@@ -74,13 +77,13 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 		args = fs.Args()[1:]
 	}
 	if len(words) == 0 {
-		return master.Request{}, errors.New("missing command: status, reload, scale N or stop")
+		return master.Request{}, errors.New("missing command: " + ctlCommands)
 	}
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case "status", "reload", "stop":
-	case "scale":
+	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {
 			return req, errors.New("scale needs a worker count")
@@ -91,7 +94,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 		}
 		req.N = n
 	default:
-		return req, fmt.Errorf("unknown command %q: want status, reload, scale N or stop", req.Cmd)
+		return req, fmt.Errorf("unknown command %q: want %s", req.Cmd, ctlCommands)
 	}
 	if len(words) > want {
 		return req, fmt.Errorf("unexpected argument %q", words[want])

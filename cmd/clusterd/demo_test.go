@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
-	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // startDemo serves the demo app from an event loop in this process and
@@ -33,7 +33,7 @@ func startDemo(t *testing.T) (string, *httpcore.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := ipc.FD(f)
+	fd, err := rawfd.Of(f)
 	if err != nil {
 		t.Fatal(err)
 	}

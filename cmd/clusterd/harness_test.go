@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -67,10 +68,10 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if os.Getenv(envMain) == "1" {
-		gen, _ := strconv.Atoi(os.Getenv("CLUSTERD_WORKER_GENERATION"))
+		gen, _ := strconv.Atoi(os.Getenv(ipc.EnvGeneration))
 		from, err := strconv.Atoi(os.Getenv(envCrashGen))
 		crashGen := err == nil && gen >= from
-		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv(ipc.EnvWorkerID) != "" {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
 		}
