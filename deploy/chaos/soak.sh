@@ -17,7 +17,7 @@
 #   wrk: no non-2xx; socket errors <= the connections the killed workers held
 #   large POSTs: failures <= kills (one POST is in flight at a time)
 #   mean worker RSS at the end (idle) <= 1.2 x at the start (idle, warmed up)
-#   every reload succeeded and the master is still running
+#   every reload succeeded; the master still runs, with every worker serving
 # Needs go, wrk and curl. Only processes it started are signalled; all are
 # stopped when it exits.
 set -euo pipefail
@@ -171,7 +171,8 @@ done
 wait "$wrkpid" || true
 for p in "${bg[@]}"; do wait "$p" 2>/dev/null || true; done
 bg=()
-wait_ready || true
+serving=0
+wait_ready && serving=1
 sleep 3
 rss_end=$(mean_rss)
 
@@ -207,6 +208,7 @@ check "$([ "$post_fail" -le "$kills" ] && echo 1)" "large POSTs failed $post_fai
 check "$([ "$reload_fail" -eq 0 ] && echo 1)" "rolling restarts failed: $reload_fail$([ -s "$tmp/reload.err" ] && echo " ($(tr '\n' ' ' <"$tmp/reload.err"))")"
 check "$([ $((rss_end * 10)) -le $((rss_start * 12)) ] && echo 1)" "worker RSS end/start: $(awk -v a="$rss_end" -v b="$rss_start" 'BEGIN {printf "%.2f", a / b}') <= 1.20"
 check "$(kill -0 "$mpid" 2>/dev/null && echo 1)" "master $mpid still running"
+check "$serving" "$workers workers serving at the end"
 if [ "$fails" -gt 0 ]; then
 	echo "soak: FAIL ($fails checks); last log lines:"
 	grep -v '"@level":"info"' "$log" | tail -n 15
