@@ -191,7 +191,7 @@ func TestAdversarialLargePosts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	c := startCluster(t, 2, nil, "--workers", "2", "--log-level", "info")
 	before := c.livePids()
-	for _, size := range []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 70_000, 128 << 10, 200_000, 640 << 10, 1_000_000, limit - 1, limit, limit + 1} {
+	for _, size := range []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 70_000, 128 << 10, 200_000, 480_000, 640 << 10, 1_000_000, limit - 1, limit, limit + 1} {
 		for _, split := range []bool{false, true} {
 			for _, chunked := range []bool{false, true} {
 				name := fmt.Sprintf("%d bytes, split %v, chunked %v", size, split, chunked)
