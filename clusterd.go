@@ -54,9 +54,15 @@ import (
 
 // Options configures the master and its workers. Zero values take the defaults.
 type Options struct {
-	// Listen lists addresses to serve ("host:port", IPv6 "[::1]:8080");
-	// default 127.0.0.1:8080.
+	// Listen lists the listeners to serve: "host:port" (IPv6
+	// "[::1]:8080"), "unix:/path/app.sock", "unix:@name" (abstract),
+	// "fd:N" (an inherited listening socket) or "systemd:NAME". Default:
+	// the sockets passed by the service manager (LISTEN_FDS), else
+	// 127.0.0.1:8080.
 	Listen []string
+	// Sockets sets the backlog, the Unix socket file mode and the TCP
+	// options of every listener.
+	Sockets SocketOptions
 	// Workers is the number of worker processes; default the CPUs
 	// available to the process (cgroup-aware).
 	Workers int
@@ -85,8 +91,12 @@ type Options struct {
 	LogJSON bool
 }
 
-// DefaultListen is the address served when Options.Listen is empty.
+// DefaultListen is the address served when Options.Listen is empty and
+// the service manager passed no sockets.
 const DefaultListen = "127.0.0.1:8080"
+
+// SocketOptions configure every listener; see master.SocketOptions.
+type SocketOptions = master.SocketOptions
 
 // IsWorker reports whether this process is a worker started by a master.
 func IsWorker() bool { return worker.IsWorker() }
@@ -101,7 +111,7 @@ func RunHTTP(opts Options, h http.Handler) error {
 // serving h. In the master it returns after a stop signal has been handled,
 // or with an error when it cannot start (a busy port, say).
 func Run(opts Options, h httpcore.Handler) error {
-	if len(opts.Listen) == 0 {
+	if len(opts.Listen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
 	level := hclog.LevelFromString(opts.LogLevel)
@@ -118,6 +128,7 @@ func Run(opts Options, h httpcore.Handler) error {
 	}
 	m, err := master.New(master.Config{
 		Listen:          opts.Listen,
+		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
 		Sched:           opts.Sched,
 		GracefulTimeout: opts.GracefulTimeout,

@@ -24,9 +24,14 @@ const MaxWorkers = 1024
 
 // Config configures a Master. Zero values take the defaults noted.
 type Config struct {
-	// Listen lists the addresses bound before any worker starts
-	// ("host:port"; IPv6 as "[::1]:8080"). Workers may ask for others.
+	// Listen lists the listeners opened before any worker starts, in the
+	// forms ParseListen accepts ("host:port", "[::1]:8080", "unix:/path",
+	// "unix:@name", "fd:N", "systemd:NAME"). Empty: every socket the service
+	// manager passed (LISTEN_FDS). Workers may ask for others.
 	Listen []string
+	// Sockets configures every listener: backlog, Unix socket file mode,
+	// TCP options.
+	Sockets SocketOptions
 	// Workers is the pool size; default: the CPUs available to the process.
 	Workers int
 	// Sched is SchedShared (default) or SchedRR.
@@ -111,6 +116,7 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
+	listenKeys []string // the listeners every worker serves, as it asks for them
 	health     timer
 
 	stopping bool
@@ -134,7 +140,7 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		log:       cfg.Logger,
 		spawner:   sp,
 		clock:     clk,
-		listeners: newListenerTable(),
+		listeners: newListenerTable(cfg.Sockets),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
@@ -153,11 +159,16 @@ func (m *Master) now() time.Time { return m.clock.Now() }
 // signal has been handled. It returns an error only when it cannot start.
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
+	keys, err := m.takeInherited()
+	if err != nil {
+		return err
+	}
 	ctl, err := m.listenControl(m.cfg.Control)
 	if err != nil {
 		return err
 	}
-	if err := m.listen(); err != nil {
+	if err := m.openListeners(keys); err != nil {
+		m.stopAccepting()
 		_ = ctl.Close()
 		return err
 	}
@@ -174,23 +185,6 @@ func (m *Master) Run() error {
 	}
 	m.wg.Wait()
 	m.log.Info("stopped")
-	return nil
-}
-
-// listen binds every configured address before any worker starts, so a
-// busy port fails the start.
-func (m *Master) listen() error {
-	for _, addr := range m.cfg.Listen {
-		f, err := m.listeners.get("tcp", addr)
-		if err == nil && m.cfg.Sched == SchedRR {
-			err = m.startAcceptor(Key("tcp", addr), f)
-		}
-		if err != nil {
-			m.stopAccepting()
-			return err
-		}
-		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
-	}
 	return nil
 }
 

@@ -97,11 +97,11 @@ func acceptFile(ln net.Listener) (*os.File, error) {
 		return nil, err
 	}
 	defer c.Close()
-	tc, ok := c.(*net.TCPConn)
+	fc, ok := c.(interface{ File() (*os.File, error) }) // *net.TCPConn or *net.UnixConn
 	if !ok {
 		return nil, fmt.Errorf("accept: unexpected connection type %T", c)
 	}
-	return tc.File()
+	return fc.File()
 }
 
 // stopAccepting closes the acceptors and every connection not yet handed

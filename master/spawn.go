@@ -62,11 +62,13 @@ func (w *worker) killedFor() []any {
 // spawnSpec says what to start for one worker.
 type spawnSpec struct {
 	slot, generation int
+	listen           []string // the listeners the worker serves (ipc.EnvListen)
 }
 
 // startWorker starts a worker and the goroutine that reports its messages
 // and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
+	spec.listen = m.listenKeys
 	sp, err := m.spawner.spawn(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", spec.slot, err)
@@ -128,6 +130,7 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		ipc.EnvWorkerID+"="+strconv.Itoa(spec.slot),
 		ipc.EnvGeneration+"="+strconv.Itoa(spec.generation),
 		ipc.EnvFD+"=3",
+		listenEnv(spec.listen),
 	)
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
 	cmd.Stdout = os.Stdout

@@ -94,6 +94,9 @@ func Run(cfg Config, h httpcore.Handler) error {
 		return err
 	}
 	self = info
+	if cfg.Listen, err = listenFromMaster(cfg.Listen); err != nil {
+		return err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
@@ -143,7 +146,7 @@ func (p *proc) run(h httpcore.Handler) error {
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(fds) }()
 	for _, addr := range p.cfg.Listen {
-		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: ipc.Key("tcp", addr)})
+		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: addr})
 	}
 	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
 		return err
@@ -176,7 +179,7 @@ func (p *proc) queryListeners() ([]*os.File, error) {
 }
 
 func (p *proc) query(addr string) (*os.File, error) {
-	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: addr}); err != nil {
+	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Addr: addr}); err != nil {
 		return nil, err
 	}
 	_ = p.conn.SetReadDeadline(time.Now().Add(replyTimeout))

@@ -111,15 +111,31 @@ func printStatus(w io.Writer, st *master.Status) {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v, listening on %v\n",
-		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime), m.Listeners)
+	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	printListeners(tw, m.Listeners)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
 	for _, x := range st.Workers {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%v\n",
 			x.ID, x.PID, x.Generation, x.State, x.Requests, x.Connections, x.Restarts, secs(x.Uptime))
 	}
 	_ = tw.Flush()
+}
+
+// printListeners prints one line per listener: what was asked for, how it
+// was obtained, what it listens on and its accept queue length.
+func printListeners(tw *tabwriter.Writer, ls []master.ListenerStatus) {
+	fmt.Fprintln(tw, "LISTEN\tFORM\tADDRESS\tBACKLOG")
+	for _, l := range ls {
+		backlog := strconv.Itoa(l.Backlog)
+		if l.Backlog == 0 {
+			backlog = "inherited"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Listen, l.Form, l.Addr, backlog)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(tw)
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Second) }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,9 +99,44 @@ type flagRow struct {
 // serveFlags is serve's flag table. A new flag is one row here and one in
 // the README's table (a test holds the two, and --help, together).
 var serveFlags = []flagRow{
-	{name: "listen", arg: "ADDR", show: clusterd.DefaultListen,
-		help: "address to serve, repeatable; IPv6 as [::1]:8080,\nall interfaces as :8080",
+	{name: "listen", arg: "ADDR", show: "the sockets systemd passed, else " + clusterd.DefaultListen,
+		help: `what to serve, repeatable:
+HOST:PORT     TCP; IPv6 as [::1]:8080, all
+              interfaces as :8080
+unix:PATH     a Unix socket file the master creates
+              (a stale one is replaced; a live one,
+              a non-socket or another user's file
+              is refused) and removes on stop
+unix:@NAME    Linux abstract Unix socket (no file)
+fd:N          a listening socket inherited as fd N
+systemd:NAME  the sockets systemd passed with
+              FileDescriptorName=NAME (LISTEN_FDS)
+A HOST:PORT or unix:PATH that systemd already
+passed (socket activation) is used, not bound.`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.listen, name, "") }},
+	{name: "backlog", arg: "N", show: strconv.Itoa(master.DefaultBacklog),
+		help: `accept queue length of every listener, as Node
+and nginx: an overloaded server refuses early
+instead of queueing thousands of connections;
+capped by net.core.somaxconn. Inherited sockets
+keep theirs unless it is given`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.backlog, name, 0, "") }},
+	{name: "socket-mode", arg: "MODE", help: "permissions of unix:PATH socket files",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			c.sockets.mode = modeFlag(master.DefaultSocketMode)
+			fs.Var(&c.sockets.mode, name, "")
+		}},
+	{name: "tcp-defer-accept", show: "off", help: `TCP_DEFER_ACCEPT: a worker is woken only once a
+connection's first bytes arrive (or after
+--header-timeout), not for connections that
+stay silent`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.BoolVar(&c.sockets.deferAccept, name, false, "")
+		}},
+	{name: "tcp-fastopen", arg: "N", show: "0 (off)", help: `TCP_FASTOPEN with a queue of N; the kernel
+serves it only when the sysctl
+net.ipv4.tcp_fastopen has the server flag (2)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.fastOpen, name, 0, "") }},
 	{name: "workers", arg: "N", show: "one per available CPU, cgroup-aware",
 		help: fmt.Sprintf("worker processes, at most %d", master.MaxWorkers),
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.opts.Workers, name, 0, "") }},
@@ -304,6 +338,7 @@ type serveConfig struct {
 	root string // serve files from here instead of the demo app
 
 	listen             listFlag
+	sockets            socketFlags
 	maxHeader, maxBody sizeFlag
 	logFormat          string
 }
@@ -326,7 +361,10 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxHeaderBytes = int(cfg.maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.LogJSON = cfg.logFormat == "json"
-	return cfg, validate(fs, *opts, cfg.logFormat)
+	if err := validate(fs, *opts, cfg.logFormat); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.sockets.apply(fs, opts)
 }
 
 // orList joins words as "a, b or c".
@@ -363,15 +401,6 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
-	}
-	for _, addr := range opts.Listen {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("--listen %q: want host:port", addr)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return fmt.Errorf("--listen %q: bad port %q", addr, port)
-		}
 	}
 	return nil
 }

@@ -182,6 +182,13 @@ func startCluster(t *testing.T, want int, env []string, args ...string) *cluster
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
+	return startCmd(t, cmd, want)
+}
+
+// startCmd starts cmd, a master, and waits until it listens and want
+// workers are ready (0: don't wait). The first listener logged is c.addr.
+func startCmd(t *testing.T, cmd *exec.Cmd, want int) *cluster {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
