@@ -16,7 +16,8 @@
 #   no panic in the log, and no worker exit other than the kills
 #   wrk: no non-2xx; socket errors <= the connections the killed workers held
 #   large POSTs: failures <= kills (one POST is in flight at a time)
-#   mean worker RSS at the end (idle) <= 1.2 x at the start (idle, warmed up)
+#   mean worker RSS at the end (idle) <= 1.2 x at the start (idle, warmed up);
+#     the same for the master's RSS, and the master holds no more fds (+2)
 #   every reload succeeded; the master still runs, with every worker serving
 # Needs go, wrk and curl. Only processes it started are signalled; all are
 # stopped when it exits.
@@ -69,6 +70,7 @@ wait_ready() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # mean_rss: the mean VmRSS of the serving workers, in KiB.
 mean_rss() {
@@ -133,6 +135,7 @@ post_loop "$warm"
 wrk -t2 -c64 -d3s "$url/" >/dev/null
 sleep 2
 rss_start=$(mean_rss)
+mrss_start=$(rss_kib "$mpid") mfds_start=$(fds "$mpid")
 : >"$tmp/posts"
 
 echo "soak: ${duration}s, $workers workers (${SCHED:-shared}) on $addr: wrk -t2 -c64, large POSTs, slow readers, ctl reload every 30s, kill -9 every 20s"
@@ -175,6 +178,7 @@ serving=0
 wait_ready && serving=1
 sleep 3
 rss_end=$(mean_rss)
+mrss_end=$(rss_kib "$mpid") mfds_end=$(fds "$mpid")
 
 # Figures.
 requests=$(awk '/requests in/ {print $1}' "$tmp/wrk")
@@ -199,6 +203,7 @@ echo "  wrk: ${requests:-0} requests, $non2xx non-2xx, $sockerr socket errors ($
 echo "  large POSTs: $posts sent, $post_fail failed; slow readers: $slow started"
 echo "  rolling restarts: $reloads ok, $reload_fail failed; kills: $kills (their workers held $cut connections)"
 echo "  worker RSS (mean, idle): start $rss_start KiB, end $rss_end KiB"
+echo "  master: RSS start $mrss_start KiB, end $mrss_end KiB; open fds start $mfds_start, end $mfds_end"
 check "$([ "$panics" -eq 0 ] && echo 1)" "panics in the log: $panics"
 check "$([ "$exits" -le "$kills" ] && echo 1)" "unexpected worker exits $exits <= kills $kills"
 check "$([ "$non2xx" -eq 0 ] && echo 1)" "wrk non-2xx responses: $non2xx"
@@ -207,6 +212,8 @@ check "$([ "${requests:-0}" -gt 0 ] && echo 1)" "wrk served requests: ${requests
 check "$([ "$post_fail" -le "$kills" ] && echo 1)" "large POSTs failed $post_fail <= kills $kills"
 check "$([ "$reload_fail" -eq 0 ] && echo 1)" "rolling restarts failed: $reload_fail$([ -s "$tmp/reload.err" ] && echo " ($(tr '\n' ' ' <"$tmp/reload.err"))")"
 check "$([ $((rss_end * 10)) -le $((rss_start * 12)) ] && echo 1)" "worker RSS end/start: $(awk -v a="$rss_end" -v b="$rss_start" 'BEGIN {printf "%.2f", a / b}') <= 1.20"
+check "$([ $((mrss_end * 10)) -le $((mrss_start * 12)) ] && echo 1)" "master RSS end/start: $(awk -v a="$mrss_end" -v b="$mrss_start" 'BEGIN {printf "%.2f", a / b}') <= 1.20"
+check "$([ "$mfds_end" -le $((mfds_start + 2)) ] && echo 1)" "master fds $mfds_end <= $mfds_start + 2 (nothing leaks across restarts)"
 check "$(kill -0 "$mpid" 2>/dev/null && echo 1)" "master $mpid still running"
 check "$serving" "$workers workers serving at the end"
 if [ "$fails" -gt 0 ]; then
