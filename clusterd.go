@@ -83,8 +83,15 @@ type Options struct {
 	// replaced; default 30s.
 	WorkerTimeout time.Duration
 	// Control is the control socket's path; default: master-PID.sock in
-	// $XDG_RUNTIME_DIR/clusterd or /tmp/clusterd-UID.
+	// $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), $XDG_RUNTIME_DIR/clusterd
+	// or /tmp/clusterd-UID.
 	Control string
+	// User and Group, when set, are who the workers run as (a name or a
+	// number; Group defaults to User's primary group), with supplementary
+	// groups cleared. The master must be started as root: it binds (ports
+	// below 1024 too) and supervises as root; only root and User may use
+	// the control socket.
+	User, Group string
 	// LogLevel is trace, debug, info, warn or error; default info.
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
@@ -98,7 +105,10 @@ const DefaultListen = "127.0.0.1:8080"
 // SocketOptions configure every listener; see master.SocketOptions.
 type SocketOptions = master.SocketOptions
 
-// IsWorker reports whether this process is a worker started by a master.
+// IsWorker reports whether this process is a worker started by a master,
+// for code that runs before Run (Run takes the variables that say so, so
+// that programs a worker starts are not taken for workers; a handler runs
+// in a worker by definition, and RunFunc tells it which one).
 func IsWorker() bool { return worker.IsWorker() }
 
 // RunHTTP is Run for h, any standard net/http Handler, which each worker
@@ -111,6 +121,12 @@ func RunHTTP(opts Options, h http.Handler) error {
 // serving h. In the master it returns after a stop signal has been handled,
 // or with an error when it cannot start (a busy port, say).
 func Run(opts Options, h httpcore.Handler) error {
+	return RunFunc(opts, func(*worker.Worker) httpcore.Handler { return h })
+}
+
+// RunFunc is Run for the handler newHandler returns in each worker, given
+// the running worker (its id, generation and request count).
+func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
 	if len(opts.Listen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
@@ -119,12 +135,12 @@ func Run(opts Options, h httpcore.Handler) error {
 		level = hclog.LevelFromString(defaults.LogLevel)
 	}
 	if worker.IsWorker() {
-		return worker.Run(worker.Config{
+		return worker.RunFunc(worker.Config{
 			Listen:          opts.Listen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
-		}, h)
+		}, newHandler)
 	}
 	m, err := master.New(master.Config{
 		Listen:          opts.Listen,
@@ -135,6 +151,8 @@ func Run(opts Options, h httpcore.Handler) error {
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,
 		Control:         opts.Control,
+		User:            opts.User,
+		Group:           opts.Group,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
 		}),

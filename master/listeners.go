@@ -23,7 +23,7 @@ type listener struct {
 	form    string      // how it was obtained: FormTCP, FormUnix, …
 	addr    string      // what it listens on: 127.0.0.1:41234, /run/app.sock, @name
 	backlog int         // set by the master; 0: as inherited
-	file    *os.File    // no Go poller watches it (the master never accepts on it)
+	file    *os.File    // no Go poller watches it; rr mode accepts on a listener made from it
 	sock    *socketFile // the socket file to remove at the end, if the master made it
 }
 

@@ -48,6 +48,12 @@ type Config struct {
 	Control string
 	// Command is the worker's argv; default: this executable, same arguments.
 	Command []string
+	// User and Group, when set, are who the workers run as (a name or a
+	// number; Group defaults to User's primary group), with no
+	// supplementary groups. The master must be started as root; it binds,
+	// starts and stops the workers, and only root and User may use the
+	// control socket.
+	User, Group string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
 }
@@ -116,7 +122,11 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
-	listenKeys []string // the listeners every worker serves, as it asks for them
+	sd         *notifier           // nil unless a service manager listens
+	cred       *syscall.Credential // the workers' user; nil: the master's
+	ctlGID     uint32              // with cred: the control socket's group
+	pid1       bool                // reaps orphans (reap_linux.go)
+	listenKeys []string            // the listeners every worker serves, as it asks for them
 	health     timer
 
 	stopping bool
@@ -131,7 +141,13 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newMaster(cfg, execSpawner{command: cfg.Command}, realClock{}), nil
+	cred, ctlGID, err := workerCredential(cfg.User, cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	m := newMaster(cfg, execSpawner{command: cfg.Command, cred: cred}, realClock{})
+	m.cred, m.ctlGID = cred, ctlGID
+	return m, nil
 }
 
 func newMaster(cfg Config, sp spawner, clk clock) *Master {
@@ -176,6 +192,10 @@ func (m *Master) Run() error {
 	m.wg.Add(1)
 	go m.serveControl(ctl)
 	signal.Notify(m.sigs, handledSignals...)
+	if m.pid1 = os.Getpid() == 1; m.pid1 {
+		signal.Notify(m.sigs, syscall.SIGCHLD)
+	}
+	m.sd = newNotifier(m.log)
 	defer signal.Stop(m.sigs)
 	m.start()
 	m.loop()
@@ -205,6 +225,7 @@ func (m *Master) scheduleHealth() {
 	m.health = m.clock.AfterFunc(healthEvery, func() {
 		m.send(func() {
 			m.checkHealth(m.now())
+			m.reapOrphans()
 			if !m.finished() {
 				m.scheduleHealth()
 			}
@@ -223,6 +244,7 @@ func (m *Master) loop() {
 		case sig := <-m.sigs:
 			m.signal(sig)
 		}
+		m.notifyServiceManager()
 	}
 }
 
@@ -272,5 +294,7 @@ func (m *Master) signal(sig os.Signal) {
 	case syscall.SIGPIPE:
 		// Whoever read our output went away; the log lines are lost, the
 		// master lives on.
+	case syscall.SIGCHLD:
+		m.reapOrphans()
 	}
 }

@@ -95,6 +95,7 @@ func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 // again) with the worker's end of its channel as fd 3.
 type execSpawner struct {
 	command []string
+	cred    *syscall.Credential // the workers' user; nil: the master's
 }
 
 func (e execSpawner) spawn(spec spawnSpec) (spawned, error) {
@@ -137,7 +138,7 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 	cmd.Stderr = stderr
 	// Own process group: a terminal's ^C reaches the master only, which
 	// then stops the workers in order; and the group ends with the worker.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cred}
 	return cmd
 }
 
@@ -167,15 +168,25 @@ func (p *execProc) Wait() error {
 	return err
 }
 
-// workerEnv drops any clusterd variables the master itself inherited.
+// workerEnv drops any clusterd variables the master itself inherited, and
+// the service manager's.
 func workerEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, ipc.EnvPrefix) {
+		if !strings.HasPrefix(kv, ipc.EnvPrefix) && !hasAnyPrefix(kv, serviceManagerEnv) {
 			out = append(out, kv)
 		}
 	}
 	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // watch forwards the worker's messages and stderr, then reports its exit

@@ -51,11 +51,15 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	case resp.Status != nil && *asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(resp.Status)
+		err = enc.Encode(resp.Status)
 	case resp.Status != nil:
-		printStatus(stdout, resp.Status)
+		err = printStatus(stdout, resp.Status)
 	default:
-		fmt.Fprintln(stdout, resp.Message)
+		_, err = fmt.Fprintln(stdout, resp.Message)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd ctl %s: %v\n", req.Cmd, err)
+		return 1
 	}
 	return 0
 }
@@ -102,7 +106,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	return req, nil
 }
 
-func printStatus(w io.Writer, st *master.Status) {
+func printStatus(w io.Writer, st *master.Status) error {
 	m := st.Master
 	state := "running"
 	switch {
@@ -120,7 +124,7 @@ func printStatus(w io.Writer, st *master.Status) {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%v\n",
 			x.ID, x.PID, x.Generation, x.State, x.Requests, x.Connections, x.Restarts, secs(x.Uptime))
 	}
-	_ = tw.Flush()
+	return tw.Flush()
 }
 
 // printListeners prints one line per listener: what was asked for, how it

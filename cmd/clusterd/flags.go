@@ -81,6 +81,12 @@ requests, answers the next request on each keep-alive connection with
 "Connection: close", and closes connections that stay idle for a
 second. When the master
 dies, its workers finish what they can within a second and exit.
+
+Under a service manager (systemd Type=notify, $NOTIFY_SOCKET) the master
+reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a
+rolling restart, STOPPING=1, a one-line STATUS=, and pings the watchdog
+when $WATCHDOG_USEC is set. As PID 1 (in a container) it also reaps the
+orphaned processes that become its children.
 `
 
 var errHelp = errors.New("help requested")
@@ -155,7 +161,16 @@ GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
-	{name: "control", arg: "PATH", show: "$XDG_RUNTIME_DIR/clusterd/master-PID.sock or /tmp/clusterd-UID/master-PID.sock",
+	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
+with no supplementary groups; the master must be
+started as root, and keeps root to bind (ports
+below 1024 too) and to supervise. Files only root
+can read stay out of the workers' reach. The
+control socket then admits root and NAME only`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.User, name, "", "") }},
+	{name: "group", arg: "NAME", show: "the user's primary group", help: "the workers' group",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Group, name, "", "") }},
+	{name: "control", arg: "PATH", show: "master-PID.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID",
 		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
