@@ -35,7 +35,7 @@ func testKillWorkersUnderLoad(t *testing.T, sched string) {
 	port := portOf(t, c.addr)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
-	l := startChaosLoad(c.addr, "/", conns, 30*time.Second)
+	l := startChaosLoad(c.addr, "/", "Hello World\n", conns, 30*time.Second)
 	defer l.stopAndWait()
 	cut := 0
 	for i := 0; i < kills; i++ {
