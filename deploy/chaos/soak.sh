@@ -102,7 +102,9 @@ post() {
 		--data-binary "@$tmp/body$size" "$url/echo" 2>/dev/null) || code=000
 	if [ "$code" = 200 ] && [ -s "$tmp/ref$size" ]; then
 		cmp -s "$reply" "$tmp/ref$size" && same=ok || same=bad
-		[ "$same" = bad ] && [ ! -e "$tmp/bad" ] && cp "$reply" "$tmp/bad" && echo "$size" >"$tmp/bad.size"
+		if [ "$same" = bad ] && [ ! -e "$tmp/bad" ]; then
+			cp "$reply" "$tmp/bad" && echo "$size" >"$tmp/bad.size"
+		fi
 	fi
 	echo "$code $same"
 	rm -f "$reply"
