@@ -94,8 +94,9 @@ func pickVictim(t *testing.T, rng *rand.Rand, live map[int]int, port int) (id, p
 
 // TestAdversarialFdExhaustion: under a low RLIMIT_NOFILE, clients open
 // HTTP and control connections until the master and the workers run out of
-// descriptors. Nothing may spin, the master must survive, and once the
-// clients let go both the control socket and HTTP serve again.
+// descriptors. Nothing may spin and the master must survive; once the
+// control clients let go, ctl answers, and once the HTTP clients do, HTTP
+// is served again.
 func TestAdversarialFdExhaustion(t *testing.T) {
 	for _, sched := range []string{"shared", "rr"} {
 		t.Run(sched, func(t *testing.T) { testFdExhaustion(t, sched) })
@@ -111,14 +112,15 @@ func testFdExhaustion(t *testing.T, sched string) {
 	for _, pid := range c.livePids() {
 		pids = append(pids, pid)
 	}
-	var held []net.Conn
-	release := func() {
-		for _, nc := range held {
+	held := map[string][]net.Conn{}
+	release := func(network string) {
+		for _, nc := range held[network] {
 			_ = nc.Close()
 		}
-		held = nil
+		delete(held, network)
 	}
-	defer release()
+	defer release("tcp")
+	defer release("unix")
 	logsBefore := c.lineCount()
 	// HTTP connections first, so that under rr the master hands them out
 	// until the workers are full; then silent control connections.
@@ -126,7 +128,7 @@ func testFdExhaustion(t *testing.T, sched string) {
 		target := map[string]string{"tcp": c.addr, "unix": path}[network]
 		for i := 0; i < 3*nofile; i++ {
 			if nc, err := net.DialTimeout(network, target, time.Second); err == nil {
-				held = append(held, nc)
+				held[network] = append(held[network], nc)
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -162,12 +164,15 @@ func testFdExhaustion(t *testing.T, sched string) {
 	if n := c.lineCount() - logsBefore; n > 20 {
 		t.Errorf("%d log lines at the fd limit, want a few (rate-limited)", n)
 	}
-	release()
+	// The control clients go first: the master answers while the workers
+	// are still full.
+	release("unix")
 	code, out, took := ctlProc(t, 10*time.Second, path, "status")
-	if code != 0 {
-		t.Errorf("ctl status after the fds were freed: exit %d after %v: %s", code, took, out)
+	if code != 0 || !strings.Contains(out, "2 workers") {
+		t.Errorf("ctl status after the master's fds were freed: exit %d after %v: %s", code, took, out)
 	}
-	t.Logf("ctl status answered %v after the fds were freed", took)
+	t.Logf("ctl status answered %v after the master's fds were freed", took)
+	release("tcp")
 	client := newConnClient()
 	waitFor(t, 5*time.Second, func() bool {
 		code, _, err := c.get(client, "/")
