@@ -165,19 +165,22 @@ func (rl *relay) wake(l *loop) {
 }
 
 // handOn hands the buffered body on towards the connection, with the head
-// the first time: on the loop straight into the connection's output, from
-// another goroutine through the relay, waiting for room.
+// the first time: from a synchronous handler straight into the
+// connection's output; from an asynchronous response through the relay,
+// waiting for room unless the loop may be the writer. userOnLoop cannot
+// tell the loop from another goroutine writing meanwhile, so an
+// asynchronous response never touches the connection itself.
 func (w *ResponseWriter) handOn() error {
 	if w.flags&rwStreaming == 0 {
 		w.startStream()
 	}
-	onLoop := w.state.Load() == rwSync || w.l.userOnLoop.Load()
-	body, post, err := w.rl.hand(w.body, !onLoop)
+	sync := w.state.Load() == rwSync
+	body, post, err := w.rl.hand(w.body, !sync && !w.l.userOnLoop.Load())
 	w.body = body
 	switch {
 	case err != nil:
 		return err
-	case onLoop:
+	case sync:
 		w.l.drainRelay(w.c, w)
 	case post:
 		w.l.s.post(task{kind: taskTake, w: w})

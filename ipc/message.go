@@ -169,8 +169,8 @@ const (
 )
 
 // Worker log lines. Besides the channel, a worker talks to its master
-// through its stderr, which the master reads line by line (lines up to
-// MaxLogLine bytes) and logs again through the worker's named logger:
+// through its stderr, which the master reads line by line until EOF and
+// logs again through the worker's named logger:
 //
 //   - a line that is a JSON object with a string LogMessage field is one
 //     record, as hclog's JSON format writes it: LogLevel names its level
@@ -178,7 +178,9 @@ const (
 //     not start with LogMetaPrefix is kept, in name order; the rest
 //     (@timestamp, @module, …) are the master's to set again;
 //   - any other line (a panic, a stray print) is logged at info as
-//     "stderr" with the line as it came.
+//     "stderr" with the line as it came;
+//   - a line longer than MaxLogLine bytes is logged as "stderr" with its
+//     first MaxLogLine bytes and truncated=true; the rest is dropped.
 //
 // A worker therefore logs JSON to stderr (worker.Config's default logger
 // does), and never writes anything to stderr it would not want logged.

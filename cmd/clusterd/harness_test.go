@@ -93,10 +93,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
 		}
-		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv(ipc.EnvWorkerID) != "" {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
-		if dir := os.Getenv(envChild); dir != "" && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if dir := os.Getenv(envChild); dir != "" && os.Getenv(ipc.EnvWorkerID) != "" {
 			startChild(dir)
 		}
 		if os.Getenv(envHang) == "1" {
