@@ -206,6 +206,7 @@ func (l *loop) openConn(fd int) {
 	l.now = int64(time.Since(l.epoch))
 	c.req.start = l.now
 	l.track(c)
+	l.st.Accepted++
 	l.setDeadline(c)
 }
 
