@@ -182,7 +182,7 @@ func testKilledWorkerIsReplaced(t *testing.T, sched string) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	l := c.waitLog(2*time.Second, func(l map[string]any) bool {
+	l := c.waitLog(3*time.Second, func(l map[string]any) bool {
 		return l["@message"] == "worker ready" && l["id"] == float64(1) && int(l["pid"].(float64)) != victim
 	})
 	replacement := int(l["pid"].(float64))
