@@ -55,6 +55,9 @@ type loop struct {
 	fatal        error // why the loop is draining on its own
 	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
 	acceptLogged int64 // loop time of the last accept-failure log
+
+	st      Counters // published to the Server by publishStats
+	statsAt int64    // loop time of the last publication
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -110,6 +113,7 @@ func (s *Server) Serve(listenFDs []int) error {
 		err = l.run()
 	}
 	l.forceClose()
+	l.publishStats(true)
 	s.stopServing() // no Post can reach the eventfd after this
 	l.p.close()
 	if err != nil {
@@ -137,6 +141,7 @@ func (l *loop) run() error {
 		l.runTasks()
 		l.runTimers()
 		l.resumeAccept()
+		l.publishStats(false)
 	}
 	l.log.Debug("drained")
 	return l.fatal

@@ -47,6 +47,8 @@ type ResponseWriter struct {
 	trailer   []field // trailer fields of a chunked body, sent at the end
 	body      []byte  // body bytes not handed on yet
 	status    int
+	start     int64    // loop time the request was dispatched
+	reqLine   []byte   // method, target and version, kept for Config.OnResponse
 	discarded int64    // body bytes counted, not kept, for a HEAD request
 	length    int64    // Content-Length set by the handler (or SendFile), -1 if none
 	written   int64    // body bytes accepted by Write
