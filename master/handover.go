@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,6 +23,7 @@ type handover struct {
 	ch        *os.File
 	ctlPath   string
 	readySent bool
+	committed chan struct{} // closed at the commit
 }
 
 // takeUpgrade reads EnvUpgrade, if set, and removes it from the
@@ -46,7 +49,8 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	if err := unix.SetNonblock(env.Channel, true); err != nil {
 		return nil, os.NewSyscallError("set the upgrade channel non-blocking", err)
 	}
-	m.handover = &handover{ch: os.NewFile(uintptr(env.Channel), "upgrade"), ctlPath: env.ControlPath}
+	m.handover = &handover{ch: os.NewFile(uintptr(env.Channel), "upgrade"), ctlPath: env.ControlPath,
+		committed: make(chan struct{})}
 	for _, l := range env.Listeners {
 		m.listeners.inherited = append(m.listeners.inherited, &inherited{
 			fd: l.FD, file: os.NewFile(uintptr(l.FD), l.Key), name: l.Key, key: l.Key,
@@ -67,6 +71,13 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	uctl.SetUnlinkOnClose(false) // the old master serves it until the commit
 	m.ctl, m.ctlPath = uctl, env.ControlPath
 	m.generation = env.Generation
+	if env.Admin > 0 {
+		if _, err := unix.FcntlInt(uintptr(env.Admin), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("%s: admin descriptor %d: %w", EnvUpgrade, env.Admin, err)
+		}
+		unix.CloseOnExec(env.Admin)
+		m.adminFile = os.NewFile(uintptr(env.Admin), "admin")
+	}
 	if env.Workers > 0 {
 		m.cfg.Workers = min(env.Workers, MaxWorkers)
 	}
@@ -80,6 +91,55 @@ func listenerFDs(ls []upgradeListener) []int {
 		out[i] = l.FD
 	}
 	return out
+}
+
+// adminListener is the --admin-listen socket: the old master's in an
+// upgrade, which this master answers on only from the commit (its
+// /readyz would fail before: its workers are not all ready), else bound
+// to addr.
+func (m *Master) adminListener(addr string) (net.Listener, error) {
+	f := m.adminFile
+	if f == nil || m.handover == nil {
+		return net.Listen("tcp", addr)
+	}
+	m.adminFile = nil
+	defer f.Close()
+	ln, err := net.FileListener(f) // a duplicate
+	if err != nil {
+		return nil, err
+	}
+	return &gatedListener{Listener: ln, open: m.handover.committed, closed: make(chan struct{})}, nil
+}
+
+// gatedListener accepts only once open is closed.
+type gatedListener struct {
+	net.Listener
+	open   <-chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (g *gatedListener) Accept() (net.Conn, error) {
+	select {
+	case <-g.open:
+		return g.Listener.Accept()
+	case <-g.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// SyscallConn reaches the socket, for the next upgrade to pass it on.
+func (g *gatedListener) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := g.Listener.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T has no descriptor", g.Listener)
+	}
+	return sc.SyscallConn()
+}
+
+func (g *gatedListener) Close() error {
+	g.once.Do(func() { close(g.closed) })
+	return g.Listener.Close()
 }
 
 // upgradeKey returns the unused inherited socket the old master served
@@ -150,6 +210,8 @@ func (m *Master) commitHandover() {
 		return
 	}
 	m.handover = nil
+	m.publish() // the admin server answers from now on: with every worker ready
+	close(h.committed)
 	m.writePIDFile()
 	m.ctl.SetUnlinkOnClose(true) // ours now: removed when this master stops
 	m.serveControlSocket()

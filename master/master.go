@@ -157,6 +157,8 @@ type Master struct {
 	upgrade    *upgrade          // an upgrade to a new master in progress (upgrade.go)
 	handover   *handover         // this master starts as an upgrade, not yet committed
 	handedOver bool              // a new master took over: leave it the socket files
+	admin      *admin            // the --admin-listen server, if any
+	adminFile  *os.File          // its socket, from the old master in an upgrade
 
 	ctlErrLog *burst // control socket accept errors
 	rrErrLog  *burst // rr accept and hand-off errors
@@ -222,6 +224,7 @@ func (m *Master) Run() (err error) {
 		_ = ctl.Close()
 		return err
 	}
+	m.admin = adm
 	defer adm.close()
 	if err := m.openListeners(keys); err != nil {
 		m.stopAccepting()

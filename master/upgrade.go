@@ -47,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -89,8 +90,9 @@ type upgradeEnv struct {
 	ControlPath string            `json:"control_path"` // and its path
 	Keys        []string          `json:"keys"`         // the listeners every worker serves
 	Listeners   []upgradeListener `json:"listeners"`
-	Generation  int               `json:"generation"` // of the new master's first workers
-	Workers     int               `json:"workers"`    // the pool size, as scaled since the start
+	Admin       int               `json:"admin,omitempty"` // the --admin-listen socket's descriptor
+	Generation  int               `json:"generation"`      // of the new master's first workers
+	Workers     int               `json:"workers"`         // the pool size, as scaled since the start
 }
 
 // upgradeListener is one inherited listening socket.
@@ -164,14 +166,9 @@ func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
 		closeFiles(files)
 		return nil, env, err
 	}
-	rc, err := m.ctl.SyscallConn()
+	ctlFD, err := dupListener(m.ctl)
 	if err != nil {
-		return fail(err)
-	}
-	var ctlFD int
-	var derr error
-	if err := rc.Control(func(fd uintptr) { ctlFD, derr = rawfd.Dup(int(fd)) }); err != nil || derr != nil {
-		return fail(errors.Join(err, derr))
+		return fail(fmt.Errorf("control socket: %w", err))
 	}
 	files = append(files, os.NewFile(uintptr(ctlFD), "control"))
 	for _, l := range m.listeners.order {
@@ -182,7 +179,32 @@ func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
 		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 5 + len(env.Listeners), Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
 		files = append(files, os.NewFile(uintptr(fd), l.key))
 	}
+	if m.admin != nil {
+		fd, err := dupListener(m.admin.ln)
+		if err != nil {
+			return fail(fmt.Errorf("admin listener: %w", err))
+		}
+		env.Admin = 4 + len(files) // fd 3 is the channel, files follow from 4
+		files = append(files, os.NewFile(uintptr(fd), "admin"))
+	}
 	return files, env, nil
+}
+
+// dupListener returns a close-on-exec duplicate of ln's descriptor.
+func dupListener(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor", ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { nfd, derr = rawfd.Dup(int(fd)) }); err != nil {
+		return -1, err
+	}
+	return nfd, derr
 }
 
 func closeFiles(files []*os.File) {
@@ -441,4 +463,8 @@ func (m *Master) handOver(pid int) {
 	if err := m.ctl.Close(); err != nil {
 		m.log.Warn("closing the control socket", "error", err)
 	}
+	// The admin socket is the new master's too: stop answering on it
+	// before draining, or /readyz would fail there meanwhile. Its
+	// requests are short; close waits for them at most a second.
+	m.admin.close()
 }

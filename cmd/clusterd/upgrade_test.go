@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -180,10 +181,50 @@ func checkLoad(t *testing.T, l *load) {
 	}
 }
 
+// probeReady asks the admin server's /readyz, on a new connection each
+// time, until stop is closed, and counts the answers that are not 200.
+type probeReady struct {
+	ok, bad atomic.Int64
+	first   atomic.Value // the first bad answer
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func startProbe(addr string) *probeReady {
+	p := &probeReady{stop: make(chan struct{}), done: make(chan struct{})}
+	client := newConnClient()
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			resp, err := client.Get("http://" + addr + "/readyz")
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode == 200 {
+					p.ok.Add(1)
+					continue
+				}
+				err = fmt.Errorf("%s: %d %q", time.Now().Format("15:04:05.000"), resp.StatusCode, body)
+			}
+			p.bad.Add(1)
+			p.first.CompareAndSwap(nil, err.Error())
+		}
+	}()
+	return p
+}
+
+func (p *probeReady) stopAndWait() { close(p.stop); <-p.done }
+
 // TestMasterUpgradeUnderLoad: under keep-alive load, two upgrades in a row,
 // each to a different build, drop no request; each time the PID file
 // names the new master, which runs the new build and answers ctl, and the
-// old master exits.
+// old master exits. The admin server's /readyz, whose socket the masters
+// share during the upgrade, answers 200 throughout.
 func TestMasterUpgradeUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds clusterd three times")
@@ -200,7 +241,24 @@ func TestMasterUpgradeUnderLoad(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/c%d", tc.sched, tc.conns), func(t *testing.T) {
 			exe := filepath.Join(t.TempDir(), "clusterd")
 			install(t, builds["upgrade-a"], exe)
-			c, ctl, pidFile := upgradeCluster(t, exe, nil, "--sched", tc.sched)
+			c, ctl, pidFile := upgradeCluster(t, exe, nil, "--sched", tc.sched, "--admin-listen", "127.0.0.1:0")
+			admin := c.waitLog(5*time.Second, func(l map[string]any) bool { return l["@message"] == "admin listener" })["addr"].(string)
+			// The admin server's snapshot trails the pool by up to 250ms.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				resp, err := newConnClient().Get("http://" + admin + "/readyz")
+				if err == nil {
+					_ = resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/readyz not 200 within 5s of the start: %v", err)
+				}
+			}
+			probe := startProbe(admin)
+			stopProbe := sync.OnceFunc(probe.stopAndWait)
+			t.Cleanup(stopProbe)
 			l, stopLoad := loadFor(t, c, tc.conns)
 			prev := c.cmd.Process.Pid
 			for i, v := range []string{"upgrade-b", "upgrade-c"} {
@@ -228,6 +286,11 @@ func TestMasterUpgradeUnderLoad(t *testing.T) {
 			}
 			stopLoad()
 			checkLoad(t, l)
+			stopProbe()
+			t.Logf("/readyz: %d ok, %d not", probe.ok.Load(), probe.bad.Load())
+			if probe.bad.Load() != 0 || probe.ok.Load() < 10 {
+				t.Errorf("/readyz during the upgrades: %d ok, %d not (first: %v)", probe.ok.Load(), probe.bad.Load(), probe.first.Load())
+			}
 		})
 	}
 }
