@@ -26,6 +26,10 @@ type handover struct {
 	committed chan struct{} // closed at the commit
 }
 
+func newHandover(ch *os.File, ctlPath string) *handover {
+	return &handover{ch: ch, ctlPath: ctlPath, committed: make(chan struct{})}
+}
+
 // takeUpgrade reads EnvUpgrade, if set, and removes it from the
 // environment: the listeners become inherited sockets known by their key,
 // and the listener keys the old master's workers served are returned.
@@ -49,8 +53,7 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	if err := unix.SetNonblock(env.Channel, true); err != nil {
 		return nil, os.NewSyscallError("set the upgrade channel non-blocking", err)
 	}
-	m.handover = &handover{ch: os.NewFile(uintptr(env.Channel), "upgrade"), ctlPath: env.ControlPath,
-		committed: make(chan struct{})}
+	m.handover = newHandover(os.NewFile(uintptr(env.Channel), "upgrade"), env.ControlPath)
 	for _, l := range env.Listeners {
 		m.listeners.inherited = append(m.listeners.inherited, &inherited{
 			fd: l.FD, file: os.NewFile(uintptr(l.FD), l.Key), name: l.Key, key: l.Key,

@@ -90,7 +90,7 @@ func TestHandover(t *testing.T) {
 	_ = unix.SetNonblock(pair[1], true)
 	old := os.NewFile(uintptr(pair[0]), "old")
 	defer old.Close()
-	h.m.handover = &handover{ch: os.NewFile(uintptr(pair[1]), "new"), ctlPath: h.m.ctlPath}
+	h.m.handover = newHandover(os.NewFile(uintptr(pair[1]), "new"), h.m.ctlPath)
 	lines := bufio.NewScanner(old)
 
 	h.m.start()
@@ -203,7 +203,7 @@ func TestHandoverFailed(t *testing.T) {
 	ours, theirs := os.NewFile(uintptr(pair[0]), "new"), os.NewFile(uintptr(pair[1]), "old")
 	defer ours.Close()
 	defer theirs.Close()
-	h.m.handover = &handover{ch: ours}
+	h.m.handover = newHandover(ours, "")
 	err = errors.New("listen unix:/run/app.sock:\nbind: address in use")
 	h.m.handoverFailed(&err)
 	sc := bufio.NewScanner(theirs)
