@@ -603,3 +603,40 @@ func TestMasterUpgradeSocketActivated(t *testing.T) {
 		})
 	}
 }
+
+// TestMasterUpgradePrivilegeDrop: a master started as root with --user
+// nobody upgrades to a new master that is root too and whose workers run
+// as nobody, serving the port below 1024 the old master bound.
+func TestMasterUpgradePrivilegeDrop(t *testing.T) {
+	uid, _ := nobody(t)
+	exe, _ := publicCopy(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freePrivilegedPort(t))
+	c, ctl, pidFile := upgradeCluster(t, exe, nil, "--user", "nobody", "--listen", addr)
+	if code, _, errOut := ctlRun(t, ctl, "upgrade"); code != 0 {
+		t.Fatalf("ctl upgrade: exit %d: %s", code, errOut)
+	}
+	newPid := readPID(t, pidFile)
+	remember(newPid)
+	waitGone(t, c.cmd.Process.Pid, 15*time.Second)
+	if muid, _, _ := procIDs(t, newPid); muid != "0 0 0 0" {
+		t.Errorf("new master: Uid %q, want root", muid)
+	}
+	want := fmt.Sprintf("%d %d %d %d", uid, uid, uid, uid)
+	st := status(t, ctl)
+	for _, w := range st.Workers {
+		if wuid, _, groups := procIDs(t, w.PID); wuid != want || groups != "" {
+			t.Errorf("new master's worker %d: Uid %q Groups %q; want %q and none", w.PID, wuid, groups, want)
+		}
+	}
+	if len(st.Workers) != 2 || st.Master.PID != newPid {
+		t.Errorf("status after the upgrade: master %d, %d workers", st.Master.PID, len(st.Workers))
+	}
+	resp, err := newConnClient().Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("GET / on %s: %v", addr, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET / on %s: %d", addr, resp.StatusCode)
+	}
+}
