@@ -154,8 +154,9 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 	return nil
 }
 
-// upgradeFiles duplicates the descriptors the new master inherits — the
-// readiness channel's end is added later as fd 3 — and describes them.
+// upgradeFiles duplicates the descriptors the new master inherits and
+// describes them: files[i] becomes fd 4+i, after the readiness channel's
+// end, which startNewMaster puts at fd 3.
 // Duplicates made here keep the sockets' blocking mode untouched when
 // exec hands them over (see rawfd).
 func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
@@ -176,16 +177,17 @@ func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
 		if err != nil {
 			return fail(fmt.Errorf("listener %s: %w", l.key, err))
 		}
-		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 5 + len(env.Listeners), Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
 		files = append(files, os.NewFile(uintptr(fd), l.key))
+		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 3 + len(files),
+			Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
 	}
 	if m.admin != nil {
 		fd, err := dupListener(m.admin.ln)
 		if err != nil {
 			return fail(fmt.Errorf("admin listener: %w", err))
 		}
-		env.Admin = 4 + len(files) // fd 3 is the channel, files follow from 4
 		files = append(files, os.NewFile(uintptr(fd), "admin"))
+		env.Admin = 3 + len(files)
 	}
 	return files, env, nil
 }
