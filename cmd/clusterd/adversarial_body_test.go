@@ -59,6 +59,9 @@ var slowDialer = net.Dialer{
 // cost the worker a bounded amount of memory each, and the worker gives it
 // back when they leave.
 func TestAdversarialSlowReaders(t *testing.T) {
+	if raceDetector {
+		t.Skip("worker RSS under the race detector is mostly its shadow memory")
+	}
 	const readers = 16
 	body := markup(1 << 20)
 	echoReq := append([]byte(fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n", len(body))), body...)
