@@ -40,8 +40,10 @@
 package clusterd
 
 import (
+	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -92,6 +94,10 @@ type Options struct {
 	// below 1024 too) and supervises as root; only root and User may use
 	// the control socket.
 	User, Group string
+	// PIDFile, if set, is where the master writes its pid (atomically; a
+	// new master rewrites it when a master upgrade hands over to it); it is
+	// removed when the master stops.
+	PIDFile string
 	// LogLevel is trace, debug, info, warn or error; default info.
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
@@ -137,6 +143,10 @@ func RunHTTP(opts Options, h http.Handler) error {
 // Run runs the master or, in a process the master started, a worker
 // serving h. In the master it returns after a stop signal has been handled,
 // or with an error when it cannot start (a busy port, say).
+//
+// With master.EnvCheck=1 in the environment (as a master upgrade runs the
+// new binary first), Run only checks opts, as Check does, prints
+// "configuration ok" or the reason, and exits 0 or 1.
 func Run(opts Options, h httpcore.Handler) error {
 	return RunFunc(opts, func(*worker.Worker) httpcore.Handler { return h })
 }
@@ -146,6 +156,9 @@ func Run(opts Options, h httpcore.Handler) error {
 func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
 	if len(opts.Listen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
+	}
+	if os.Getenv(master.EnvCheck) == "1" && !worker.IsWorker() {
+		checkAndExit(opts)
 	}
 	level := hclog.LevelFromString(opts.LogLevel)
 	if level == hclog.NoLevel {
@@ -161,16 +174,55 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 			AccessLogFormat: opts.AccessLogFormat,
 		}, newHandler)
 	}
-	if opts.AccessLog != "" {
-		format := opts.AccessLogFormat
-		if format == "" {
-			format = worker.AccessLogCommon
-		}
-		if err := worker.CheckAccessLog(opts.AccessLog, format); err != nil {
-			return err
-		}
+	if err := checkAccessLog(opts); err != nil {
+		return err
 	}
-	m, err := master.New(master.Config{
+	cfg := masterConfig(opts)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{
+		Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
+	})
+	m, err := master.New(cfg)
+	if err != nil {
+		return err
+	}
+	return m.Run()
+}
+
+// Check checks opts as Run would, without binding or starting anything
+// (see master.Check): `clusterd check`, like `nginx -t`.
+func Check(opts Options) error {
+	if level := hclog.LevelFromString(opts.LogLevel); opts.LogLevel != "" && level == hclog.NoLevel {
+		return fmt.Errorf("unknown log level %q", opts.LogLevel)
+	}
+	if err := checkAccessLog(opts); err != nil {
+		return err
+	}
+	return master.Check(masterConfig(opts))
+}
+
+// checkAccessLog checks that the workers can open the access log.
+func checkAccessLog(opts Options) error {
+	if opts.AccessLog == "" {
+		return nil
+	}
+	format := opts.AccessLogFormat
+	if format == "" {
+		format = worker.AccessLogCommon
+	}
+	return worker.CheckAccessLog(opts.AccessLog, format)
+}
+
+func checkAndExit(opts Options) {
+	if err := Check(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: configuration check failed: %v\n", filepath.Base(os.Args[0]), err)
+		os.Exit(1)
+	}
+	fmt.Println("configuration ok")
+	os.Exit(0)
+}
+
+func masterConfig(opts Options) master.Config {
+	return master.Config{
 		Listen:          opts.Listen,
 		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
@@ -186,12 +238,6 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 		AccessLog:       opts.AccessLog,
 		User:            opts.User,
 		Group:           opts.Group,
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
-		}),
-	})
-	if err != nil {
-		return err
+		PIDFile:         opts.PIDFile,
 	}
-	return m.Run()
 }

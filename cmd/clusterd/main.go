@@ -28,7 +28,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "ctl", "version", "help":
+		case "serve", "check", "ctl", "version", "help":
 			cmd, args = args[0], args[1:]
 		}
 	}
@@ -41,8 +41,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "ctl":
 		return ctl(args, stdout, stderr)
+	case "check":
+		return check(args, stdout, stderr)
 	}
 	return serve(args, stdout, stderr)
+}
+
+// check checks serve's flags and configuration without binding or
+// starting anything, as nginx -t does: exit 0 with "configuration ok", or
+// 1 with the reason on one line.
+func check(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServe(args)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err == nil && cfg.root != "" {
+		var files *static.Handler
+		if files, err = static.New(cfg.root); err == nil {
+			_ = files.Close()
+		} else {
+			err = fmt.Errorf("--root: %w", err)
+		}
+	}
+	if err == nil {
+		err = clusterd.Check(cfg.opts)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd check: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "configuration ok")
+	return 0
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
