@@ -34,7 +34,7 @@ type Config struct {
 	Sockets SocketOptions
 	// Workers is the pool size; default: the CPUs available to the process.
 	Workers int
-	// Sched is SchedShared (default) or SchedRR.
+	// Sched is SchedShared (default), SchedRR or SchedReuseport.
 	Sched string
 	// GracefulTimeout bounds a worker's drain before SIGKILL; default
 	// defaults.GracefulTimeout.
@@ -120,6 +120,7 @@ type Master struct {
 	generation int // of the newest workers: 0 at start, +1 per rolling restart
 	roll       *roll
 	rr         *rrState
+	rp         *rpState
 	started    time.Time
 	ctlPath    string
 	sd         *notifier           // nil unless a service manager listens
@@ -156,12 +157,13 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		log:       cfg.Logger,
 		spawner:   sp,
 		clock:     clk,
-		listeners: newListenerTable(cfg.Sockets),
+		listeners: newListenerTable(cfg.Sockets, cfg.Sched == SchedReuseport),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
 		sigs:      make(chan os.Signal, 8),
 		rr:        newRRState(),
+		rp:        newRPState(),
 		done:      make(chan struct{}),
 		ctlErrLog: newBurst(time.Second),
 		rrErrLog:  newBurst(time.Second),
@@ -253,6 +255,7 @@ func (m *Master) loop() {
 func (m *Master) shutdown() {
 	m.health.Stop()
 	m.stopAccepting()
+	m.rpCloseAll()
 	close(m.done)
 }
 

@@ -18,6 +18,9 @@ const (
 	// SchedRR: the master accepts and hands each connection to the next
 	// ready worker in turn (Node's SCHED_RR).
 	SchedRR = "rr"
+	// SchedReuseport: each worker slot accepts on a SO_REUSEPORT socket of
+	// its own, which the master holds for as long as the slot lives.
+	SchedReuseport = "reuseport"
 )
 
 // maxQueued bounds the connections the master holds while no worker is

@@ -152,7 +152,14 @@ shared  every worker accepts on the master's socket
 rr      the master accepts and hands each connection
         to the next ready worker (Node's SCHED_RR); a
         connection a worker refuses, or that a dying
-        worker never took, goes to another worker`,
+        worker never took, goes to another worker
+reuseport  each worker slot accepts on a SO_REUSEPORT
+        socket of its own, held by the master for the
+        slot's life: a crash or a reload keeps its
+        queue; scaling down steers new connections
+        away (BPF) and closes a socket only once its
+        queue is empty. TCP listeners only; others
+        are shared`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.Sched, name, master.SchedShared, "")
 		}},
