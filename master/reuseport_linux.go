@@ -79,10 +79,12 @@ func bindReuseportBase(addr string, o SocketOptions) (*os.File, string, error) {
 	return f, s, nil
 }
 
-// setReuse sets what go-reuseport sets (SO_REUSEADDR, SO_REUSEPORT), and
-// makes an IPv6 socket for an unspecified host dual-stack as Go does.
+// setReuse sets SO_REUSEPORT alone: without SO_REUSEADDR no other socket
+// (a plain listener of another program) may bind the port while the base
+// does not listen. An IPv6 socket for an unspecified host is dual-stack, as
+// Go makes it.
 func setReuse(fd, family int, anyHost bool) error {
-	if err := reuseport.Control("tcp", "", rawConn(fd)); err != nil {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 		return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
 	}
 	if family == unix.AF_INET6 && anyHost {
@@ -93,17 +95,9 @@ func setReuse(fd, family int, anyHost bool) error {
 	return nil
 }
 
-// rawConn lets go-reuseport's Control set options on a bare descriptor.
-type rawConn int
-
-var _ syscall.RawConn = rawConn(0)
-
-func (c rawConn) Control(f func(uintptr)) error { f(uintptr(c)); return nil }
-func (rawConn) Read(func(uintptr) bool) error   { return errors.ErrUnsupported }
-func (rawConn) Write(func(uintptr) bool) error  { return errors.ErrUnsupported }
-
-// join adds a listening socket for slot to the group. It takes no
-// connections until the group is steered to it.
+// join adds a listening socket for slot to the group, through
+// go-reuseport (SO_REUSEADDR and SO_REUSEPORT). It takes no connections
+// until the group is steered to it.
 func (g *rpGroup) join(slot int) (*rpSocket, error) {
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		if err := reuseport.Control(network, address, c); err != nil {
