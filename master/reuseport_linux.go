@@ -177,7 +177,7 @@ func (s *rpSocket) acceptOne() (*os.File, error) {
 }
 
 // steer attaches a program that sends every new connection to one of the
-// members at the indices idx, at random. It does nothing when the program
+// members at the indices idx. It does nothing when the program
 // attached already picks from idx.
 func (g *rpGroup) steer(idx []int) error {
 	if len(g.members) == 0 || len(idx) == 0 || equalInts(g.steered, idx) {
@@ -194,23 +194,37 @@ func (g *rpGroup) steer(idx []int) error {
 
 // Classic BPF opcodes (linux/filter.h).
 const (
-	bpfLdWAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+	bpfLdBAbs = unix.BPF_LD | unix.BPF_B | unix.BPF_ABS
+	bpfLdHAbs = unix.BPF_LD | unix.BPF_H | unix.BPF_ABS
+	bpfRshK   = unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K
 	bpfModK   = unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K
+	bpfJa     = unix.BPF_JMP | unix.BPF_JA
 	bpfJeqK   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
 	bpfRetK   = unix.BPF_RET | unix.BPF_K
 	bpfRetA   = unix.BPF_RET | unix.BPF_A
-	// skfAdRandom is the ancillary load of a random number:
-	// SKF_AD_OFF (-0x1000) + SKF_AD_RANDOM (56).
-	skfAdRandom = -0x1000 + 56
+	// skfNetOff makes a load's offset relative to the IP header (SKF_NET_OFF).
+	skfNetOff = -0x100000
 )
 
-// steerProgram returns a program that returns idx[rand % len(idx)]: when
-// idx is 0..n-1 that is the remainder itself, otherwise a chain of
-// compare-and-return pairs (short jumps only, so any pool size fits under
-// the kernel's 4096 instructions).
+// steerProgram returns a program that sends a connection to
+// idx[(source port / 2) % len(idx)]. A client's kernel gives its
+// successive connections successive even ports (Linux's connect), so one
+// client's connections go round the sockets in turn, while many clients'
+// random ports spread evenly; a SYN sent again goes where the first went.
+// The source port is read past a 20-byte IPv4 header (one with options
+// reads other bytes: still a valid choice) or a 40-byte IPv6 header. The
+// index is the remainder itself when idx is 0..n-1, else found by a chain
+// of compare-and-return pairs (short jumps only, so any pool size fits
+// under the kernel's 4096 instructions).
 func steerProgram(idx []int) []unix.SockFilter {
 	prog := []unix.SockFilter{
-		{Code: bpfLdWAbs, K: uint32(skfAdRandom & 0xffffffff)},
+		{Code: bpfLdBAbs, K: uint32(skfNetOff & 0xffffffff)}, // version and header length
+		{Code: bpfRshK, K: 4},
+		{Code: bpfJeqK, K: 6, Jt: 2, Jf: 0},
+		{Code: bpfLdHAbs, K: uint32((skfNetOff + 20) & 0xffffffff)},
+		{Code: bpfJa, K: 1},
+		{Code: bpfLdHAbs, K: uint32((skfNetOff + 40) & 0xffffffff)},
+		{Code: bpfRshK, K: 1},
 		{Code: bpfModK, K: uint32(len(idx))},
 	}
 	identity := true

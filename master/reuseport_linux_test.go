@@ -64,7 +64,7 @@ func TestSteerProgramShape(t *testing.T) {
 		idx  []int
 		want int // instructions
 	}{
-		{[]int{0}, 3}, {[]int{0, 1, 2}, 3}, {[]int{1}, 5}, {[]int{0, 2}, 7}, {[]int{3, 1, 0}, 9},
+		{[]int{0}, 9}, {[]int{0, 1, 2}, 9}, {[]int{1}, 11}, {[]int{0, 2}, 13}, {[]int{3, 1, 0}, 15},
 	} {
 		if got := len(steerProgram(tc.idx)); got != tc.want {
 			t.Errorf("steerProgram(%v): %d instructions, want %d", tc.idx, got, tc.want)
@@ -189,6 +189,38 @@ func TestReuseportAddressForms(t *testing.T) {
 			_ = c.Close()
 		}
 		g.close(g.members[0])
+		_ = base.Close()
+	}
+}
+
+// TestSteerSpreadsOneClientEvenly: one client's successive connections go
+// round the sockets, over IPv4 and IPv6.
+func TestSteerSpreadsOneClientEvenly(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "[::1]"} {
+		base, addr, err := bindReuseportBase(host+":0", SocketOptions{})
+		if err != nil {
+			t.Logf("%s: %v (no such address here?)", host, err)
+			continue
+		}
+		g := &rpGroup{key: host, addr: addr}
+		for slot := 1; slot <= 4; slot++ {
+			if _, err := g.join(slot); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := g.steer([]int{0, 1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		got := connectN(t, g, 200)
+		for slot := 1; slot <= 4; slot++ {
+			if got[slot] < 40 || got[slot] > 60 {
+				t.Errorf("%s: connections by slot %v; want 50 ± 10 each", host, got)
+				break
+			}
+		}
+		for len(g.members) > 0 {
+			g.close(g.members[0])
+		}
 		_ = base.Close()
 	}
 }
