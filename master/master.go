@@ -36,6 +36,9 @@ type Config struct {
 	Workers int
 	// Sched is SchedShared (default), SchedRR or SchedReuseport.
 	Sched string
+	// RRPolicy chooses the worker for each connection under SchedRR:
+	// RRPolicyRoundRobin (default) or RRPolicyLeastConns.
+	RRPolicy string
 	// GracefulTimeout bounds a worker's drain before SIGKILL; default
 	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
@@ -64,6 +67,12 @@ func (c *Config) setDefaults() error {
 		c.Sched = SchedShared
 	case !slices.Contains(SchedModes, c.Sched):
 		return fmt.Errorf("unknown scheduling %q: want one of %v", c.Sched, SchedModes)
+	}
+	switch {
+	case c.RRPolicy == "":
+		c.RRPolicy = RRPolicyRoundRobin
+	case !slices.Contains(RRPolicies, c.RRPolicy):
+		return fmt.Errorf("unknown round-robin policy %q: want one of %v", c.RRPolicy, RRPolicies)
 	}
 	if c.Workers <= 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25

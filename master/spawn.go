@@ -35,8 +35,12 @@ type worker struct {
 	drainBy    time.Time
 	requests   uint64
 	conns      int64
+	handed     int64  // connections handed to it since its last heartbeat
 	killReason string // why the master killed it, if it did
 }
+
+// load is the worker's open connections as least-conns counts them.
+func (w *worker) load() int64 { return w.conns + w.handed }
 
 // setState is the only place a worker's state changes.
 func (w *worker) setState(to State) bool {

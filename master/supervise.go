@@ -69,7 +69,7 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 		m.handoffReply(w, msg)
 	case ipc.Heartbeat:
 		w.lastTick = m.now().Add(-msg.LoopAge)
-		w.requests, w.conns = msg.Requests, msg.Connections
+		w.requests, w.conns, w.handed = msg.Requests, msg.Connections, 0
 	default:
 		w.log.Warn("unexpected message from worker", "type", msg.Type)
 	}
