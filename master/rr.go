@@ -1,7 +1,6 @@
 package master
 
 import (
-	"errors"
 	"os"
 	"sort"
 	"syscall"
@@ -114,10 +113,10 @@ func (m *Master) acceptLoop(ln *os.File) {
 			retry.reset()
 			m.send(func() { m.dispatchBatch(batch) }, batch...)
 		}
-		if errors.Is(err, os.ErrClosed) {
+		if err != nil { // the wait fails only once stopAccepting closed ln
 			return
 		}
-		if err = errors.Join(err, aerr); err != nil && !m.acceptFailed(m.rrErrLog, &retry, "accept failed, retrying", err) {
+		if aerr != nil && !m.acceptFailed(m.rrErrLog, &retry, "accept failed, retrying", aerr) {
 			return
 		}
 	}
@@ -125,7 +124,7 @@ func (m *Master) acceptLoop(ln *os.File) {
 
 // acceptBatchFrom waits until the listener rc has connections and accepts
 // them, up to acceptBatch. aerr is an accept error after which the caller
-// pauses; err ends the wait (os.ErrClosed: the listener was closed).
+// pauses; err ends the wait (the listener was closed).
 func acceptBatchFrom(rc syscall.RawConn) (batch []*os.File, aerr, err error) {
 	err = rc.Read(func(fd uintptr) bool {
 		for len(batch) < acceptBatch {
