@@ -49,7 +49,8 @@ const (
 	// Ready (W→M): the worker serves every listener it asked for.
 	Ready
 	// Heartbeat (W→M), every second: carries LoopAge (how long ago the
-	// worker's event loop last turned), Requests and Connections.
+	// worker's event loop last turned), Requests, Connections and Stats;
+	// once more after a drain, with Stats.Final set.
 	Heartbeat
 	// Drain (M→W): stop accepting, finish in-flight requests, exit.
 	Drain
@@ -126,6 +127,7 @@ type Message struct {
 	LoopAge     time.Duration `json:"loop_age,omitempty"`
 	Requests    uint64        `json:"requests,omitempty"`
 	Connections int64         `json:"connections,omitempty"`
+	Stats       *WorkerStats  `json:"stats,omitempty"`
 }
 
 // marshal encodes m as one frame.
@@ -193,8 +195,8 @@ const (
 )
 
 // Worker log lines. Besides the channel, a worker talks to its master
-// through its stderr, which the master reads line by line (lines up to
-// MaxLogLine bytes) and logs again through the worker's named logger:
+// through its stderr, which the master reads line by line until EOF and
+// logs again through the worker's named logger:
 //
 //   - a line that is a JSON object with a string LogMessage field is one
 //     record, as hclog's JSON format writes it: LogLevel names its level
@@ -202,7 +204,9 @@ const (
 //     not start with LogMetaPrefix is kept, in name order; the rest
 //     (@timestamp, @module, …) are the master's to set again;
 //   - any other line (a panic, a stray print) is logged at info as
-//     "stderr" with the line as it came.
+//     "stderr" with the line as it came;
+//   - a line longer than MaxLogLine bytes is logged as "stderr" with its
+//     first MaxLogLine bytes and truncated=true; the rest is dropped.
 //
 // A worker therefore logs JSON to stderr (worker.Config's default logger
 // does), and never writes anything to stderr it would not want logged.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // sentStates records what a notifier sends, STATUS= and WATCHDOG=1 apart.
@@ -145,7 +147,7 @@ func TestNotifierKeepsGoingAfterSendFailure(t *testing.T) {
 
 func TestWorkerEnvDropsServiceManagerVariables(t *testing.T) {
 	env := workerEnv([]string{"PATH=/bin", "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000000",
-		"WATCHDOG_PID=1", "CLUSTERD_WORKER_ID=3", "HOME=/"})
+		"WATCHDOG_PID=1", ipc.EnvWorkerID + "=3", "HOME=/"})
 	if got := strings.Join(env, " "); got != "PATH=/bin HOME=/" {
 		t.Errorf("worker env %q", got)
 	}

@@ -2,6 +2,7 @@ package master
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +36,9 @@ type worker struct {
 	drainBy    time.Time
 	requests   uint64
 	conns      int64
-	handed     int64  // connections handed to it since its last heartbeat
-	killReason string // why the master killed it, if it did
+	handed     int64     // connections handed to it since its last heartbeat
+	killReason string    // why the master killed it, if it did
+	dumpAt     time.Time // when the master asked it for a goroutine dump
 }
 
 // load is the worker's open connections as least-conns counts them.
@@ -251,20 +253,49 @@ func (m *Master) receive(w *worker) {
 // forwardLog re-logs the worker's stderr through its named logger, as the
 // ipc package's worker log contract says.
 func forwardLog(log hclog.Logger, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), ipc.MaxLogLine)
-	for sc.Scan() {
-		line := sc.Bytes()
-		var rec map[string]any
-		if len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &rec) == nil {
-			if msg, ok := rec[ipc.LogMessage].(string); ok {
-				lvl, _ := rec[ipc.LogLevel].(string)
-				log.Log(hclog.LevelFromString(lvl), msg, fields(rec)...)
-				continue
-			}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	truncated := false
+	for {
+		piece, err := br.ReadSlice('\n')
+		if room := ipc.MaxLogLine + 1 - len(line); len(piece) > room { // +1: the newline
+			piece, truncated = piece[:room], true
 		}
-		log.Info("stderr", "line", string(line))
+		line = append(line, piece...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if line = bytes.TrimSuffix(line, []byte("\n")); len(line) > ipc.MaxLogLine {
+			line = line[:ipc.MaxLogLine]
+		}
+		if len(line) > 0 || err == nil {
+			forwardLine(log, line, truncated)
+		}
+		if err != nil {
+			return
+		}
+		line, truncated = line[:0], false
+		if cap(line) > 64<<10 {
+			line = nil // a long line's buffer is not kept
+		}
 	}
+}
+
+// forwardLine re-logs one line of a worker's stderr.
+func forwardLine(log hclog.Logger, line []byte, truncated bool) {
+	var rec map[string]any
+	if !truncated && len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &rec) == nil {
+		if msg, ok := rec[ipc.LogMessage].(string); ok {
+			lvl, _ := rec[ipc.LogLevel].(string)
+			log.Log(hclog.LevelFromString(lvl), msg, fields(rec)...)
+			return
+		}
+	}
+	if truncated {
+		log.Info("stderr", "line", string(line), "truncated", true)
+		return
+	}
+	log.Info("stderr", "line", string(line))
 }
 
 func fields(rec map[string]any) []any {

@@ -13,33 +13,63 @@ import (
 	"github.com/clusterd/clusterd/master"
 )
 
+// ctlConfig is what ctl's flags say.
+type ctlConfig struct {
+	control  string
+	json     bool
+	timeout  time.Duration
+	interval time.Duration // top
+	count    int           // top
+}
+
+// ctlFlags is ctl's flag table (see serveFlags).
+var ctlFlags = []flagRow[ctlConfig]{
+	{name: "control", arg: "PATH", help: "the master's control socket; without it, ctl finds\nthe one master started without --control",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.StringVar(&c.control, name, "", "") }},
+	{name: "json", show: "off", help: `status as JSON: {"master":{...},"workers":[{"id",
+"pid","generation","state","requests","connections",
+"restarts",...}]}`,
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.BoolVar(&c.json, name, false, "") }},
+	{name: "timeout", arg: "D", help: "give up with exit 1 when the master does not answer\nwithin this; a reload may take longer while the\nmaster reports progress",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) {
+			fs.DurationVar(&c.timeout, name, master.DefaultControlTimeout, "")
+		}},
+	{name: "interval", arg: "D", help: "top: time between two frames",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.DurationVar(&c.interval, name, time.Second, "") }},
+	{name: "count", arg: "N", show: "until interrupted", help: "top: frames to show",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.IntVar(&c.count, name, 0, "") }},
+}
+
 // ctl talks to a running master over its control socket.
 func ctl(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("clusterd ctl", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	path := fs.String("control", "", "")
-	asJSON := fs.Bool("json", false, "")
-	timeout := fs.Duration("timeout", master.DefaultControlTimeout, "")
+	var cfg ctlConfig
+	fs := newFlags("clusterd ctl", ctlFlags, &cfg)
 	req, err := parseCtl(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
+	if err == nil {
+		err = positiveDurations(fs)
+	}
+	if err == nil && cfg.count < 0 {
+		err = fmt.Errorf("--count must not be negative, got %d", cfg.count)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterd ctl: %v (see clusterd --help)\n", err)
 		return 2
 	}
-	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "clusterd ctl: --timeout must be positive, got %v (see clusterd --help)\n", *timeout)
-		return 2
-	}
-	if *path == "" {
-		if *path, err = master.FindControl(); err != nil {
+	path := cfg.control
+	if path == "" {
+		if path, err = master.FindControl(); err != nil {
 			fmt.Fprintf(stderr, "clusterd ctl: %v\n", err)
 			return 1
 		}
 	}
-	resp, err := master.Control(*path, req, *timeout)
+	if req.Cmd == cmdTop {
+		return top(path, cfg.timeout, cfg.interval, cfg.count, stdout, stderr)
+	}
+	resp, err := master.Control(path, req, cfg.timeout)
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}
@@ -48,7 +78,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	switch {
-	case resp.Status != nil && *asJSON:
+	case resp.Status != nil && cfg.json:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(resp.Status)
@@ -65,7 +95,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 }
 
 // ctlCommands lists the commands for error messages.
-const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+const ctlCommands = master.CmdStatus + ", " + cmdTop + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
 
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
@@ -86,7 +116,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdStatus, master.CmdReload, master.CmdStop, cmdTop:
 	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {
@@ -115,8 +145,10 @@ func printStatus(w io.Writer, st *master.Status) error {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
-		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime))
+	if _, err := fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime)); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	printListeners(tw, m.Listeners)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
@@ -138,7 +170,7 @@ func printListeners(tw *tabwriter.Writer, ls []master.ListenerStatus) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Listen, l.Form, l.Addr, backlog)
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // aligns this table on its own; an error shows again at the last Flush
 	fmt.Fprintln(tw)
 }
 

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -16,11 +15,13 @@ import (
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/master"
+	"github.com/clusterd/clusterd/worker"
 )
 
-// usage is what clusterd --help prints: usageHead, the flags from
-// serveFlags, usageTail.
-var usage = usageHead + flagUsage(serveFlags) + usageTail
+// usage is what clusterd --help prints: usageHead, the flags of serve and
+// ctl from their tables, usageTail.
+var usage = strings.NewReplacer("{maxWorkers}", strconv.Itoa(master.MaxWorkers)).Replace(
+	usageHead + flagUsage(serveFlags) + "\nctl flags:\n" + flagUsage(ctlFlags) + usageTail)
 
 const usageHead = `clusterd - a multi-process HTTP/1.1 server
 
@@ -38,49 +39,50 @@ on shutdown. Without --root, workers serve the built-in demo app:
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
-  clusterd ctl [--control PATH] [--json] [--timeout D] COMMAND
-                                  control a running master; ctl gives up with
-                                  exit 1 when the master does not answer within
-                                  --timeout (default 5s; a reload may take longer
-                                  while the master reports progress):
+  clusterd ctl [ctl flags] COMMAND
+                                  control a running master (see ctl flags):
       status                      the master and a table of its workers
-                                  (--json: {"master":{...},"workers":[{"id","pid",
-                                  "generation","state","requests","connections",
-                                  "restarts",...}]})
+      top                         a live view of the pool, a frame per --interval
+                                  until interrupted or --count frames:
+                                  requests/s, connections, in-flight requests,
+                                  resident memory and state of each worker
       reload                      rolling restart: one worker at a time, start a
                                   replacement, wait until it serves, drain the old
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
-                                  asked for while one runs is refused.
-      scale N                     grow or shrink the pool to N workers (1..1024)
+                                  asked for while one runs is refused (one asked
+                                  for while --max-requests or --max-rss replaces
+                                  a worker follows it).
+      scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
-                                  With no --control, ctl finds the one master
-                                  started without --control. ctl refuses a
-                                  socket, or a directory holding it, that another
-                                  user owns or may write.
+                                  ctl refuses a socket, or a directory holding
+                                  it, that another user owns or may write.
   clusterd version                print the version
   clusterd help                   print this help
 
-Flags (-flag and --flag are the same; durations like 500ms, 5s, 1m;
+Serve flags (-flag and --flag are the same; durations like 500ms, 5s, 1m;
 sizes in bytes or with a K, KiB, M or MiB suffix):
 `
 
 const usageTail = `
 Signals to the master:
   SIGTERM, SIGINT   graceful stop: workers finish in-flight requests, then exit 0;
-                    a second signal stops at once
+                    a second signal stops at once (SIGTERM waits
+                    --shutdown-delay first, not ready but serving)
   SIGQUIT           immediate stop
   SIGHUP            rolling restart, as clusterd ctl reload
   SIGTTIN, SIGTTOU  one worker more, one fewer (never below 1)
+  SIGUSR1           the workers reopen the access log
 
 A worker that exits unexpectedly is replaced at once; one that keeps
 crashing is restarted after growing delays (100ms doubling up to 15s). A
-worker whose event loop stops turning is killed after --worker-timeout and
-replaced. A draining worker stops accepting at once, finishes its in-flight
+worker whose event loop stops turning for --worker-timeout is sent SIGQUIT:
+it writes the stacks of all its goroutines to the log (where it was stuck)
+and exits, or is killed 2s later; then it is replaced. A draining worker stops accepting at once, finishes its in-flight
 requests, answers the next request on each keep-alive connection with
-"Connection: close", and closes connections that stay idle for a
-second. When the master
-dies, its workers finish what they can within a second and exit.
+"Connection: close", and closes connections that stay idle for a second.
+When the master dies, its workers finish what they can within a second and
+exit.
 
 Under a service manager (systemd Type=notify, $NOTIFY_SOCKET) the master
 reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a
@@ -91,20 +93,9 @@ orphaned processes that become its children.
 
 var errHelp = errors.New("help requested")
 
-// A flagRow is one serve flag: all that the parser, --help and the README's
-// flag table know of it. Its default is the value bind gives it, shown as
-// the flag package prints it, or show where that says nothing (an empty
-// list; a zero that means "work it out").
-type flagRow struct {
-	name, arg string // --name ARG
-	help      string // lines broken by hand; "(default …)" goes at {default}, else at the end
-	show      string
-	bind      func(fs *flag.FlagSet, name string, c *serveConfig)
-}
-
 // serveFlags is serve's flag table. A new flag is one row here and one in
 // the README's table (a test holds the two, and --help, together).
-var serveFlags = []flagRow{
+var serveFlags = []flagRow[serveConfig]{
 	{name: "listen", arg: "ADDR", show: "the sockets systemd passed, else " + clusterd.DefaultListen,
 		help: `what to serve, repeatable:
 HOST:PORT     TCP; IPv6 as [::1]:8080, all
@@ -231,136 +222,33 @@ control socket then admits root and NAME only`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.logFormat, name, defaults.LogFormat, "")
 		}},
-}
-
-// newServeFlags registers rows on a new flag set that parses into c.
-func newServeFlags(rows []flagRow, c *serveConfig) *flag.FlagSet {
-	fs := flag.NewFlagSet("clusterd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	for _, r := range rows {
-		r.bind(fs, r.name, c)
-	}
-	return fs
-}
-
-// defaultText is row r's default as --help and the README show it; "" if
-// it has none.
-func (r flagRow) defaultText(fs *flag.FlagSet) string {
-	if r.show != "" {
-		return r.show
-	}
-	f := fs.Lookup(r.name)
-	if d, ok := flagDuration(f); ok && d%time.Second == 0 {
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s" // 60s, not 1m0s
-	}
-	return f.DefValue
-}
-
-// flagDuration returns f's value if f is a duration flag.
-func flagDuration(f *flag.Flag) (time.Duration, bool) {
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return 0, false
-	}
-	d, ok := g.Get().(time.Duration)
-	return d, ok
-}
-
-// Layout of the flags in --help.
-const (
-	helpIndent = 28 // where the help text starts
-	helpWidth  = 80 // where "(default …)" wraps
-)
-
-// flagUsage is the flags section of --help.
-func flagUsage(rows []flagRow) string {
-	fs := newServeFlags(rows, new(serveConfig))
-	var b strings.Builder
-	for _, r := range rows {
-		help := r.help
-		if d := r.defaultText(fs); d != "" && strings.Contains(help, "{default}") {
-			help = strings.Replace(help, "{default}", "(default "+d+")", 1)
-		} else if d != "" {
-			help = wrapOn(help, "(default "+d+")")
-		}
-		for i, line := range strings.Split(help, "\n") {
-			left := ""
-			if i == 0 {
-				left = "--" + r.name + " " + r.arg
-			}
-			fmt.Fprintf(&b, "  %-*s%s\n", helpIndent-2, left, line)
-		}
-	}
-	return b.String()
-}
-
-// wrapOn appends unit to text's last line, or where that would pass
-// helpWidth, on lines of its own, broken between words.
-func wrapOn(text, unit string) string {
-	last := text[strings.LastIndexByte(text, '\n')+1:]
-	if helpIndent+len(last)+1+len(unit) <= helpWidth {
-		return text + " " + unit
-	}
-	line := ""
-	for _, w := range strings.Fields(unit) {
-		switch {
-		case line == "":
-			line = w
-		case helpIndent+len(line)+1+len(w) > helpWidth:
-			text, line = text+"\n"+line, w
-		default:
-			line += " " + w
-		}
-	}
-	return text + "\n" + line
-}
-
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-func (l *listFlag) Get() any           { return []string(*l) }
-
-// sizeFlag is a byte count with an optional K/KiB/M/MiB suffix.
-type sizeFlag int64
-
-// String writes the size as Set reads it, in MiB or KiB when it is whole.
-func (s *sizeFlag) String() string {
-	switch n := int64(*s); {
-	case n != 0 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + "MiB"
-	case n != 0 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + "KiB"
-	default:
-		return strconv.FormatInt(n, 10)
-	}
-}
-func (s *sizeFlag) Get() any { return int64(*s) }
-func (s *sizeFlag) Set(v string) error {
-	n, err := parseSize(v)
-	*s = sizeFlag(n)
-	return err
-}
-
-func parseSize(v string) (int64, error) {
-	mult := int64(1)
-	num := strings.TrimSpace(v)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}} {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSuffix(num, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 || n > (1<<40)/mult {
-		return 0, fmt.Errorf("invalid size %q", v)
-	}
-	return n * mult, nil
+	{name: "admin-listen", arg: "ADDR", help: `serve /metrics (Prometheus), /healthz and /readyz
+on ADDR from the master itself, never from a worker,
+so it answers while every worker is busy; off unless
+given, e.g. 127.0.0.1:9090`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AdminListen, name, "", "") }},
+	{name: "shutdown-delay", arg: "D", help: `on SIGTERM, fail /readyz at once and serve on for D
+before the graceful stop, so that a load balancer
+stops sending traffic first`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.DurationVar(&c.opts.ShutdownDelay, name, 0, "")
+		}},
+	{name: "max-requests", arg: "N", help: `replace a worker once it has served N requests:
+a replacement starts, then the worker drains, one
+worker at a time`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Uint64Var(&c.opts.MaxRequests, name, 0, "") }},
+	{name: "max-rss", arg: "SIZE", help: `replace a worker whose resident memory exceeds
+SIZE, as --max-requests does`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.maxRSS, name, "") }},
+	{name: "access-log", arg: "PATH|-", help: `append a line per response to PATH (- for standard
+output), written by each worker without blocking its
+loop; lines past a 1MiB queue are dropped and
+counted; SIGUSR1 reopens the file (logrotate)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AccessLog, name, "", "") }},
+	{name: "access-log-format", arg: "F", help: "common (NCSA, as nginx and Apache) or json",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.StringVar(&c.opts.AccessLogFormat, name, worker.AccessLogCommon, "")
+		}},
 }
 
 // serveConfig is what serve's flags say.
@@ -371,13 +259,14 @@ type serveConfig struct {
 	listen             listFlag
 	sockets            socketFlags
 	maxHeader, maxBody sizeFlag
+	maxRSS             sizeFlag
 	logFormat          string
 }
 
 // parseServe turns serve's flags into a serveConfig; every error is one line.
 func parseServe(args []string) (serveConfig, error) {
 	var cfg serveConfig
-	fs := newServeFlags(serveFlags, &cfg)
+	fs := newFlags("clusterd", serveFlags, &cfg)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errHelp
@@ -391,19 +280,12 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.Listen = cfg.listen
 	opts.HTTP.MaxHeaderBytes = int(cfg.maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
+	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
 	if err := validate(fs, *opts, cfg.logFormat); err != nil {
 		return cfg, err
 	}
 	return cfg, cfg.sockets.apply(fs, opts)
-}
-
-// orList joins words as "a, b or c".
-func orList(words []string) string {
-	if len(words) < 2 {
-		return strings.Join(words, "")
-	}
-	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
@@ -415,13 +297,7 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	if opts.Workers > master.MaxWorkers {
 		return fmt.Errorf("--workers must be at most %d, got %d", master.MaxWorkers, opts.Workers)
 	}
-	var err error
-	fs.VisitAll(func(f *flag.Flag) { // every duration is a timeout
-		if d, ok := flagDuration(f); ok && d <= 0 && err == nil {
-			err = fmt.Errorf("--%s must be positive, got %v", f.Name, d)
-		}
-	})
-	if err != nil {
+	if err := positiveDurations(fs, "shutdown-delay"); err != nil { // a delay may be 0
 		return err
 	}
 	if hclog.LevelFromString(opts.LogLevel) == hclog.NoLevel {
@@ -435,6 +311,28 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
+	}
+	if opts.AdminListen != "" {
+		if err := checkAddr("admin-listen", opts.AdminListen); err != nil {
+			return err
+		}
+	}
+	if f := opts.AccessLogFormat; f != "common" && f != "json" {
+		return fmt.Errorf("--access-log-format must be common or json, got %q", f)
+	}
+	if opts.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay must not be negative, got %v", opts.ShutdownDelay)
+	}
+	return nil
+}
+
+func checkAddr(flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--%s %q: want host:port", flag, addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("--%s %q: bad port %q", flag, addr, port)
 	}
 	return nil
 }

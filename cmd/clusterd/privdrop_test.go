@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // envGroups makes a test master start with these supplementary groups
@@ -23,7 +25,7 @@ const envGroups = "CLUSTERD_TEST_GROUPS"
 
 func setGroupsFromEnv() error {
 	v := os.Getenv(envGroups)
-	if v == "" || os.Getenv("CLUSTERD_WORKER_ID") != "" {
+	if v == "" || os.Getenv(ipc.EnvWorkerID) != "" {
 		return nil
 	}
 	var gids []int

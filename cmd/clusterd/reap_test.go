@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // envOrphan: "1" makes each worker leave an orphan behind at start-up: it
@@ -31,7 +33,7 @@ func orphanScenario() {
 		}
 		os.Exit(0) // without waiting: the grandchild is orphaned
 	case "1":
-		if os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if os.Getenv(ipc.EnvWorkerID) != "" {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), envOrphan+"=fork")
 			_ = cmd.Run()
