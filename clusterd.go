@@ -69,9 +69,13 @@ type Options struct {
 	// available to the process (cgroup-aware).
 	Workers int
 	// Sched is how connections reach workers: "shared" (default: every
-	// worker accepts on the master's socket) or "rr" (the master accepts
-	// and hands connections to the workers in turn).
+	// worker accepts on the master's socket), "rr" (the master accepts
+	// and hands connections to the workers) or "reuseport" (each worker
+	// slot accepts on a SO_REUSEPORT socket of its own).
 	Sched string
+	// RRPolicy is how "rr" picks a worker: "round-robin" (default) or
+	// "least-conns" (the one with the fewest open connections).
+	RRPolicy string
 	// HTTP sets the per-connection limits and timeouts of every worker.
 	HTTP httpcore.Config
 	// NetHTTP configures how RunHTTP runs the net/http Handler in each
@@ -227,6 +231,7 @@ func masterConfig(opts Options) master.Config {
 		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
 		Sched:           opts.Sched,
+		RRPolicy:        opts.RRPolicy,
 		GracefulTimeout: opts.GracefulTimeout,
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,

@@ -284,7 +284,7 @@ func (p *proc) listenMaster(out chan<- error) {
 			out <- nil
 			return
 		case msg.Type == ipc.Handoff:
-			p.serveHandoff(msg.Seq, files[0])
+			p.serveHandoff(msg, files)
 		default:
 			p.log.Warn("unexpected message from master", "type", msg.Type)
 			for _, f := range files {
@@ -294,26 +294,34 @@ func (p *proc) listenMaster(out chan<- error) {
 	}
 }
 
-// serveHandoff gives a connection the master accepted to the event loop and
-// tells the master whether it is served; a draining loop refuses it, and
-// the master passes it to another worker.
-func (p *proc) serveHandoff(seq uint64, f *os.File) {
-	reply := ipc.Message{Type: ipc.HandoffReply, Seq: seq}
-	defer func() {
-		if err := p.conn.Send(reply); err != nil {
-			p.log.Warn("cannot answer a hand-off", "seq", seq, "error", err)
+// serveHandoff gives the connections the master accepted to the event
+// loop and tells the master, in one reply, which it serves; a draining
+// loop refuses them, and the master passes them to another worker.
+func (p *proc) serveHandoff(msg ipc.Message, files []*os.File) {
+	reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N}
+	for i, f := range files {
+		if err := p.serveConn(f); err != nil {
+			reply.Err = err.Error()
+			reply.Refused = append(reply.Refused, msg.Seq+uint64(i))
 		}
-	}()
+	}
+	if err := p.conn.Send(reply); err != nil {
+		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
+	}
+}
+
+// serveConn hands the loop its own copy of f's connection and closes f.
+func (p *proc) serveConn(f *os.File) error {
 	defer f.Close()
-	fd, err := rawfd.DupFile(f) // the loop owns its own copy
+	fd, err := rawfd.DupFile(f)
 	if err != nil {
-		reply.Err = err.Error()
-		return
+		return err
 	}
 	if err := p.srv.ServeConn(fd); err != nil {
 		_ = unix.Close(fd)
-		reply.Err = err.Error()
+		return err
 	}
+	return nil
 }
 
 // heartbeat tells the master how long ago the event loop last turned (it

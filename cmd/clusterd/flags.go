@@ -159,9 +159,25 @@ shared  every worker accepts on the master's socket
 rr      the master accepts and hands each connection
         to the next ready worker (Node's SCHED_RR); a
         connection a worker refuses, or that a dying
-        worker never took, goes to another worker`,
+        worker never took, goes to another worker
+reuseport  each worker slot accepts on a SO_REUSEPORT
+        socket of its own, held by the master for the
+        slot's life: a crash or a reload keeps its
+        queue; scaling down steers new connections
+        away (BPF) and closes a socket only once its
+        queue is empty. TCP listeners only; others
+        are shared`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.Sched, name, master.SchedShared, "")
+		}},
+	{name: "rr-policy", arg: "POLICY", help: `which worker gets a connection under --sched rr
+{default}:
+round-robin  each ready worker in turn
+least-conns  the one with the fewest open
+             connections (as its heartbeats report
+             them, plus those handed to it since)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
 		}},
 	{name: "root", arg: "DIR", help: `serve the files below DIR instead of the demo app:
 GET and HEAD, index.html, ETag/Last-Modified (304),
@@ -310,6 +326,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if !slices.Contains(master.SchedModes, opts.Sched) {
 		return fmt.Errorf("--sched must be %s, got %q", orList(master.SchedModes), opts.Sched)
+	}
+	if !slices.Contains(master.RRPolicies, opts.RRPolicy) {
+		return fmt.Errorf("--rr-policy must be %s, got %q", orList(master.RRPolicies), opts.RRPolicy)
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
