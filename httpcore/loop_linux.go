@@ -40,7 +40,8 @@ type loop struct {
 	goid      uint64 // the loop goroutine, which writers must never block
 	readied   bool   // the loop made goroutines runnable this iteration
 
-	streamBodies bool // the handler takes request bodies as they arrive (bodyStreamer)
+	streamBodies bool // the handler takes request bodies as they arrive (StreamingHandler)
+	h2Preface    bool // the handler takes HTTP/2 prior-knowledge connections
 
 	draining     bool
 	fatal        error // why the loop is draining on its own
@@ -69,7 +70,10 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l.debug = l.log.IsDebug()
 	l.goid = goroutineID()
-	_, l.streamBodies = s.h.(bodyStreamer)
+	_, l.streamBodies = s.h.(StreamingHandler)
+	if ph, ok := s.h.(HTTP2PrefaceHandler); ok {
+		l.h2Preface = ph.HTTP2Preface()
+	}
 	l.w = newResponseWriter(l)
 	l.tick()
 	return l, nil
@@ -205,6 +209,8 @@ func (l *loop) runTasks() {
 			l.forceClose()
 		case taskConn:
 			l.adoptConn(t.fd)
+		case taskHijack:
+			t.reply <- l.hijack(t.w)
 		}
 	}
 	l.spare = tasks[:0]

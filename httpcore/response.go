@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // A ResponseWriter builds the response to one request. The status is 200
@@ -54,6 +55,8 @@ type ResponseWriter struct {
 	flags     rwFlags
 	state     atomic.Uint32 // rwSync, rwAsync, rwEnded
 	rl        relay         // streamed output on its way to the loop
+	wdeadline time.Time     // see SetWriteDeadline
+	wtimer    *time.Timer   // closes the connection at wdeadline
 }
 
 type rwFlags uint16
@@ -232,7 +235,7 @@ func writeBody[T string | []byte](w *ResponseWriter, p T) (int, error) {
 		return len(p), err
 	}
 	if n, herr := streamBody(w, p); herr != nil {
-		return n, herr
+		return n, w.writeErr(herr)
 	}
 	return len(p), err
 }
@@ -283,7 +286,7 @@ func (w *ResponseWriter) Flush() error {
 		return nil // the file goes out as soon as the response ends
 	}
 	w.flags |= rwWroteHeader
-	return w.handOn()
+	return w.writeErr(w.handOn())
 }
 
 // SendFile sends n bytes of f starting at offset as the response body using
@@ -337,13 +340,18 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 // then any goroutine may write the response and must call End exactly once.
 // Until End the loop leaves w alone; responses to requests pipelined behind
 // this one wait and go out after it. Async must be called from ServeHTTP.
-func (w *ResponseWriter) Async() { w.state.CompareAndSwap(rwSync, rwAsync) }
+func (w *ResponseWriter) Async() {
+	if w.state.CompareAndSwap(rwSync, rwAsync) {
+		w.l.readied = true // whoever finishes it is likely made runnable now
+	}
+}
 
 // End finishes a response started with Async. It is safe from any
 // goroutine and never blocks; calls after the first, or without Async, do
 // nothing. The loop queues the response in request order. The
 // ResponseWriter must not be used after End.
 func (w *ResponseWriter) End() {
+	w.stopWriteTimer()
 	if w.state.CompareAndSwap(rwAsync, rwEnded) {
 		w.l.s.postEnd(w)
 	}
@@ -374,4 +382,50 @@ func (w *ResponseWriter) dropFile() {
 // keepAlive reports whether the connection may stay open after w.
 func (w *ResponseWriter) keepAlive() bool {
 	return w.flags&rwKeepAlive != 0 && w.flags&rwClose == 0
+}
+
+// SetWriteDeadline bounds the time for writing the rest of an
+// asynchronous response: once t has passed the connection is closed, and
+// Write and Flush fail with an error wrapping os.ErrDeadlineExceeded. The
+// zero t removes the deadline. Config.WriteTimeout applies as well. It
+// returns ErrNotAsync without Async and ErrResponseEnded after End.
+func (w *ResponseWriter) SetWriteDeadline(t time.Time) error {
+	switch w.state.Load() {
+	case rwSync:
+		return ErrNotAsync
+	case rwEnded:
+		return ErrResponseEnded
+	}
+	w.stopWriteTimer()
+	w.wdeadline = t
+	if !t.IsZero() {
+		w.wtimer = time.AfterFunc(time.Until(t), func() {
+			w.l.s.Post(func() { w.l.writeDeadlinePassed(w) })
+		})
+	}
+	return nil
+}
+
+func (w *ResponseWriter) stopWriteTimer() {
+	if w.wtimer != nil {
+		w.wtimer.Stop()
+		w.wtimer = nil
+	}
+}
+
+// writeErr reports ErrConnClosed as a deadline error if the write
+// deadline closed the connection.
+func (w *ResponseWriter) writeErr(err error) error {
+	if err == ErrConnClosed && !w.wdeadline.IsZero() && !time.Now().Before(w.wdeadline) {
+		return errWriteDeadline
+	}
+	return err
+}
+
+// writeDeadlinePassed closes the connection of w if its response is still
+// being written. Loop only.
+func (l *loop) writeDeadlinePassed(w *ResponseWriter) {
+	if c := w.c; c != nil && c.async == w && c.state != connClosed {
+		l.closeConn(c)
+	}
 }

@@ -41,6 +41,9 @@ type Config struct {
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
+	// OnShutdown functions are called, each on a goroutine of its own, when
+	// the worker starts draining (httpcore.Server.RegisterOnShutdown).
+	OnShutdown []func()
 }
 
 // Info identifies the running worker process.
@@ -126,6 +129,9 @@ func (p *proc) run(h httpcore.Handler) error {
 		return err
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, h)
+	for _, f := range p.cfg.OnShutdown {
+		p.srv.RegisterOnShutdown(f)
+	}
 	server.Store(p.srv)
 	fds, err := ipc.FDs(files)
 	if err != nil {
