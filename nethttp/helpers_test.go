@@ -329,3 +329,5 @@ func readResponse(c *clientConn) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+func closeFD(fd int) { _ = unix.Close(fd) }
