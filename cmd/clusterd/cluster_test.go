@@ -363,6 +363,7 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"stray"}, `unexpected argument "stray"`},
 		{[]string{"--sched", "random"}, `--sched must be shared or rr, got "random"`},
 		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
+		{[]string{"--h2c", "--root", "/tmp"}, "--h2c serves the demo app; it does not combine with --root"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},
 	}
 	for _, tt := range tests {

@@ -15,7 +15,7 @@ import (
 	"github.com/clusterd/clusterd"
 )
 
-const usage = `clusterd - a multi-process HTTP/1.1 server
+const usage = `clusterd - a multi-process HTTP/1.1 (and h2c) server
 
 A master process binds the listening sockets and starts N worker processes;
 each worker receives the sockets over a Unix socket and serves HTTP from its
@@ -64,6 +64,10 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
                             GET and HEAD, index.html, ETag/Last-Modified (304),
                             byte ranges (206/416), sendfile; nothing outside
                             DIR is reachable (.., encoded slashes, symlinks)
+  --h2c                     serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+                            prior knowledge (curl --http2-prior-knowledge) and
+                            Upgrade: h2c (curl --http2). The demo app then runs
+                            as a net/http Handler; not with --root
   --control PATH            control socket, mode 0600, for clusterd ctl
                             (default: $XDG_RUNTIME_DIR/clusterd/master-PID.sock,
                             or /tmp/clusterd-UID/master-PID.sock)
@@ -137,6 +141,7 @@ func parseSize(v string) (int64, error) {
 type serveConfig struct {
 	opts clusterd.Options
 	root string // serve files from here instead of the demo app
+	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 }
 
 // parseServe turns serve's flags into a serveConfig; every error is one line.
@@ -157,6 +162,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&opts.Control, "control", "", "")
 	fs.StringVar(&opts.Sched, "sched", "shared", "")
 	fs.StringVar(&cfg.root, "root", "", "")
+	fs.BoolVar(&cfg.h2c, "h2c", false, "")
 	fs.DurationVar(&opts.HTTP.IdleTimeout, "idle-timeout", 5*time.Second, "")
 	fs.DurationVar(&opts.HTTP.HeaderTimeout, "header-timeout", 10*time.Second, "")
 	fs.DurationVar(&opts.HTTP.RequestTimeout, "request-timeout", 60*time.Second, "")
@@ -180,6 +186,9 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxHeaderBytes = int(maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(maxBody)
 	opts.LogJSON = logFormat == "json"
+	if cfg.h2c && cfg.root != "" {
+		return cfg, errors.New("--h2c serves the demo app; it does not combine with --root")
+	}
 	return cfg, validate(fs, *opts, logFormat)
 }
 

@@ -71,7 +71,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if wrapApp != nil {
 		h = wrapApp(h)
 	}
-	if err := clusterd.Run(cfg.opts, h); err != nil {
+	if cfg.h2c {
+		cfg.opts.H2C = true
+		err = clusterd.RunHTTP(cfg.opts, demoHTTP())
+	} else {
+		err = clusterd.Run(cfg.opts, h)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
 		return 1
 	}
