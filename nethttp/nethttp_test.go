@@ -230,7 +230,6 @@ func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string
 	return resp, string(b)
 }
 
-
 func TestNetHTTPMaxBody(t *testing.T) {
 	called := make(chan string, 4)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
