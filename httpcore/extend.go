@@ -130,6 +130,11 @@ func (b *Body) SetReadDeadline(t time.Time) { (*bodyPipe)(b).setReadDeadline(t) 
 
 var _ io.ReadCloser = (*Body)(nil)
 
+// SetReason sets the reason phrase of the status line, instead of
+// StatusText's; CR, LF and NUL become spaces. Call it before the head goes
+// out.
+func (w *ResponseWriter) SetReason(reason string) { w.reason = cleanValue(reason) }
+
 // SniffContentType makes the head carry a Content-Type detected from the
 // first bytes of the body (as net/http's DetectContentType does) when the
 // handler set none, the status allows a body and the body written before

@@ -55,6 +55,7 @@ type ResponseWriter struct {
 	flags     rwFlags
 	state     atomic.Uint32 // rwSync, rwAsync, rwEnded
 	rl        relay         // streamed output on its way to the loop
+	reason    string        // reason phrase for the status line; "": StatusText
 	wdeadline time.Time     // see SetWriteDeadline
 	wtimer    *time.Timer   // closes the connection at wdeadline
 }
@@ -137,6 +138,7 @@ func (w *ResponseWriter) reset() {
 	w.body = w.body[:0]
 	w.c = nil
 	w.status = 200
+	w.reason = ""
 	w.discarded = 0
 	w.length = -1
 	w.written = 0

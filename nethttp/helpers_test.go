@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -331,3 +332,6 @@ func readResponse(c *clientConn) (string, error) {
 }
 
 func closeFD(fd int) { _ = unix.Close(fd) }
+
+// nullLog silences net/http's server log.
+func nullLog() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type responseWriter struct {
 	hdr     http.Header
 	status  int      // the final status, once written
 	trailer []string // trailer fields declared by the Trailer header
+	sniff   bool     // HEAD: Content-Type is still to be sniffed
 }
 
 var (
@@ -55,7 +57,18 @@ func (rw *responseWriter) WriteHeader(code int) {
 		rw.status = code
 		rw.copyHeader()
 		rw.w.WriteHeader(code)
+		if text := statusText(code); text != httpcore.StatusText(code) {
+			rw.w.SetReason(text)
+		}
 	}
+}
+
+// statusText is the reason phrase net/http sends.
+func statusText(code int) string {
+	if text := http.StatusText(code); text != "" {
+		return text
+	}
+	return "status code " + strconv.Itoa(code)
 }
 
 // copyHeader hands the header fields to the ResponseWriter, in key order.
@@ -70,6 +83,7 @@ func (rw *responseWriter) copyHeader() {
 	}
 	if _, ok := rw.hdr["Content-Type"]; !ok && len(rw.hdr["Transfer-Encoding"]) == 0 {
 		rw.w.SniffContentType()
+		rw.sniff = rw.req.Method == "HEAD" // the engine keeps no HEAD body to sniff
 	}
 	for _, v := range rw.hdr["Trailer"] {
 		for _, k := range strings.Split(v, ",") {
@@ -107,22 +121,50 @@ func (rw *responseWriter) writeInterim(code int) {
 }
 
 func (rw *responseWriter) Write(p []byte) (int, error) {
-	if err := rw.beforeWrite(); err != nil {
+	if err := rw.beforeWrite(len(p)); err != nil {
 		return 0, err
+	}
+	if rw.sniff && len(p) > 0 {
+		rw.sniffHead(p)
 	}
 	n, err := rw.w.Write(p)
 	return n, netError(err)
 }
 
 func (rw *responseWriter) WriteString(s string) (int, error) {
-	if err := rw.beforeWrite(); err != nil {
+	if err := rw.beforeWrite(len(s)); err != nil {
 		return 0, err
+	}
+	if rw.sniff && len(s) > 0 {
+		rw.sniffHead([]byte(s[:min(len(s), 512)]))
 	}
 	n, err := rw.w.WriteString(s)
 	return n, netError(err)
 }
 
-func (rw *responseWriter) beforeWrite() error {
+// sniffHead sets the Content-Type of a HEAD response from the first bytes
+// written, as net/http does.
+func (rw *responseWriter) sniffHead(p []byte) {
+	rw.sniff = false
+	if rw.w.Written() == 0 && rw.status >= 200 && rw.status != 204 && rw.status != 304 {
+		rw.w.SetHeader("Content-Type", http.DetectContentType(p))
+	}
+}
+
+// beforeWrite writes the status if the handler did not, and refuses n
+// more bytes as net/http does: after Hijack, for 101, and past the
+// Content-Length the handler set (then nothing of them is written).
+func (rw *responseWriter) beforeWrite(n int) error {
+	if err := rw.checkWrite(); err != nil {
+		return err
+	}
+	if cl := rw.w.ContentLength(); cl >= 0 && rw.w.Written()+int64(n) > cl && rw.req.Method != "HEAD" {
+		return http.ErrContentLength
+	}
+	return nil
+}
+
+func (rw *responseWriter) checkWrite() error {
 	switch {
 	case rw.j.hijacked:
 		return http.ErrHijacked
@@ -150,7 +192,7 @@ func (rw *responseWriter) Flush() { _ = rw.FlushError() }
 
 // FlushError sends what was written so far; http.ResponseController uses it.
 func (rw *responseWriter) FlushError() error {
-	if err := rw.beforeWrite(); err != nil {
+	if err := rw.checkWrite(); err != nil {
 		return err
 	}
 	return rw.w.Flush()
@@ -258,6 +300,14 @@ func (rw *responseWriter) end() {
 // trailers returns the trailer fields: the declared ones and those set with
 // http.TrailerPrefix.
 func (rw *responseWriter) trailers() []httpcore.Field {
+	fields := rw.collectTrailers()
+	slices.SortStableFunc(fields, func(a, b httpcore.Field) int { return strings.Compare(a.Name, b.Name) })
+	return fields
+}
+
+// collectTrailers returns the trailer fields, in key order as net/http
+// writes them.
+func (rw *responseWriter) collectTrailers() []httpcore.Field {
 	var fields []httpcore.Field
 	for _, k := range rw.trailer {
 		for _, v := range rw.hdr[k] {
