@@ -3,7 +3,6 @@ module github.com/clusterd/clusterd
 go 1.26.0
 
 require (
-	github.com/go-chi/chi/v5 v5.5.0
 	github.com/hashicorp/go-hclog v1.6.3
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
