@@ -50,6 +50,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/master"
 	"github.com/clusterd/clusterd/nethttp"
 	"github.com/clusterd/clusterd/worker"
@@ -125,7 +126,7 @@ func Run(opts Options, h httpcore.Handler) error {
 	}
 	level := hclog.LevelFromString(opts.LogLevel)
 	if level == hclog.NoLevel {
-		level = hclog.Info
+		level = hclog.LevelFromString(defaults.LogLevel)
 	}
 	if worker.IsWorker() {
 		hooks := opts.onShutdown

@@ -103,3 +103,14 @@ func skipResponse(br *bufio.Reader, n int) error {
 	_, err := io.CopyN(io.Discard, br, int64(n))
 	return err
 }
+
+// BenchmarkStatusLine appends the status lines of a few common responses.
+func BenchmarkStatusLine(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, code := range [...]int{200, 404, 304, 500} {
+			buf = appendStatusLine(buf[:0], code)
+		}
+	}
+}

@@ -26,12 +26,13 @@ var (
 
 // bodyIn is the loop's side of a request body streamed to a handler.
 type bodyIn struct {
-	pipe   *bodyPipe
-	start  int64 // loop time reading began or resumed: RequestTimeout runs from it
-	left   int64 // Content-Length bytes still to come; -1 for chunked
-	dec    chunkDecoder
-	paused bool // the pipe is full
-	failed bool // the body ended in an error
+	pipe    *bodyPipe
+	start   int64 // loop time reading began or resumed: RequestTimeout runs from it
+	left    int64 // Content-Length bytes still to come; -1 for chunked
+	dec     chunkDecoder
+	trailer []field // of a chunked body, passed on at its end
+	paused  bool    // the pipe is full
+	failed  bool    // the body ended in an error
 }
 
 func (b *bodyIn) reading() bool { return !b.paused && !b.failed }
@@ -56,7 +57,7 @@ func (l *loop) newBodyIn(c *conn, r *Request, p *pendingReq) *bodyIn {
 	if b.start == 0 {
 		b.start = l.now
 	}
-	b.pipe = newBodyPipe(l.s, r.flags&reqExpect100 != 0)
+	b.pipe = newBodyPipe(l, r.flags&reqExpect100 != 0)
 	b.pipe.resume = func() { l.resumeBody(c, b) }
 	return b
 }
@@ -88,7 +89,6 @@ func (l *loop) feedBody(c *conn, data []byte) int {
 		return 0
 	}
 	n, done, err := b.feed(data, &l.lim)
-	l.readied = true // the reader, if it waited
 	switch {
 	case err != nil:
 		l.failBody(c, err)
@@ -117,7 +117,6 @@ func (l *loop) failBody(c *conn, err error) {
 	if b := c.body; !b.failed {
 		b.failed = true
 		b.pipe.fail(err)
-		l.readied = true
 	}
 }
 
@@ -147,25 +146,21 @@ func (b *bodyIn) feed(data []byte, lim *limits) (int, bool, error) {
 }
 
 func (b *bodyIn) feedChunked(data []byte, lim *limits) (int, bool, error) {
-	d := &b.dec
-	off := 0
-	for off < len(data) && d.state != decDone {
-		n, err := d.step(data[off:], lim, b.pipe)
-		off += n
-		d.encoded += int64(n)
-		switch {
-		case err == errPipeFull:
-			b.paused = true
-			return off, false, nil
-		case err == errIncomplete:
-			return off, false, nil
-		case err != nil:
-			return off, false, err
-		}
+	n, err := b.dec.decode(data, lim, b.pipe.write, b.addTrailer)
+	switch err {
+	case nil:
+		b.pipe.end(b.trailer)
+		return n, true, nil
+	case errPipeFull:
+		b.paused = true
+		return n, false, nil
+	case errIncomplete:
+		return n, false, nil
 	}
-	if d.state != decDone {
-		return off, false, nil
-	}
-	b.pipe.end(d.trailer)
-	return off, true, nil
+	return n, false, err
+}
+
+// addTrailer keeps a copy of a trailer field of a chunked body.
+func (b *bodyIn) addTrailer(name, value []byte) {
+	b.trailer = append(b.trailer, field{string(name), string(value)})
 }

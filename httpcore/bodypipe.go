@@ -30,13 +30,13 @@ type bodyPipe struct {
 	deadline time.Time   // Read fails once it has passed; zero: none
 	timer    *time.Timer // wakes a waiting reader at the deadline
 
-	s      *Server
+	l      *loop
 	resume func()          // posted to the loop to resume reading
 	w      *ResponseWriter // answers Expect: 100-continue
 }
 
-func newBodyPipe(s *Server, expect bool) *bodyPipe {
-	p := &bodyPipe{s: s, expect: expect}
+func newBodyPipe(l *loop, expect bool) *bodyPipe {
+	p := &bodyPipe{l: l, expect: expect}
 	p.readable.L = &p.mu
 	return p
 }
@@ -61,7 +61,7 @@ func (p *bodyPipe) write(b []byte) int {
 	}
 	if n > 0 {
 		p.buf = append(p.buf, b[:n]...)
-		p.readable.Signal()
+		p.l.wake(p.readable.Signal)
 	}
 	return n
 }
@@ -70,7 +70,7 @@ func (p *bodyPipe) write(b []byte) int {
 func (p *bodyPipe) end(trailer []field) {
 	p.mu.Lock()
 	p.eof, p.trailer = true, trailer
-	p.readable.Broadcast()
+	p.l.wake(p.readable.Broadcast)
 	p.mu.Unlock()
 }
 
@@ -80,7 +80,7 @@ func (p *bodyPipe) fail(err error) {
 	if !p.eof && p.err == nil {
 		p.err = err
 	}
-	p.readable.Broadcast()
+	p.l.wake(p.readable.Broadcast)
 	p.mu.Unlock()
 }
 
@@ -103,7 +103,7 @@ func (p *bodyPipe) Read(b []byte) (int, error) {
 	err := p.readErr(n, len(b))
 	p.mu.Unlock()
 	if resume {
-		p.s.Post(p.resume)
+		p.l.s.Post(p.resume)
 	}
 	return n, err
 }

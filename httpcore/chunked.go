@@ -2,93 +2,197 @@ package httpcore
 
 import "bytes"
 
-// Chunked request bodies (RFC 9112 7.1) are validated as they arrive,
-// resuming where the previous read stopped, and only once complete are their
-// data moved together in place, so the handler sees one contiguous body.
-
-// chunkScan is the progress of validating a chunked body across reads.
-// Offsets are from the start of the request. A line (chunk-size or
-// trailer field) that arrives in pieces is parsed again only once a line
-// feed has arrived after the part already scanned, or the line has crossed
-// its limit, and chunk data is not looked at until all of it is there: a
-// body trickled a byte per read costs linear time, like a trickled head.
-type chunkScan struct {
-	pos     int   // start of the next chunk-size or trailer line
-	body    int64 // data bytes in the chunks scanned so far
-	trailer int   // start of the trailer section; 0 while in chunks
-	dataEnd int   // end of the data of the chunk at pos; 0 when pos is at a line
-	fields  int32 // trailer fields scanned so far
-	scanned int32 // bytes from pos scanned without finding a line feed
+// Chunked request bodies (RFC 9112 7.1) are decoded by one incremental
+// decoder, for both ways a body reaches a handler: buffered for a handler
+// that takes it whole, its data moved together in place after the head as
+// they arrive (scanChunked), or streamed through a pipe (bodyIn). It
+// resumes where the previous input stopped. A line (chunk-size or trailer
+// field) that arrives in pieces is parsed again only once a line feed has
+// arrived after the part already scanned, or the line has crossed its
+// limit, so a body trickled a byte per read costs linear time, like a
+// trickled head.
+type chunkDecoder struct {
+	state   uint8
+	scanned int32 // bytes of the current line scanned without a line feed
+	fields  int32 // trailer fields so far
+	tbytes  int32 // trailer section bytes so far
+	left    int64 // data bytes left in the current chunk
+	total   int64 // data bytes declared so far
+	encoded int64 // body bytes used so far, framing included
 }
 
-// scanChunked validates the chunked body of the request at the start of b,
-// whose head is headLen bytes, from s.pos on. It returns the length of the
-// whole message, errIncomplete, or a *protoError.
-func scanChunked(b []byte, headLen int, s *chunkScan, lim *limits) (int, error) {
-	if s.pos == 0 {
-		s.pos = headLen
-	}
-	for s.trailer == 0 {
-		if s.dataEnd == 0 {
-			if err := s.nextChunk(b, headLen, lim); err != nil {
-				return 0, err
-			}
-			if s.trailer != 0 {
-				break
-			}
+// chunkDecoder states, in the order they come.
+const (
+	decSize    uint8 = iota // a chunk-size line
+	decData                 // chunk data
+	decDataEnd              // the CRLF after chunk data
+	decTrailer              // trailer field lines, up to the empty line
+	decDone                 // the body is complete
+)
+
+// decode decodes what it can of b, the body from where the previous call
+// stopped, and returns how many bytes it used. Chunk data go to take,
+// which returns how much of them it took, and trailer fields to field
+// unless it is nil. The error is nil once the body is complete,
+// errIncomplete when b ends first, errPipeFull when take took less than it
+// was given, or a *protoError: the rules and limits are those of a head
+// (strict hex sizes and extensions, a chunk-size line of at most
+// maxChunkLine bytes, MaxBodyBytes of data, framing that may not outweigh
+// the data, and trailers bounded like a head).
+func (d *chunkDecoder) decode(b []byte, lim *limits, take func([]byte) int, field func(name, value []byte)) (int, error) {
+	off := 0
+	for d.state != decDone {
+		if off == len(b) {
+			return off, errIncomplete
 		}
-		if s.dataEnd+2 > len(b) {
+		n, err := d.step(b[off:], lim, take, field)
+		off += n
+		d.encoded += int64(n)
+		if err != nil {
+			return off, err
+		}
+	}
+	return off, nil
+}
+
+// step decodes the element at the start of b: a chunk-size line, data, the
+// CRLF after data, or a trailer line. It returns the bytes it used.
+func (d *chunkDecoder) step(b []byte, lim *limits, take func([]byte) int, field func(name, value []byte)) (int, error) {
+	switch d.state {
+	case decSize:
+		return d.sizeLine(b, lim)
+	case decData:
+		k := int(min(int64(len(b)), d.left))
+		n := take(b[:k])
+		if d.left -= int64(n); d.left == 0 {
+			d.state = decDataEnd
+		}
+		if n < k {
+			return n, errPipeFull
+		}
+		return n, nil
+	case decDataEnd:
+		switch {
+		case b[0] != '\r', len(b) > 1 && b[1] != '\n':
+			return 0, errBadChunk
+		case len(b) < 2:
 			return 0, errIncomplete
 		}
-		if b[s.dataEnd] != '\r' || b[s.dataEnd+1] != '\n' {
-			return 0, errBadChunk
-		}
-		s.pos, s.dataEnd = s.dataEnd+2, 0
+		d.state = decSize
+		return 2, nil
 	}
-	return scanTrailers(b, s, lim)
+	return d.trailerLine(b, lim, field)
 }
 
-// nextChunk parses the chunk-size line at s.pos: it moves on to the
-// chunk's data (s.dataEnd), or to the trailer section after the last
-// chunk.
-func (s *chunkScan) nextChunk(b []byte, headLen int, lim *limits) error {
-	if !s.lineMayEnd(b, maxChunkLine) {
-		return errIncomplete
+func (d *chunkDecoder) sizeLine(b []byte, lim *limits) (int, error) {
+	if !d.lineMayEnd(b, maxChunkLine) {
+		return 0, errIncomplete
 	}
-	size, data, err := parseChunkSize(b, s.pos, lim.maxBody-s.body)
+	size, data, err := parseChunkSize(b, 0, lim.maxBody-d.total)
 	if err != nil {
-		s.noteIncomplete(b, err)
-		return err
+		d.noteIncomplete(b, err)
+		return 0, err
 	}
-	s.scanned = 0
+	d.scanned = 0
+	if size > 0 && d.encoded+int64(data)+size+2 > lim.maxChunked {
+		return 0, errBodyTooLarge // framing may not outweigh the data
+	}
+	d.total += size
+	d.left = size
+	d.state = decData
 	if size == 0 {
-		s.pos, s.trailer = data, data
-		return nil
+		d.state = decTrailer
 	}
-	end := data + int(size) // no overflow: size <= maxBody
-	if int64(end+2-headLen) > lim.maxChunked {
-		return errBodyTooLarge
-	}
-	s.body += size
-	s.pos, s.dataEnd = data, end
-	return nil
+	return data, nil
 }
 
-// lineMayEnd reports whether the line at s.pos, at most limit bytes before
-// its CRLF, may now be complete or invalid: a line feed arrived after the
-// part scanned before, or the line is over its limit.
-func (s *chunkScan) lineMayEnd(b []byte, limit int) bool {
-	from := s.pos + int(s.scanned)
-	return len(b)-s.pos > limit || from < len(b) && bytes.IndexByte(b[from:], '\n') >= 0
+// trailerLine reads one trailer field line, or the empty line that ends the
+// body, within the head size limit.
+func (d *chunkDecoder) trailerLine(b []byte, lim *limits, field func(name, value []byte)) (int, error) {
+	room := lim.maxHeader - int(d.tbytes)
+	tb := b[:min(len(b), room)]
+	if len(tb) < room && !d.lineMayEnd(tb, room) {
+		return 0, errIncomplete
+	}
+	n, err := d.parseTrailer(tb, lim, field)
+	d.noteIncomplete(tb, err)
+	switch {
+	case err == errIncomplete && len(tb) == room:
+		return 0, errTrailerTooLarge
+	case err != nil:
+		return 0, err
+	}
+	d.scanned = 0
+	d.tbytes += int32(n)
+	return n, nil
 }
 
-// noteIncomplete records, after err from parsing the line at s.pos, how much
-// of it was scanned.
-func (s *chunkScan) noteIncomplete(b []byte, err error) {
+func (d *chunkDecoder) parseTrailer(b []byte, lim *limits, field func(name, value []byte)) (int, error) {
+	if end, err := fieldsEnd(b, 0); end != 0 || err != nil {
+		if end != 0 {
+			d.state = decDone
+		}
+		return end, err
+	}
+	name, value, next, err := parseField(b, 0)
+	if err != nil {
+		return 0, err
+	}
+	if d.fields++; int(d.fields) > lim.maxFields {
+		return 0, errTooManyFields
+	}
+	if field != nil {
+		field(name, value)
+	}
+	return next, nil
+}
+
+// lineMayEnd reports whether the line at the start of b, at most limit
+// bytes before its CRLF, may now be complete or invalid: a line feed
+// arrived after the part scanned before, or the line is over its limit.
+func (d *chunkDecoder) lineMayEnd(b []byte, limit int) bool {
+	return len(b) > limit || int(d.scanned) < len(b) && bytes.IndexByte(b[d.scanned:], '\n') >= 0
+}
+
+// noteIncomplete records, after err from parsing the line at the start of
+// b, how much of it was scanned.
+func (d *chunkDecoder) noteIncomplete(b []byte, err error) {
 	if err == errIncomplete {
-		s.scanned = int32(len(b) - s.pos)
+		d.scanned = int32(len(b))
 	}
 }
+
+// chunkScan is the progress of a chunked body buffered whole for its
+// handler. Offsets are from the start of the request, so they stay right
+// when the buffer moves.
+type chunkScan struct {
+	dec  chunkDecoder
+	pos  int // the next byte to decode
+	data int // end of the data moved together after the head
+}
+
+// scanChunked decodes the chunked body of the request at the start of b,
+// whose head is headLen bytes, from where the previous call stopped,
+// moving its data together after the head. It returns the length of the
+// whole request, errIncomplete, or a *protoError.
+func scanChunked(b []byte, headLen int, s *chunkScan, lim *limits) (int, error) {
+	if s.pos == 0 {
+		s.pos, s.data = headLen, headLen
+	}
+	n, err := s.dec.decode(b[s.pos:], lim, func(p []byte) int {
+		s.data += copy(b[s.data:], p)
+		return len(p)
+	}, nil)
+	s.pos += n
+	if err != nil {
+		return 0, err
+	}
+	return s.pos, nil
+}
+
+// trailer returns the offset of the trailer section of a body scanned to
+// its end.
+func (s *chunkScan) trailer() int { return s.pos - int(s.dec.tbytes) }
 
 // parseChunkSize parses chunk-size [ chunk-ext ] CRLF at b[i:]: strict hex
 // (no sign, no "0x", no whitespace), at most room, the extensions checked
@@ -235,62 +339,4 @@ func nextExtState(st extState, c byte) extState {
 		}
 	}
 	return extBad
-}
-
-// scanTrailers validates the trailer section from s.pos, bounded like a
-// head, and returns the length of the whole message.
-func scanTrailers(b []byte, s *chunkScan, lim *limits) (int, error) {
-	limit := s.trailer + lim.maxHeader
-	tb := b[:min(len(b), limit)]
-	for {
-		if len(tb) < limit && !s.lineMayEnd(tb, lim.maxHeader) {
-			return 0, errIncomplete
-		}
-		next, err := trailerLine(tb, s.pos)
-		s.noteIncomplete(tb, err)
-		switch {
-		case err == errIncomplete && len(tb) == limit:
-			return 0, errTrailerTooLarge
-		case err != nil:
-			return 0, err
-		case next < 0:
-			return -next, nil
-		}
-		if s.fields++; int(s.fields) > lim.maxFields {
-			return 0, errTooManyFields
-		}
-		s.pos, s.scanned = next, 0
-	}
-}
-
-// trailerLine checks the field line at b[i:] and returns where the next
-// begins, or minus the end of the section if b[i:] is the final CRLF.
-func trailerLine(b []byte, i int) (int, error) {
-	if end, err := fieldsEnd(b, i); end != 0 || err != nil {
-		return -end, err
-	}
-	_, _, next, err := parseField(b, i)
-	return next, err
-}
-
-// dechunk moves the data of the validated chunked body after the head
-// together in place. It returns the body length and the offset of the
-// trailer section.
-func dechunk(b []byte, headLen int) (n, trailer int) {
-	dst, i := headLen, headLen
-	for {
-		size := 0
-		for ; hexTable[b[i]] >= 0; i++ {
-			size = size<<4 | int(hexTable[b[i]])
-		}
-		for b[i] != '\n' {
-			i++
-		}
-		i++
-		if size == 0 {
-			return dst - headLen, i
-		}
-		dst += copy(b[dst:], b[i:i+size])
-		i += size + 2
-	}
 }

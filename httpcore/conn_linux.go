@@ -49,7 +49,7 @@ func (l *loop) onReadable(c *conn) {
 		return
 	}
 	c.flags &^= connNeedInput
-	data := l.rbuf[:n]
+	data := buf[:n] // n may exceed len(l.rbuf) when buf is c's own buffer
 	if inConn {
 		c.in = c.in[:len(c.in)+n]
 		data = c.in
@@ -80,8 +80,7 @@ func (l *loop) clientGone(c *conn) {
 		l.failBody(c, errBodyEOF)
 	}
 	if c.async != nil {
-		c.async.rl.clientGone()
-		l.readied = true // the context's waiters
+		c.async.rl.clientGone(l)
 	}
 }
 
@@ -196,8 +195,8 @@ func (l *loop) flush(c *conn) bool {
 	if !l.writeOut(c) || c.bufferedOut() == 0 && c.file != nil && !l.writeFile(c) {
 		return false
 	}
-	if c.async != nil && c.async.rl.drained(c.pendingOut()) {
-		l.readied = true
+	if c.async != nil {
+		c.async.rl.drained(l, c.pendingOut())
 	}
 	return true
 }

@@ -103,7 +103,7 @@ var (
 func (b *Body) Read(p []byte) (int, error) {
 	n, err := (*bodyPipe)(b).Read(p)
 	if err == errBodyTooLarge {
-		err = &BodyTooLargeError{Limit: newLimits(b.s.cfg).maxBody}
+		err = &BodyTooLargeError{Limit: b.l.lim.maxBody}
 	}
 	return n, err
 }

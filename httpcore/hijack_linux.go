@@ -91,14 +91,13 @@ func (l *loop) hijack(w *ResponseWriter) hijackReply {
 	l.drainRelay(c, w)
 	r := hijackReply{fd: c.fd, in: clone(c.in), out: clone(c.out[c.outOff:])}
 	w.rl.gone = nil
-	w.rl.fail()
+	w.rl.fail(l)
 	if c.body != nil {
 		c.body.pipe.fail(ErrHijacked)
 		c.body = nil
 	}
 	l.detach(c)
 	l.s.requests.Add(1)
-	l.readied = true // the goroutine waiting in Hijack
 	return r
 }
 

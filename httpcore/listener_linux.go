@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // A listener is the loop's duplicate of a listening socket.
@@ -35,9 +37,9 @@ func (l *loop) listen(fds []int) error {
 }
 
 func dupListener(fd int) (int, error) {
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	nfd, err := rawfd.Dup(fd)
 	if err != nil {
-		return -1, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+		return -1, err
 	}
 	if err := unix.SetNonblock(nfd, true); err != nil {
 		_ = unix.Close(nfd)

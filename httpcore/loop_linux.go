@@ -3,6 +3,7 @@ package httpcore
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,11 +38,16 @@ type loop struct {
 	epoch     time.Time
 	now       int64 // loop time: nanoseconds since epoch, never 0
 	highWater int
-	goid      uint64 // the loop goroutine, which writers must never block
-	readied   bool   // the loop made goroutines runnable this iteration
+	readied   bool // the loop made goroutines runnable this iteration
 
 	streamBodies bool // the handler takes request bodies as they arrive (StreamingHandler)
 	h2Preface    bool // the handler takes HTTP/2 prior-knowledge connections
+	// userOnLoop is set while the loop goroutine runs user code that may
+	// write to an asynchronous response: a handler after Async, or a
+	// posted function. Such writes must not wait for room: only the loop
+	// can make it. (A write from another goroutine meanwhile does not wait
+	// either; the loop runs user code only briefly.)
+	userOnLoop atomic.Bool
 
 	draining     bool
 	fatal        error // why the loop is draining on its own
@@ -69,7 +75,6 @@ func newLoop(s *Server) (*loop, error) {
 		highWater: highWater,
 	}
 	l.debug = l.log.IsDebug()
-	l.goid = goroutineID()
 	_, l.streamBodies = s.h.(StreamingHandler)
 	if ph, ok := s.h.(HTTP2PrefaceHandler); ok {
 		l.h2Preface = ph.HTTP2Preface()
@@ -150,6 +155,15 @@ func (l *loop) yieldIfReadied() {
 	}
 }
 
+// wake runs f, which makes goroutines waiting on the loop runnable: it
+// signals a condition they wait on, cancels their context or starts one.
+// It is the only way the loop wakes a goroutine, so that it always lets
+// them run before it blocks (yieldIfReadied).
+func (l *loop) wake(f func()) {
+	f()
+	l.readied = true
+}
+
 // tick reads the clock once per iteration: loop time, the Date line and
 // Stats.LastTick.
 func (l *loop) tick() {
@@ -198,7 +212,9 @@ func (l *loop) runTasks() {
 		tasks[i] = task{}
 		switch t.kind {
 		case taskFunc:
+			l.userOnLoop.Store(true)
 			t.f()
+			l.userOnLoop.Store(false)
 		case taskEnd:
 			l.endAsync(t.w)
 		case taskTake:
@@ -210,7 +226,7 @@ func (l *loop) runTasks() {
 		case taskConn:
 			l.adoptConn(t.fd)
 		case taskHijack:
-			t.reply <- l.hijack(t.w)
+			l.wake(func() { t.reply <- l.hijack(t.w) })
 		}
 	}
 	l.spare = tasks[:0]
@@ -272,16 +288,13 @@ func (l *loop) closeConn(c *conn) {
 	l.releaseIn(c)
 	l.releaseOut(c)
 	c.setState(connClosed)
-	if c.body != nil || c.async != nil {
-		l.readied = true
-	}
 	l.dropBody(c, errBodyEOF)
 	if c.file != nil {
 		c.file.close()
 		c.file = nil
 	}
 	if c.async != nil {
-		c.async.rl.fail()
+		c.async.rl.fail(l)
 	}
 	l.nconns--
 	l.s.conns.Add(-1)

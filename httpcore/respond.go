@@ -54,7 +54,7 @@ func (l *loop) finishStream(c *conn, w *ResponseWriter) {
 		w.startStream() // chunked, to carry trailer fields
 	}
 	if len(w.body) > 0 {
-		w.body, _, _ = w.rl.hand(l, w.body, false)
+		w.body, _, _ = w.rl.hand(w.body, false)
 	}
 	l.drainRelay(c, w)
 	if w.flags&rwChunked != 0 {
@@ -131,7 +131,5 @@ func (l *loop) drainRelay(c *conn, w *ResponseWriter) {
 	c.out = out
 	rl.queued = 0
 	rl.pending = c.pendingOut()
-	if rl.wake() {
-		l.readied = true
-	}
+	rl.wake(l)
 }

@@ -344,7 +344,10 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 // this one wait and go out after it. Async must be called from ServeHTTP.
 func (w *ResponseWriter) Async() {
 	if w.state.CompareAndSwap(rwSync, rwAsync) {
-		w.l.readied = true // whoever finishes it is likely made runnable now
+		w.l.userOnLoop.Store(true) // until ServeHTTP returns
+		// Whoever finishes the response is likely made runnable now, as
+		// by wake: let it run before the loop blocks.
+		w.l.readied = true
 	}
 }
 

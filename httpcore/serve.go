@@ -146,8 +146,8 @@ func (l *loop) maybeContinue(c *conn, r *Request, n int) {
 	}
 }
 
-// setBody points r.body at the complete body, de-chunking it in place and
-// reading its trailer fields.
+// setBody points r.body at the complete body (a chunked one was moved
+// together in place by scanChunked) and reads its trailer fields.
 func (l *loop) setBody(r *Request, p *pendingReq, b []byte) error {
 	if p.bodyLen >= 0 {
 		if p.bodyLen > 0 {
@@ -155,11 +155,10 @@ func (l *loop) setBody(r *Request, p *pendingReq, b []byte) error {
 		}
 		return nil
 	}
-	n, trailer := dechunk(b, p.headLen)
-	if n > 0 {
-		r.body = b[p.headLen : p.headLen+n]
+	if s := &p.chunk; s.data > p.headLen {
+		r.body = b[p.headLen:s.data]
 	}
-	_, err := r.parseFields(b, trailer, &l.lim, true)
+	_, err := r.parseFields(b, p.chunk.trailer(), &l.lim, true)
 	return err
 }
 
@@ -204,6 +203,9 @@ func (l *loop) dispatch(c *conn, r *Request) {
 // callHandler runs the handler and reports false if it panicked.
 func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
 	defer func() {
+		if l.userOnLoop.Load() { // set by Async
+			l.userOnLoop.Store(false)
+		}
 		if v := recover(); v != nil {
 			l.log.Error("handler panic", "panic", v, "method", r.method, "target", r.target,
 				"stack", string(debug.Stack()))

@@ -1,11 +1,6 @@
 package httpcore
 
-import (
-	"bytes"
-	"runtime"
-	"strconv"
-	"sync"
-)
+import "sync"
 
 // A relay carries a streamed response from the goroutine writing it to the
 // loop, which copies it into the connection's output. It bounds what is in
@@ -93,14 +88,15 @@ func (rl *relay) markPosted() bool {
 	return true
 }
 
-// hand gives the loop body, after waiting for room if wait is set, and
-// returns an empty buffer for the next bytes, or the error that makes the
-// bytes pointless. It reports whether a take must be posted.
-func (rl *relay) hand(l *loop, body []byte, wait bool) ([]byte, bool, error) {
+// hand gives the loop body, after waiting for room if wait is set (never
+// on the loop goroutine, which alone can drain the output), and returns an
+// empty buffer for the next bytes, or the error that makes the bytes
+// pointless. It reports whether a take must be posted.
+func (rl *relay) hand(body []byte, wait bool) ([]byte, bool, error) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	if wait {
-		rl.waitRoom(l)
+		rl.waitRoom()
 	}
 	if rl.err != nil {
 		return body[:0], false, rl.err
@@ -113,17 +109,9 @@ func (rl *relay) hand(l *loop, body []byte, wait bool) ([]byte, bool, error) {
 	return body, rl.markPosted(), nil
 }
 
-// waitRoom waits while too much output is in flight, unless the caller is
-// the loop goroutine itself, which alone can drain it. rl.mu is held.
-func (rl *relay) waitRoom(l *loop) {
-	checked := false
+// waitRoom waits while too much output is in flight. rl.mu is held.
+func (rl *relay) waitRoom() {
 	for rl.err == nil && rl.queued+rl.pending > streamHighWater {
-		if !checked {
-			if goroutineID() == l.goid {
-				return
-			}
-			checked = true
-		}
 		rl.waiting = true
 		rl.room.Wait()
 	}
@@ -141,42 +129,39 @@ func (rl *relay) takeFree() []byte {
 
 // fail tells writers the connection is gone and drops what they handed
 // over. Loop only.
-func (rl *relay) fail() {
+func (rl *relay) fail(l *loop) {
 	rl.mu.Lock()
 	rl.err = ErrConnClosed
 	rl.interim, rl.head, rl.data, rl.free = nil, nil, nil, nil
 	rl.queued = 0
-	rl.room.Broadcast()
+	l.wake(rl.room.Broadcast)
 	rl.mu.Unlock()
-	rl.clientGone()
+	rl.clientGone(l)
 }
 
 // clientGone runs the gone hook once. Loop only.
-func (rl *relay) clientGone() {
+func (rl *relay) clientGone(l *loop) {
 	if f := rl.gone; f != nil {
 		rl.gone = nil
-		f()
+		l.wake(f)
 	}
 }
 
 // drained records the connection's unwritten output and wakes a waiting
-// writer once it is low enough; it reports whether it did. Loop only.
-func (rl *relay) drained(pending int) bool {
+// writer once it is low enough. Loop only.
+func (rl *relay) drained(l *loop, pending int) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	rl.pending = pending
-	return rl.wake()
+	rl.wake(l)
 }
 
-// wake signals a waiting writer if there is room, and reports whether it
-// did. rl.mu is held.
-func (rl *relay) wake() bool {
-	if !rl.waiting || rl.queued+rl.pending > streamLowWater {
-		return false
+// wake wakes a waiting writer if there is room. rl.mu is held; loop only.
+func (rl *relay) wake(l *loop) {
+	if rl.waiting && rl.queued+rl.pending <= streamLowWater {
+		rl.waiting = false
+		l.wake(rl.room.Broadcast)
 	}
-	rl.waiting = false
-	rl.room.Broadcast()
-	return true
 }
 
 // handOn hands the buffered body on towards the connection, with the head
@@ -186,8 +171,8 @@ func (w *ResponseWriter) handOn() error {
 	if w.flags&rwStreaming == 0 {
 		w.startStream()
 	}
-	onLoop := w.state.Load() == rwSync
-	body, post, err := w.rl.hand(w.l, w.body, !onLoop)
+	onLoop := w.state.Load() == rwSync || w.l.userOnLoop.Load()
+	body, post, err := w.rl.hand(w.body, !onLoop)
 	w.body = body
 	switch {
 	case err != nil:
@@ -220,16 +205,3 @@ func (w *ResponseWriter) sendContinue() {
 // reset) or the connection closes before the response ends. Call it on the
 // loop, before the writer is handed to another goroutine.
 func (w *ResponseWriter) onGone(f func()) { w.rl.gone = f }
-
-// goroutineID returns the id of the calling goroutine. It is slow (a stack
-// trace) and used only before a writer blocks, to never block the loop.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
-}

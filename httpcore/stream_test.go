@@ -331,3 +331,41 @@ func TestAsyncWriterBackpressure(t *testing.T) {
 		t.Fatalf("client got %d bytes, want more than %d", len(h.out), total)
 	}
 }
+
+// TestLoopWritesNeverWait writes far more than streamHighWater to
+// asynchronous responses on the loop goroutine, in ServeHTTP after Async
+// and in a posted function, to a client that reads nothing: the writes
+// must not wait for room, which only the loop itself could make.
+func TestLoopWritesNeverWait(t *testing.T) {
+	const n = 4 * streamHighWater
+	h := newHarness(t, Config{}, nil)
+	defer h.close()
+	h.l.h = HandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.Async()
+		write := func() {
+			if _, err := w.Write(bigBody(n)); err != nil {
+				t.Errorf("write: %v", err)
+			}
+			w.End()
+		}
+		if r.Path() == "/post" {
+			h.l.s.Post(write)
+			return
+		}
+		write()
+	})
+	h.noRead = true
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.feed([]byte("GET /serve HTTP/1.1\r\nHost: a\r\n\r\nGET /post HTTP/1.1\r\nHost: a\r\n\r\n"))
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		panic("a write on the loop goroutine waits for room")
+	}
+	h.noRead = false
+	h.run()
+	checkEchoes(t, h.out, bigBody(n), bigBody(n))
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // maxFDs bounds the descriptors accepted with one frame; anything beyond
@@ -68,7 +70,7 @@ func (c *Conn) Send(m Message, files ...*os.File) error {
 	}
 	var oob []byte
 	if len(files) > 0 {
-		fds, err := FDs(files)
+		fds, err := rawfd.All(files)
 		if err != nil {
 			return fmt.Errorf("ipc: send %v: %w", m.Type, err)
 		}
@@ -166,35 +168,6 @@ func closeAll(files []*os.File) {
 	for _, f := range files {
 		_ = f.Close()
 	}
-}
-
-// FD returns f's descriptor without changing its blocking mode. Unlike
-// (*os.File).Fd, which switches the descriptor to blocking mode: on a
-// listening socket shared between processes that flag is shared too, and
-// one blocking accept would stall every worker's event loop.
-func FD(f *os.File) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
-		return -1, err
-	}
-	return fd, nil
-}
-
-// FDs returns the descriptors of files, as FD does.
-func FDs(files []*os.File) ([]int, error) {
-	out := make([]int, len(files))
-	for i, f := range files {
-		fd, err := FD(f)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = fd
-	}
-	return out, nil
 }
 
 // FrameError reports a frame that was received but is not well formed (or

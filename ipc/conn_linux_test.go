@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 func pair(t *testing.T) (*Conn, *Conn) {
@@ -210,10 +212,7 @@ func TestSendKeepsNonblocking(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fd, err := FD(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd := mustFD(t, f)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +234,7 @@ func TestSendKeepsNonblocking(t *testing.T) {
 
 func mustFD(t *testing.T, f *os.File) int {
 	t.Helper()
-	fd, err := FD(f)
+	fd, err := rawfd.Of(f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,14 +148,42 @@ func unmarshal(frame []byte) (Message, error) {
 	return m, nil
 }
 
+// Key names a listener in QueryServer's answer and in Listening: the
+// master keeps one listening socket per key.
+func Key(network, addr string) string { return network + ":" + addr }
+
 // Environment variables a master sets for the worker processes it starts.
-// A worker removes them once read, so its own children do not inherit them.
+// A worker removes them once read, so its own children do not inherit them,
+// and a master removes any it inherited before starting its workers.
 const (
+	// EnvPrefix starts the name of every variable below.
+	EnvPrefix = "CLUSTERD_WORKER_"
 	// EnvWorkerID holds the worker's slot id (1..N); its presence makes a
 	// process started from the clusterd binary run as a worker.
-	EnvWorkerID = "CLUSTERD_WORKER_ID"
+	EnvWorkerID = EnvPrefix + "ID"
 	// EnvGeneration holds the pool generation the worker belongs to.
-	EnvGeneration = "CLUSTERD_WORKER_GENERATION"
+	EnvGeneration = EnvPrefix + "GENERATION"
 	// EnvFD holds the descriptor number of the worker's end of the channel.
-	EnvFD = "CLUSTERD_IPC_FD"
+	EnvFD = EnvPrefix + "IPC_FD"
+)
+
+// Worker log lines. Besides the channel, a worker talks to its master
+// through its stderr, which the master reads line by line (lines up to
+// MaxLogLine bytes) and logs again through the worker's named logger:
+//
+//   - a line that is a JSON object with a string LogMessage field is one
+//     record, as hclog's JSON format writes it: LogLevel names its level
+//     (trace, debug, info, warn or error), and every field whose name does
+//     not start with LogMetaPrefix is kept, in name order; the rest
+//     (@timestamp, @module, …) are the master's to set again;
+//   - any other line (a panic, a stray print) is logged at info as
+//     "stderr" with the line as it came.
+//
+// A worker therefore logs JSON to stderr (worker.Config's default logger
+// does), and never writes anything to stderr it would not want logged.
+const (
+	LogMessage    = "@message"
+	LogLevel      = "@level"
+	LogMetaPrefix = "@"
+	MaxLogLine    = 1 << 20
 )

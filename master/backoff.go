@@ -19,7 +19,7 @@ type slot struct {
 	worker   *worker // the worker serving this slot; nil while it is replaced
 	crashes  int     // unexpected exits in a row
 	restarts int     // workers started in this slot after the first
-	respawn  *time.Timer
+	respawn  timer
 }
 
 // crashed records an unexpected exit of a worker that ran for uptime and

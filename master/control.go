@@ -16,7 +16,7 @@ import (
 
 // Request is one command on the control socket: a JSON line.
 type Request struct {
-	Cmd string `json:"cmd"`         // status, reload, scale, stop
+	Cmd string `json:"cmd"`         // CmdStatus, CmdReload, CmdScale or CmdStop
 	N   int    `json:"n,omitempty"` // for scale
 }
 
@@ -28,6 +28,8 @@ type response struct {
 	Error   string  `json:"error,omitempty"`
 	Message string  `json:"message,omitempty"`
 	Status  *Status `json:"status,omitempty"`
+	// Pending: the command is still running; the answer follows.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // request is a Request on its way to the supervisor.
@@ -36,27 +38,20 @@ type request struct {
 	reply chan response
 }
 
-// ControlDir is where masters started without an explicit control path
-// put their sockets: $XDG_RUNTIME_DIR/clusterd, else /tmp/clusterd-UID.
-func ControlDir() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "clusterd")
-	}
-	return filepath.Join(os.TempDir(), "clusterd-"+strconv.Itoa(os.Getuid()))
-}
-
-// listenControl opens the control socket, mode 0600, in a 0700 directory
-// when it is the default one.
+// listenControl opens the control socket, mode 0600; the default one in
+// a directory that only we can write (see ensureControlDir).
 func (m *Master) listenControl(path string) (*net.UnixListener, error) {
 	if path == "" {
 		dir := ControlDir()
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := ensureControlDir(dir); err != nil {
 			return nil, fmt.Errorf("control socket: %w", err)
 		}
 		path = filepath.Join(dir, "master-"+strconv.Itoa(os.Getpid())+".sock")
 	}
 	if isStaleSocket(path) {
-		_ = os.Remove(path)
+		if err := os.Remove(path); err != nil {
+			m.log.Warn("cannot remove a stale control socket", "path", path, "error", err)
+		}
 	}
 	old := unix.Umask(0o177)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -86,77 +81,108 @@ func isStaleSocket(path string) bool {
 	return errors.Is(err, unix.ECONNREFUSED)
 }
 
-// serveControl accepts control connections until ln is closed.
-func (m *Master) serveControl(ln *net.UnixListener) {
+// Control connections: a client must send its request within
+// controlReadTimeout and read each answer line within controlWriteTimeout;
+// at most maxControlConns are served at once, the rest wait in the
+// socket's backlog. A flood of silent clients therefore holds a bounded
+// number of descriptors, each for a bounded time.
+const (
+	controlReadTimeout  = 2 * time.Second
+	controlWriteTimeout = 2 * time.Second
+	maxControlConns     = 64
+	// controlPending is how often a client waiting for a long command (a
+	// reload) is told that it is still in progress.
+	controlPending = time.Second
+)
+
+// unixAcceptor is what serveControl accepts from: a *net.UnixListener.
+type unixAcceptor interface {
+	AcceptUnix() (*net.UnixConn, error)
+}
+
+// serveControl accepts control connections until ln is closed. A failed
+// accept (EMFILE: the descriptor table is full) is retried after a pause,
+// as net/http's Server does, and logged once per burst.
+func (m *Master) serveControl(ln unixAcceptor) {
 	defer m.wg.Done()
+	slots := make(chan struct{}, maxControlConns)
+	var retry acceptRetry
 	for {
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				m.log.Error("control socket", "error", err)
-			}
+		select {
+		case slots <- struct{}{}:
+		case <-m.done:
 			return
 		}
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			<-slots
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if ok, n := m.ctlErrLog.allow(m.now()); ok {
+				m.log.Error("control socket: accept failed, retrying", "error", err, "failures_not_logged", n)
+			}
+			select {
+			case <-time.After(retry.next()):
+			case <-m.done:
+				return
+			}
+			continue
+		}
+		retry.reset()
 		m.wg.Add(1)
-		go m.serveControlConn(c)
+		go func() {
+			defer func() { <-slots }()
+			m.serveControlConn(c)
+		}()
 	}
 }
 
 func (m *Master) serveControlConn(c *net.UnixConn) {
 	defer m.wg.Done()
 	defer c.Close()
-	enc := json.NewEncoder(c)
+	reply := func(r response) {
+		_ = c.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
+		if err := json.NewEncoder(c).Encode(r); err != nil {
+			m.log.Debug("control connection: cannot answer", "error", err)
+		}
+	}
 	if err := checkPeer(c); err != nil {
 		m.log.Warn("control connection refused", "error", err)
-		_ = enc.Encode(response{Error: err.Error()})
+		reply(response{Error: err.Error()})
 		return
 	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(controlReadTimeout))
 	line, err := bufio.NewReader(&limited{c, 4096}).ReadBytes('\n')
 	var req Request
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
 	if err != nil {
-		_ = enc.Encode(response{Error: "bad request: " + err.Error()})
+		reply(response{Error: "bad request: " + err.Error()})
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
 	r := &request{Request: req, reply: make(chan response, 1)}
 	select {
-	case m.events <- event{ctl: r}:
+	case m.events <- func() { m.control(r) }:
 	case <-m.done:
-		_ = enc.Encode(response{Error: "the master is stopping"})
+		reply(response{Error: "the master is stopping"})
 		return
 	}
-	select {
-	case resp := <-r.reply:
-		_ = enc.Encode(resp)
-	case <-m.done:
-		_ = enc.Encode(response{Error: "the master stopped"})
+	tick := time.NewTicker(controlPending)
+	defer tick.Stop()
+	for {
+		select {
+		case resp := <-r.reply:
+			reply(resp)
+			return
+		case <-tick.C:
+			reply(response{OK: true, Pending: true})
+		case <-m.done:
+			reply(response{Error: "the master stopped"})
+			return
+		}
 	}
-}
-
-// checkPeer admits only the master's own user and root.
-func checkPeer(c *net.UnixConn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return err
-	}
-	if cerr != nil {
-		return os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
-	}
-	if uid := int(cred.Uid); uid != os.Getuid() && uid != 0 {
-		return fmt.Errorf("uid %d may not control a master of uid %d", uid, os.Getuid())
-	}
-	return nil
 }
 
 // limited reads at most n bytes.
@@ -180,19 +206,19 @@ func (m *Master) control(r *request) {
 	m.log.Debug("control request", "cmd", r.Cmd, "n", r.N)
 	var err error
 	switch r.Cmd {
-	case "status":
+	case CmdStatus:
 		r.reply <- response{OK: true, Status: m.status()}
 		return
-	case "reload":
+	case CmdReload:
 		if err = m.startRoll(r.reply); err == nil {
 			return // the roll answers when it ends
 		}
-	case "scale":
+	case CmdScale:
 		if err = m.scale(r.N); err == nil {
 			r.reply <- response{OK: true, Message: fmt.Sprintf("scaled to %d workers", r.N)}
 			return
 		}
-	case "stop":
+	case CmdStop:
 		if !m.stopping {
 			m.log.Info("graceful stop", "by", "control socket")
 			m.stopGracefully()

@@ -15,26 +15,58 @@ import (
 // ErrNoMaster means no running master was found.
 var ErrNoMaster = errors.New("no clusterd master is running")
 
+// DefaultControlTimeout is how long Control waits for the master by default.
+const DefaultControlTimeout = 5 * time.Second
+
+// ErrNoAnswer means the master accepted no connection, or sent no answer,
+// within the timeout.
+var ErrNoAnswer = errors.New("the master did not answer")
+
 // Control sends req to the master listening on path and returns its
-// answer. A reload waits for the rolling restart to finish.
-func Control(path string, req Request) (Response, error) {
-	c, err := net.DialTimeout("unix", path, 2*time.Second)
+// answer. A reload waits for the rolling restart to finish: the master
+// says every second that it is still in progress, and timeout (default
+// DefaultControlTimeout) bounds each wait for the master, not the roll.
+func Control(path string, req Request, timeout time.Duration) (Response, error) {
+	if timeout <= 0 {
+		timeout = DefaultControlTimeout
+	}
+	if err := checkSocket(path); err != nil {
+		return Response{}, err
+	}
+	c, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
 		return Response{}, fmt.Errorf("%w at %s (%v)", ErrNoMaster, path, unwrapOp(err))
 	}
 	defer c.Close()
-	if err := json.NewEncoder(c).Encode(req); err != nil {
+	if err := checkServer(c.(*net.UnixConn)); err != nil {
 		return Response{}, err
 	}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
-		return Response{}, fmt.Errorf("no answer from the master: %w", err)
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return Response{}, noAnswer(err, timeout)
 	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return Response{}, fmt.Errorf("bad answer from the master: %w", err)
+	r := bufio.NewReader(c)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return Response{}, noAnswer(err, timeout)
+		}
+		var resp Response
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return Response{}, fmt.Errorf("bad answer from the master: %w", err)
+		}
+		if !resp.Pending {
+			return resp, nil
+		}
 	}
-	return resp, nil
+}
+
+func noAnswer(err error, timeout time.Duration) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w within %v", ErrNoAnswer, timeout)
+	}
+	return fmt.Errorf("%w: %v", ErrNoAnswer, unwrapOp(err))
 }
 
 func unwrapOp(err error) error {
@@ -49,6 +81,11 @@ func unwrapOp(err error) error {
 // the default control path. Stale sockets are skipped.
 func FindControl() (string, error) {
 	dir := ControlDir()
+	if _, err := os.Stat(dir); err == nil {
+		if err := checkSocketDir(dir); err != nil {
+			return "", err
+		}
+	}
 	paths, _ := filepath.Glob(filepath.Join(dir, "master-*.sock"))
 	var live []string
 	for _, p := range paths {

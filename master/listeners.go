@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"strings"
+
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // listenerTable holds one listening socket per key for the master's whole
@@ -20,8 +22,8 @@ func newListenerTable() *listenerTable {
 	return &listenerTable{files: map[string]*os.File{}, addrs: map[string]string{}}
 }
 
-// Key names a listener the way workers ask for it.
-func Key(network, addr string) string { return network + ":" + addr }
+// Key names a listener the way workers ask for it (see ipc.Key).
+func Key(network, addr string) string { return ipc.Key(network, addr) }
 
 // get returns the socket for network/addr, binding it on first use.
 func (t *listenerTable) get(network, addr string) (*os.File, error) {

@@ -8,14 +8,19 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/internal/defaults"
 )
+
+// MaxWorkers bounds the pool: far more processes than any machine has
+// cores, yet few enough that a typo (--workers 100000) cannot fork-bomb it.
+const MaxWorkers = 1024
 
 // Config configures a Master. Zero values take the defaults noted.
 type Config struct {
@@ -26,11 +31,13 @@ type Config struct {
 	Workers int
 	// Sched is SchedShared (default) or SchedRR.
 	Sched string
-	// GracefulTimeout bounds a worker's drain before SIGKILL; default 30s.
+	// GracefulTimeout bounds a worker's drain before SIGKILL; default
+	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
-	// ReadyTimeout bounds a new worker's start-up; default 10s.
+	// ReadyTimeout bounds a new worker's start-up; default defaults.ReadyTimeout.
 	ReadyTimeout time.Duration
-	// WorkerTimeout: a ready worker silent this long is killed; default 30s.
+	// WorkerTimeout: a ready worker silent this long is killed; default
+	// defaults.WorkerTimeout.
 	WorkerTimeout time.Duration
 	// Control is the control socket's path; default: master-PID.sock in ControlDir().
 	Control string
@@ -41,19 +48,21 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	switch c.Sched {
-	case "":
+	switch {
+	case c.Sched == "":
 		c.Sched = SchedShared
-	case SchedShared, SchedRR:
-	default:
-		return fmt.Errorf("unknown scheduling %q: want %s or %s", c.Sched, SchedShared, SchedRR)
+	case !slices.Contains(SchedModes, c.Sched):
+		return fmt.Errorf("unknown scheduling %q: want one of %v", c.Sched, SchedModes)
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0) // cgroup-aware since Go 1.25
+		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25
 	}
-	c.GracefulTimeout = orDefault(c.GracefulTimeout, 30*time.Second)
-	c.ReadyTimeout = orDefault(c.ReadyTimeout, 10*time.Second)
-	c.WorkerTimeout = orDefault(c.WorkerTimeout, 30*time.Second)
+	if c.Workers > MaxWorkers {
+		return fmt.Errorf("%d workers is more than the maximum of %d", c.Workers, MaxWorkers)
+	}
+	c.GracefulTimeout = orDefault(c.GracefulTimeout, defaults.GracefulTimeout)
+	c.ReadyTimeout = orDefault(c.ReadyTimeout, defaults.ReadyTimeout)
+	c.WorkerTimeout = orDefault(c.WorkerTimeout, defaults.WorkerTimeout)
 	if len(c.Command) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -74,27 +83,26 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// event is what the per-worker goroutines and timers tell the supervisor.
-type event struct {
-	w        *worker
-	msg      *ipc.Message
-	files    []*os.File
-	exited   bool
-	err      error
-	respawn  *slot
-	ctl      *request
-	accepted bool // files[0] is a connection the master accepted (rr)
-}
+// event is work for the supervisor goroutine, sent by the goroutines that
+// watch workers, accept connections and serve the control socket, and by
+// timers. It runs with the supervisor's state to itself.
+type event func()
+
+// healthEvery is how often the supervisor checks the workers' deadlines.
+const healthEvery = 250 * time.Millisecond
 
 // Master supervises a pool of workers. Its state is owned by the goroutine
 // running Run; everything else talks to it through events.
 type Master struct {
 	cfg       Config
 	log       hclog.Logger
+	spawner   spawner
+	clock     clock
 	listeners *listenerTable
 	slots     map[int]*slot
 	workers   map[*worker]struct{}
 	events    chan event
+	sigs      chan os.Signal
 	done      chan struct{}
 	wg        sync.WaitGroup
 
@@ -103,8 +111,13 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
+	health     timer
 
 	stopping bool
+
+	ctlErrLog *burst // control socket accept errors
+	rrErrLog  *burst // rr accept and hand-off errors
+	rrDropLog *burst // connections rr had to drop
 }
 
 // New returns a Master for cfg.
@@ -112,22 +125,61 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	return newMaster(cfg, execSpawner{command: cfg.Command}, realClock{}), nil
+}
+
+func newMaster(cfg Config, sp spawner, clk clock) *Master {
 	return &Master{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		spawner:   sp,
+		clock:     clk,
 		listeners: newListenerTable(),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
+		sigs:      make(chan os.Signal, 8),
 		rr:        newRRState(),
 		done:      make(chan struct{}),
-	}, nil
+		ctlErrLog: newBurst(time.Second),
+		rrErrLog:  newBurst(time.Second),
+		rrDropLog: newBurst(time.Second),
+	}
 }
+
+func (m *Master) now() time.Time { return m.clock.Now() }
 
 // Run binds the listeners, starts the pool and supervises it until a stop
 // signal has been handled. It returns an error only when it cannot start.
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
+	ctl, err := m.listenControl(m.cfg.Control)
+	if err != nil {
+		return err
+	}
+	if err := m.listen(); err != nil {
+		_ = ctl.Close()
+		return err
+	}
+	m.log.Info("control socket", "path", m.ctlPath)
+	m.wg.Add(1)
+	go m.serveControl(ctl)
+	signal.Notify(m.sigs, handledSignals...)
+	defer signal.Stop(m.sigs)
+	m.start()
+	m.loop()
+	m.shutdown()
+	if err := ctl.Close(); err != nil { // removes the socket file
+		m.log.Warn("closing the control socket", "error", err)
+	}
+	m.wg.Wait()
+	m.log.Info("stopped")
+	return nil
+}
+
+// listen binds every configured address before any worker starts, so a
+// busy port fails the start.
+func (m *Master) listen() error {
 	for _, addr := range m.cfg.Listen {
 		f, err := m.listeners.get("tcp", addr)
 		if err == nil && m.cfg.Sched == SchedRR {
@@ -139,56 +191,62 @@ func (m *Master) Run() error {
 		}
 		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
 	}
-	ctl, err := m.listenControl(m.cfg.Control)
-	if err != nil {
-		m.stopAccepting()
-		return err
-	}
-	m.log.Info("control socket", "path", m.ctlPath)
-	m.wg.Add(1)
-	go m.serveControl(ctl)
-	m.started = time.Now()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
-	defer signal.Stop(sigs)
+	return nil
+}
 
+// start fills the pool and starts the health checks.
+func (m *Master) start() {
+	m.started = m.now()
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
 	for id := 1; id <= m.cfg.Workers; id++ {
 		s := &slot{id: id}
 		m.slots[id] = s
 		m.fill(s)
 	}
-	m.loop(sigs)
-	m.stopAccepting()
-	close(m.done)
-	_ = ctl.Close() // removes the socket file
-	m.wg.Wait()
-	m.log.Info("stopped")
-	return nil
+	m.scheduleHealth()
 }
 
-func (m *Master) loop(sigs <-chan os.Signal) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for !m.stopping || len(m.workers) > 0 {
+// scheduleHealth runs the next health check in healthEvery.
+func (m *Master) scheduleHealth() {
+	m.health = m.clock.AfterFunc(healthEvery, func() {
+		m.send(func() {
+			m.checkHealth(m.now())
+			if !m.finished() {
+				m.scheduleHealth()
+			}
+		})
+	})
+}
+
+// finished reports whether the supervisor has nothing left to do.
+func (m *Master) finished() bool { return m.stopping && len(m.workers) == 0 }
+
+func (m *Master) loop() {
+	for !m.finished() {
 		select {
 		case ev := <-m.events:
-			m.handle(ev)
-		case sig := <-sigs:
+			ev()
+		case sig := <-m.sigs:
 			m.signal(sig)
-		case now := <-tick.C:
-			m.checkHealth(now)
 		}
 	}
 }
 
-// send delivers ev to the supervisor unless it has finished.
-func (m *Master) send(ev event) {
+// shutdown ends the goroutines the supervisor fed; events still on their
+// way are dropped (send closes the descriptors they carry).
+func (m *Master) shutdown() {
+	m.health.Stop()
+	m.stopAccepting()
+	close(m.done)
+}
+
+// send delivers ev to the supervisor unless it has finished; then the
+// descriptors ev would have taken over are closed.
+func (m *Master) send(ev event, files ...*os.File) {
 	select {
 	case m.events <- ev:
 	case <-m.done:
-		for _, f := range ev.files {
+		for _, f := range files {
 			_ = f.Close()
 		}
 	}
@@ -208,12 +266,17 @@ func (m *Master) signal(sig os.Signal) {
 		m.log.Info("immediate stop", "signal", sig)
 		m.stopNow("immediate stop")
 	case syscall.SIGHUP:
-		if err := m.startRoll(nil); err != nil {
-			m.log.Warn("reload refused", "error", err)
+		m.reloadSignal()
+	case syscall.SIGTTIN, syscall.SIGTTOU:
+		n := len(m.slots) + 1
+		if sig == syscall.SIGTTOU {
+			n = len(m.slots) - 1
 		}
-	case syscall.SIGTTIN:
-		_ = m.scale(len(m.slots) + 1)
-	case syscall.SIGTTOU:
-		_ = m.scale(len(m.slots) - 1)
+		if err := m.scale(n); err != nil {
+			m.log.Warn("scale refused", "signal", sig, "error", err)
+		}
+	case syscall.SIGPIPE:
+		// Whoever read our output went away; the log lines are lost, the
+		// master lives on.
 	}
 }

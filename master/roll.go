@@ -21,6 +21,24 @@ type roll struct {
 	next       *worker // its replacement, starting
 	started    time.Time
 	waiters    []chan<- response
+	again      bool // a SIGHUP came while it ran: roll once more after it
+}
+
+// reloadSignal starts a rolling restart for SIGHUP. One that arrives while
+// a roll runs is not refused (a signal has no one to tell): the roll runs
+// once more when this one ends, so the workers run the binary on disk as
+// of the last SIGHUP.
+func (m *Master) reloadSignal() {
+	if r := m.roll; r != nil && !m.stopping {
+		if !r.again {
+			m.log.Info("reload queued: a rolling restart is in progress; another follows it", "signal", "SIGHUP", "generation", r.generation)
+		}
+		r.again = true
+		return
+	}
+	if err := m.startRoll(nil); err != nil {
+		m.log.Warn("reload refused", "signal", "SIGHUP", "error", err)
+	}
 }
 
 // startRoll begins a rolling restart. reply, if not nil, receives the
@@ -33,7 +51,7 @@ func (m *Master) startRoll(reply chan<- response) error {
 		return errRolling
 	}
 	m.generation++
-	r := &roll{generation: m.generation, started: time.Now()}
+	r := &roll{generation: m.generation, started: m.now()}
 	for id := range m.slots {
 		r.queue = append(r.queue, id)
 	}
@@ -124,9 +142,15 @@ func (m *Master) rollFinish(err error) {
 		m.log.Error("rolling restart failed", "generation", r.generation, "error", err)
 	} else {
 		resp.Message = fmt.Sprintf("rolled %d workers to generation %d", len(m.slots), r.generation)
-		m.log.Info("rolling restart done", "generation", r.generation, "took", time.Since(r.started).Round(time.Millisecond))
+		m.log.Info("rolling restart done", "generation", r.generation, "took", m.now().Sub(r.started).Round(time.Millisecond))
 	}
 	for _, c := range r.waiters {
 		c <- resp
+	}
+	switch {
+	case r.again && err == nil:
+		m.reloadSignal()
+	case r.again:
+		m.log.Warn("queued reload dropped: the rolling restart failed", "signal", "SIGHUP")
 	}
 }

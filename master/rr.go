@@ -2,6 +2,7 @@ package master
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sort"
@@ -61,27 +62,46 @@ func (m *Master) startAcceptor(key string, f *os.File) error {
 	return nil
 }
 
-// acceptLoop accepts connections and passes them to the supervisor.
+// acceptLoop accepts connections and passes them to the supervisor. At the
+// descriptor limit it pauses between attempts (5ms doubling to 1s) instead
+// of spinning, and logs once per burst.
 func (m *Master) acceptLoop(ln net.Listener) {
 	defer m.wg.Done()
+	var retry acceptRetry
 	for {
-		c, err := ln.Accept()
+		f, err := acceptFile(ln)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		if err != nil { // EMFILE and the like: back off, do not spin
-			m.log.Error("accept", "error", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		f, err := c.(*net.TCPConn).File()
-		_ = c.Close()
 		if err != nil {
-			m.log.Error("accept", "error", err)
+			if ok, n := m.rrErrLog.allow(m.now()); ok {
+				m.log.Error("accept failed, retrying", "error", err, "failures_not_logged", n)
+			}
+			select {
+			case <-time.After(retry.next()):
+			case <-m.done:
+				return
+			}
 			continue
 		}
-		m.send(event{accepted: true, files: []*os.File{f}})
+		retry.reset()
+		m.send(func() { m.dispatch(&handoff{f: f}) }, f)
 	}
+}
+
+// acceptFile accepts a connection and returns it as a file the supervisor
+// can pass on.
+func acceptFile(ln net.Listener) (*os.File, error) {
+	c, err := ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, fmt.Errorf("accept: unexpected connection type %T", c)
+	}
+	return tc.File()
 }
 
 // stopAccepting closes the acceptors and every connection not yet handed
@@ -119,7 +139,9 @@ func (m *Master) dispatch(h *handoff) {
 		return
 	}
 	if len(m.rr.queue) >= maxQueued || h.tries > len(m.workers) {
-		m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries)
+		if ok, n := m.rrDropLog.allow(m.now()); ok {
+			m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries, "drops_not_logged", n)
+		}
 		_ = h.f.Close()
 		return
 	}

@@ -12,6 +12,8 @@ func (m *Master) scale(n int) error {
 	switch {
 	case n < 1:
 		return fmt.Errorf("cannot scale to %d: at least 1 worker is needed", n)
+	case n > MaxWorkers:
+		return fmt.Errorf("cannot scale to %d: at most %d workers", n, MaxWorkers)
 	case m.stopping:
 		return errors.New("the master is stopping")
 	}

@@ -25,7 +25,7 @@ type worker struct {
 	slot       int
 	generation int
 	pid        int
-	proc       *os.Process
+	proc       process
 	conn       *ipc.Conn
 	log        hclog.Logger
 	state      State
@@ -64,52 +64,66 @@ type spawnSpec struct {
 	slot, generation int
 }
 
-// startWorker starts a worker process and the goroutines that report its
-// messages and its exit to the supervisor as events.
+// startWorker starts a worker and the goroutine that reports its messages
+// and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
-	parent, child, err := ipc.Socketpair()
+	sp, err := m.spawner.spawn(spec)
 	if err != nil {
-		return nil, err
-	}
-	defer child.Close()
-	conn, err := ipc.NewConn(parent)
-	_ = parent.Close()
-	if err != nil {
-		return nil, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	cmd := m.command(spec, child, errW)
-	err = cmd.Start()
-	_ = errW.Close()
-	if err != nil {
-		_ = conn.Close()
-		_ = errR.Close()
 		return nil, fmt.Errorf("start worker %d: %w", spec.slot, err)
 	}
 	w := &worker{
 		slot:       spec.slot,
 		generation: spec.generation,
-		pid:        cmd.Process.Pid,
-		proc:       cmd.Process,
-		conn:       conn,
+		pid:        sp.proc.Pid(),
+		proc:       sp.proc,
+		conn:       sp.conn,
 		state:      Starting,
-		started:    time.Now(),
+		started:    m.now(),
 	}
 	w.lastTick = w.started
 	w.log = m.log.Named("worker").With("id", w.slot, "pid", w.pid)
 	w.log.Debug("started", "generation", w.generation)
 	m.workers[w] = struct{}{}
 	m.wg.Add(1)
-	go m.watch(w, cmd, errR)
+	go m.watch(w, sp.stderr)
 	return w, nil
 }
 
-func (m *Master) command(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
-	cmd := exec.Command(m.cfg.Command[0], m.cfg.Command[1:]...)
+// execSpawner starts each worker by executing command (this program,
+// again) with the worker's end of its channel as fd 3.
+type execSpawner struct {
+	command []string
+}
+
+func (e execSpawner) spawn(spec spawnSpec) (spawned, error) {
+	parent, child, err := ipc.Socketpair()
+	if err != nil {
+		return spawned{}, err
+	}
+	defer child.Close()
+	conn, err := ipc.NewConn(parent)
+	_ = parent.Close() // NewConn holds its own descriptor
+	if err != nil {
+		return spawned{}, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		_ = conn.Close()
+		return spawned{}, err
+	}
+	cmd := e.cmd(spec, child, errW)
+	err = cmd.Start()
+	_ = errW.Close() // the child has its copy
+	if err != nil {
+		_ = conn.Close()
+		_ = errR.Close()
+		return spawned{}, err
+	}
+	return spawned{proc: &execProc{cmd: cmd}, conn: conn, stderr: errR}, nil
+}
+
+func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
+	cmd := exec.Command(e.command[0], e.command[1:]...)
 	cmd.Env = append(workerEnv(os.Environ()),
 		ipc.EnvWorkerID+"="+strconv.Itoa(spec.slot),
 		ipc.EnvGeneration+"="+strconv.Itoa(spec.generation),
@@ -119,16 +133,42 @@ func (m *Master) command(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = stderr
 	// Own process group: a terminal's ^C reaches the master only, which
-	// then stops the workers in order.
+	// then stops the workers in order; and the group ends with the worker.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
+}
+
+// execProc is a worker process that leads its own process group.
+type execProc struct {
+	cmd *exec.Cmd
+}
+
+func (p *execProc) Pid() int { return p.cmd.Process.Pid }
+
+// Signal signals the worker's process group: the worker and what it started.
+func (p *execProc) Signal(sig syscall.Signal) error {
+	err := syscall.Kill(-p.cmd.Process.Pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+func (p *execProc) Wait() error {
+	err := p.cmd.Wait()
+	// What the worker started ends with it, and can no longer hold its
+	// stderr or its channel open.
+	if kerr := p.Signal(syscall.SIGKILL); kerr != nil && !errors.Is(kerr, os.ErrProcessDone) {
+		return errors.Join(err, fmt.Errorf("kill the worker's process group: %w", kerr))
+	}
+	return err
 }
 
 // workerEnv drops any clusterd variables the master itself inherited.
 func workerEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CLUSTERD_WORKER_") && !strings.HasPrefix(kv, ipc.EnvFD+"=") {
+		if !strings.HasPrefix(kv, ipc.EnvPrefix) {
 			out = append(out, kv)
 		}
 	}
@@ -137,14 +177,42 @@ func workerEnv(env []string) []string {
 
 // watch forwards the worker's messages and stderr, then reports its exit
 // once both are done, so every message and log line precedes the exit.
-func (m *Master) watch(w *worker, cmd *exec.Cmd, stderr *os.File) {
+func (m *Master) watch(w *worker, stderr io.ReadCloser) {
 	defer m.wg.Done()
 	logged := make(chan struct{})
-	go func() {
-		forwardLog(w.log, stderr)
-		_ = stderr.Close()
-		close(logged)
-	}()
+	go func() { forwardLog(w.log, stderr); close(logged) }()
+	received := make(chan struct{})
+	go func() { m.receive(w); close(received) }()
+	waitErr := w.proc.Wait()
+	// A process that left the worker's group may still hold the channel or
+	// the pipe: read what the worker left there, but not for ever.
+	grace := time.After(logGrace)
+	for _, r := range []struct {
+		done <-chan struct{}
+		c    io.Closer
+		what string
+	}{{received, w.conn, "channel"}, {logged, stderr, "stderr"}} {
+		select {
+		case <-r.done:
+		case <-grace:
+			grace = closed
+			w.log.Warn("worker exited but another process holds its " + r.what + "; no longer reading it")
+			_ = r.c.Close()
+			<-r.done
+		}
+	}
+	_ = stderr.Close()
+	m.send(func() { m.exited(w, waitErr) })
+}
+
+// logGrace bounds the wait for the rest of an exited worker's messages and stderr.
+const logGrace = time.Second
+
+// closed is a channel that is always ready.
+var closed = func() <-chan time.Time { c := make(chan time.Time); close(c); return c }()
+
+// receive passes the worker's messages to the supervisor until the channel ends.
+func (m *Master) receive(w *worker) {
 	for {
 		msg, files, err := w.conn.Recv()
 		var bad *ipc.FrameError
@@ -153,30 +221,26 @@ func (m *Master) watch(w *worker, cmd *exec.Cmd, stderr *os.File) {
 			continue
 		}
 		if err != nil {
-			if err != io.EOF && err != ipc.ErrClosed {
+			if err != io.EOF && !errors.Is(err, ipc.ErrClosed) {
 				w.log.Warn("channel to worker failed", "error", err)
 			}
-			break
+			return
 		}
-		m.send(event{w: w, msg: &msg, files: files})
+		m.send(func() { m.message(w, msg, files) }, files...)
 	}
-	waitErr := cmd.Wait()
-	<-logged
-	m.send(event{w: w, exited: true, err: waitErr})
 }
 
-// forwardLog re-logs the worker's stderr through its named logger: JSON
-// lines from the worker's hclog keep their level and fields; anything else
-// (a panic, a stray print) is logged line by line as it came.
+// forwardLog re-logs the worker's stderr through its named logger, as the
+// ipc package's worker log contract says.
 func forwardLog(log hclog.Logger, r io.Reader) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), ipc.MaxLogLine)
 	for sc.Scan() {
 		line := sc.Bytes()
 		var rec map[string]any
 		if len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &rec) == nil {
-			if msg, ok := rec["@message"].(string); ok {
-				lvl, _ := rec["@level"].(string)
+			if msg, ok := rec[ipc.LogMessage].(string); ok {
+				lvl, _ := rec[ipc.LogLevel].(string)
 				log.Log(hclog.LevelFromString(lvl), msg, fields(rec)...)
 				continue
 			}
@@ -188,7 +252,7 @@ func forwardLog(log hclog.Logger, r io.Reader) {
 func fields(rec map[string]any) []any {
 	keys := make([]string, 0, len(rec))
 	for k := range rec {
-		if !strings.HasPrefix(k, "@") {
+		if !strings.HasPrefix(k, ipc.LogMetaPrefix) {
 			keys = append(keys, k)
 		}
 	}

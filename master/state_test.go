@@ -3,6 +3,8 @@ package master
 import (
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/ipc"
 )
 
 func TestTransitions(t *testing.T) {
@@ -51,7 +53,7 @@ func TestSlotResetsAfterStablePeriod(t *testing.T) {
 }
 
 func TestWorkerEnvDropsInheritedVariables(t *testing.T) {
-	got := workerEnv([]string{"PATH=/bin", "CLUSTERD_WORKER_ID=3", "CLUSTERD_IPC_FD=3", "CLUSTERD_WORKER_GENERATION=1", "HOME=/root"})
+	got := workerEnv([]string{"PATH=/bin", ipc.EnvWorkerID + "=3", ipc.EnvFD + "=3", ipc.EnvGeneration + "=1", "HOME=/root"})
 	if len(got) != 2 || got[0] != "PATH=/bin" || got[1] != "HOME=/root" {
 		t.Errorf("workerEnv = %v", got)
 	}

@@ -3,7 +3,6 @@ package master
 import (
 	"os"
 	"sort"
-	"time"
 )
 
 // Status is what `clusterd ctl status --json` prints.
@@ -38,7 +37,7 @@ type WorkerStatus struct {
 }
 
 func (m *Master) status() *Status {
-	now := time.Now()
+	now := m.now()
 	st := &Status{Master: MasterStatus{
 		PID:        os.Getpid(),
 		Generation: m.generation,

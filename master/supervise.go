@@ -29,26 +29,19 @@ func (m *Master) respawnLater(s *slot, d time.Duration) {
 		m.fill(s)
 		return
 	}
-	s.respawn = time.AfterFunc(d, func() { m.send(event{respawn: s}) })
+	var t timer
+	t = m.clock.AfterFunc(d, func() { m.send(func() { m.respawnDue(s, t) }) })
+	s.respawn = t
 }
 
-func (m *Master) handle(ev event) {
-	switch {
-	case ev.respawn != nil:
-		s := ev.respawn
-		if s.respawn != nil && m.slots[s.id] == s && !m.stopping {
-			s.respawn = nil
-			m.fill(s)
-		}
-	case ev.ctl != nil:
-		m.control(ev.ctl)
-	case ev.accepted:
-		m.dispatch(&handoff{f: ev.files[0]})
-	case ev.exited:
-		m.exited(ev.w, ev.err)
-	case ev.msg != nil:
-		m.message(ev.w, *ev.msg, ev.files)
+// respawnDue refills slot s when its respawn timer t fired, unless the
+// slot went away, the respawn was cancelled or the master is stopping.
+func (m *Master) respawnDue(s *slot, t timer) {
+	if s.respawn != t || m.slots[s.id] != s || m.stopping {
+		return
 	}
+	s.respawn = nil
+	m.fill(s)
 }
 
 func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
@@ -64,7 +57,7 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 		w.log.Debug("listening", "key", msg.Key)
 	case ipc.Ready:
 		if w.setState(Ready) {
-			w.readyAt = time.Now()
+			w.readyAt = m.now()
 			w.lastTick = w.readyAt
 			w.log.Info("worker ready", "generation", w.generation, "startup", w.readyAt.Sub(w.started).Round(time.Millisecond))
 			m.rollReady(w)
@@ -73,7 +66,7 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 	case ipc.HandoffReply:
 		m.handoffReply(w, msg)
 	case ipc.Heartbeat:
-		w.lastTick = time.Now().Add(-msg.LoopAge)
+		w.lastTick = m.now().Add(-msg.LoopAge)
 		w.requests, w.conns = msg.Requests, msg.Connections
 	default:
 		w.log.Warn("unexpected message from worker", "type", msg.Type)
@@ -111,7 +104,7 @@ func (m *Master) exited(w *worker, waitErr error) {
 	_ = w.conn.Close()
 	m.redispatch(w)
 	status := exitStatus(waitErr)
-	uptime := time.Since(w.started).Round(time.Millisecond)
+	uptime := m.now().Sub(w.started).Round(time.Millisecond)
 	if w.state == Draining && w.killReason == "" {
 		w.setState(Exited)
 		w.log.Info("worker exited", "status", status)
@@ -180,7 +173,7 @@ func (m *Master) drain(w *worker) {
 		m.kill(w, "cannot ask it to drain: "+err.Error())
 		return
 	}
-	w.drainBy = time.Now().Add(m.cfg.GracefulTimeout)
+	w.drainBy = m.now().Add(m.cfg.GracefulTimeout)
 }
 
 func (m *Master) stopGracefully() {

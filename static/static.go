@@ -14,12 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // IndexFile is served for a request naming a directory.
@@ -27,8 +30,9 @@ const IndexFile = "index.html"
 
 // Handler serves the files below one directory.
 type Handler struct {
-	dir  *os.File // the root, opened once; files are opened beneath it
-	name string
+	dir   *os.File // the root, opened once; files are opened beneath it
+	dirFD int      // dir's descriptor
+	name  string
 }
 
 // New returns a Handler for dir, which must be a readable directory.
@@ -37,7 +41,12 @@ func New(dir string) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static root: %w", err)
 	}
-	return &Handler{dir: f, name: dir}, nil
+	fd, err := rawfd.Of(f)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("static root: %w", err)
+	}
+	return &Handler{dir: f, dirFD: fd, name: dir}, nil
 }
 
 // Close releases the directory.
@@ -57,7 +66,7 @@ func (h *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	}
 	f, st, code := h.open(rel)
 	if code == http.StatusMovedPermanently {
-		w.SetHeader("Location", r.Path()+"/")
+		w.SetHeader("Location", dirLocation(rel, r.RawQuery()))
 		fail(w, code)
 		return
 	}
@@ -66,6 +75,19 @@ func (h *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		return
 	}
 	serveFile(w, r, f, st, rel)
+}
+
+// dirLocation is where a directory named without its trailing slash is
+// redirected: a path on this site built from rel, the directory below the
+// root, cleaned and escaped, so it starts with exactly one "/" (never
+// "//host" or "/\host", which browsers take for another site); the
+// query is kept.
+func dirLocation(rel, rawQuery string) string {
+	loc := (&url.URL{Path: path.Clean("/"+rel) + "/"}).EscapedPath()
+	if rawQuery != "" {
+		loc += "?" + rawQuery
+	}
+	return loc
 }
 
 // cleanPath turns a request path into a path relative to the root, or
@@ -163,7 +185,7 @@ func (h *Handler) openBeneath(rel string) (*os.File, *unix.Stat_t, error) {
 	var fd int
 	var err error
 	for {
-		fd, err = unix.Openat2(int(h.dirFD()), rel, how)
+		fd, err = unix.Openat2(h.dirFD, rel, how)
 		if err != unix.EINTR && err != unix.EAGAIN {
 			break
 		}
@@ -178,8 +200,6 @@ func (h *Handler) openBeneath(rel string) (*os.File, *unix.Stat_t, error) {
 	}
 	return os.NewFile(uintptr(fd), rel), &st, nil
 }
-
-func (h *Handler) dirFD() uintptr { return h.dir.Fd() }
 
 // errorCode maps an open error to a status: escapes and missing files are
 // 404 (nothing outside the root is revealed), permissions 403.

@@ -1,6 +1,7 @@
 package static
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // tree makes a document root with files, directories and symlinks, one
@@ -73,12 +76,10 @@ func serve(t *testing.T, h httpcore.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := f.SyscallConn()
+	fd, err := rawfd.Of(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fd int
-	_ = rc.Control(func(s uintptr) { fd = int(s) })
 	srv := httpcore.NewServer(httpcore.Config{}, h)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve([]int{fd}) }()
@@ -308,4 +309,117 @@ func TestNewRejectsNonDirectory(t *testing.T) {
 			t.Errorf("New(%q) accepted a non-directory", dir)
 		}
 	}
+}
+
+// TestRequestBodies: a request body of any size is read and ignored (GET)
+// or refused with 405 (POST), and the connection serves the next request.
+func TestRequestBodies(t *testing.T) {
+	base, _ := serveTree(t)
+	for _, tc := range []struct {
+		method  string
+		size    int
+		chunked bool
+		code    int
+	}{
+		{"GET", 0, false, 200},
+		{"GET", 1, false, 200},
+		{"GET", 64<<10 + 1, false, 200},
+		{"GET", 300_000, false, 200},
+		{"GET", 480_000, true, 200},
+		{"POST", 200_000, false, 405},
+		{"POST", 1_000_000, false, 405},
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		body := bytes.Repeat([]byte("x"), tc.size)
+		framing := "Content-Length: " + strconv.Itoa(tc.size) + "\r\n\r\n"
+		if tc.chunked {
+			framing = "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(tc.size), 16) + "\r\n"
+			body = append(body, "\r\n0\r\n\r\n"...)
+		}
+		req := tc.method + " /a.txt HTTP/1.1\r\nHost: x\r\n" + framing + string(body) + "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+		go func() { _, _ = io.WriteString(c, req) }()
+		br := bufio.NewReader(c)
+		for i, want := range []int{tc.code, 200} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s with %d bytes: response %d: %v", tc.method, tc.size, i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != want || want == 200 && string(b) != "hello, file\n" {
+				t.Fatalf("%s with %d bytes: response %d: %d %q, want %d", tc.method, tc.size, i, resp.StatusCode, b, want)
+			}
+		}
+		c.Close()
+	}
+}
+
+// TestRedirectStaysOnSite: the redirect that adds a directory's slash is
+// a path on this site, however the request names the directory; never a
+// scheme-relative ("//host") or absolute URL.
+func TestRedirectStaysOnSite(t *testing.T) {
+	root, _ := tree(t)
+	for _, dir := range []string{"evil.com", `\evil.com`, "ev il", "a?b#c", "http:"} {
+		if err := os.MkdirAll(filepath.Join(root, dir, "in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	base := serve(t, h)
+	for _, tc := range []struct{ target, want string }{
+		{"/sub", "/sub/"},
+		{"/sub?x=1", "/sub/?x=1"},
+		{"//evil.com", "/evil.com/"},
+		{"///evil.com", "/evil.com/"},
+		{"//evil.com?x=//y", "/evil.com/?x=//y"},
+		{"/%2Fevil.com", ""}, // an encoded slash is refused
+		{`/\evil.com`, "/%5Cevil.com/"},
+		{`//\evil.com`, "/%5Cevil.com/"},
+		{"/%5cevil.com", ""}, // an encoded backslash is refused
+		{"//ev%20il", "/ev%20il/"},
+		{"/a%3Fb%23c", "/a%3Fb%23c/"},
+		{"//http:", "/http:/"},
+		{"//evil.com//in", "/evil.com/in/"},
+		{"/.//evil.com", "/evil.com/"},
+	} {
+		resp := rawResponse(t, base, tc.target)
+		loc := resp.Header.Get("Location")
+		if tc.want == "" {
+			if resp.StatusCode/100 == 3 || loc != "" {
+				t.Errorf("GET %s: %d Location %q, want no redirect", tc.target, resp.StatusCode, loc)
+			}
+			continue
+		}
+		if resp.StatusCode != 301 || loc != tc.want {
+			t.Errorf("GET %s: %d Location %q, want 301 %q", tc.target, resp.StatusCode, loc, tc.want)
+		}
+		if u, err := url.Parse(loc); err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") {
+			t.Errorf("GET %s: Location %q leaves the site", tc.target, loc)
+		}
+	}
+}
+
+// rawResponse sends a request target exactly as given and reads the head.
+func rawResponse(t *testing.T, base, target string) *http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", target)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	_ = resp.Body.Close()
+	return resp
 }

@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/defaults"
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -37,7 +39,8 @@ type Config struct {
 	Listen []string
 	// HTTP configures the event loop.
 	HTTP httpcore.Config
-	// GracefulTimeout bounds a drain the master asked for; default 30s.
+	// GracefulTimeout bounds a drain the master asked for; default
+	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
@@ -98,7 +101,7 @@ func Run(cfg Config, h httpcore.Handler) error {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
 	if cfg.GracefulTimeout <= 0 {
-		cfg.GracefulTimeout = 30 * time.Second
+		cfg.GracefulTimeout = defaults.GracefulTimeout
 	}
 	f := os.NewFile(uintptr(fd), "ipc")
 	conn, err := ipc.NewConn(f)
@@ -121,6 +124,12 @@ type proc struct {
 func (p *proc) run(h httpcore.Handler) error {
 	// The master drives the stop; ^C in a terminal is for the master alone.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// stderr is a pipe to the master: once the master is gone, a log line
+	// would raise SIGPIPE and kill the worker before it drains. Caught (not
+	// ignored, which programs it starts would inherit), a write just fails.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	if err := p.conn.Send(ipc.Message{Type: ipc.Online, PID: os.Getpid()}); err != nil {
 		return err
 	}
@@ -133,14 +142,14 @@ func (p *proc) run(h httpcore.Handler) error {
 		p.srv.RegisterOnShutdown(f)
 	}
 	server.Store(p.srv)
-	fds, err := ipc.FDs(files)
+	fds, err := rawfd.All(files)
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(fds) }()
 	for _, addr := range p.cfg.Listen {
-		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: "tcp:" + addr})
+		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: ipc.Key("tcp", addr)})
 	}
 	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
 		return err
@@ -252,10 +261,7 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 	reply := ipc.Message{Type: ipc.HandoffReply, Seq: seq}
 	defer func() { _ = p.conn.Send(reply) }()
 	defer f.Close()
-	fd, err := ipc.FD(f)
-	if err == nil {
-		fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) // the loop owns its own copy
-	}
+	fd, err := rawfd.DupFile(f) // the loop owns its own copy
 	if err != nil {
 		reply.Err = err.Error()
 		return

@@ -19,6 +19,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	path := fs.String("control", "", "")
 	asJSON := fs.Bool("json", false, "")
+	timeout := fs.Duration("timeout", master.DefaultControlTimeout, "")
 	req, err := parseCtl(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
@@ -28,13 +29,17 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "clusterd ctl: %v (see clusterd --help)\n", err)
 		return 2
 	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "clusterd ctl: --timeout must be positive, got %v (see clusterd --help)\n", *timeout)
+		return 2
+	}
 	if *path == "" {
 		if *path, err = master.FindControl(); err != nil {
 			fmt.Fprintf(stderr, "clusterd ctl: %v\n", err)
 			return 1
 		}
 	}
-	resp, err := master.Control(*path, req)
+	resp, err := master.Control(*path, req, *timeout)
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}
@@ -55,6 +60,9 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// ctlCommands lists the commands for error messages.
+const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	var words []string
@@ -69,24 +77,24 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 		args = fs.Args()[1:]
 	}
 	if len(words) == 0 {
-		return master.Request{}, errors.New("missing command: status, reload, scale N or stop")
+		return master.Request{}, errors.New("missing command: " + ctlCommands)
 	}
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case "status", "reload", "stop":
-	case "scale":
+	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {
 			return req, errors.New("scale needs a worker count")
 		}
 		n, err := strconv.Atoi(words[1])
-		if err != nil || n < 1 {
-			return req, fmt.Errorf("scale: %q is not a worker count of at least 1", words[1])
+		if err != nil || n < 1 || n > master.MaxWorkers {
+			return req, fmt.Errorf("scale: %q is not a worker count from 1 to %d", words[1], master.MaxWorkers)
 		}
 		req.N = n
 	default:
-		return req, fmt.Errorf("unknown command %q: want status, reload, scale N or stop", req.Cmd)
+		return req, fmt.Errorf("unknown command %q: want %s", req.Cmd, ctlCommands)
 	}
 	if len(words) > want {
 		return req, fmt.Errorf("unexpected argument %q", words[want])

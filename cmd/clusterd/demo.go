@@ -9,8 +9,8 @@ import (
 	"github.com/clusterd/clusterd/worker"
 )
 
-// maxDelay bounds /delay so a client cannot park requests for long.
-const maxDelay = 60 * time.Second
+// maxDelayMS bounds /delay?ms=N so a client cannot park requests for long.
+const maxDelayMS = 60000
 
 // demoApp is the built-in app served when no --root is given. Every route
 // runs on the event loop and never blocks it.
@@ -52,29 +52,11 @@ func allowGet(w *httpcore.ResponseWriter, r *httpcore.Request) bool {
 	return false
 }
 
-// echo answers with the request as JSON. Repeated header fields are joined
-// with ", " as RFC 9110 allows.
-func echo(w *httpcore.ResponseWriter, r *httpcore.Request) {
-	headers := map[string]string{}
-	r.VisitHeaders(func(name, value string) {
-		if prev, ok := headers[name]; ok {
-			value = prev + ", " + value
-		}
-		headers[name] = value
-	})
-	writeJSON(w, 200, map[string]any{
-		"method":  r.Method(),
-		"url":     r.Target(),
-		"headers": headers,
-		"body":    string(r.Body()),
-	})
-}
-
 // delay answers after ms milliseconds from a timer, leaving the loop free.
 func delay(w *httpcore.ResponseWriter, r *httpcore.Request) {
-	ms, err := strconv.Atoi(r.Query("ms"))
-	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxDelay {
-		writeJSON(w, 400, map[string]string{"error": "ms must be an integer from 0 to 60000"})
+	ms, ok := parseDelay(r.Query("ms"))
+	if !ok {
+		writeJSON(w, 400, map[string]string{"error": "ms must be an integer from 0 to " + strconv.Itoa(maxDelayMS)})
 		return
 	}
 	w.Async()
@@ -83,6 +65,21 @@ func delay(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		_, _ = w.WriteString("waited " + strconv.Itoa(ms) + "ms\n")
 		w.End()
 	})
+}
+
+// parseDelay reads /delay's ms: decimal digits only, 0 to maxDelayMS.
+// It stops counting past maxDelayMS, so no number overflows.
+func parseDelay(s string) (int, bool) {
+	ms := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		if ms = 10*ms + int(s[i]-'0'); ms > maxDelayMS {
+			return 0, false
+		}
+	}
+	return ms, s != ""
 }
 
 func writeJSON(w *httpcore.ResponseWriter, code int, v any) {

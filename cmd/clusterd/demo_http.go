@@ -67,9 +67,9 @@ func echoHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func delayHTTP(w http.ResponseWriter, r *http.Request) {
-	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
-	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxDelay {
-		writeJSONHTTP(w, 400, map[string]string{"error": "ms must be an integer from 0 to 60000"})
+	ms, ok := parseDelay(r.URL.Query().Get("ms"))
+	if !ok {
+		writeJSONHTTP(w, 400, map[string]string{"error": "ms must be an integer from 0 to " + strconv.Itoa(maxDelayMS)})
 		return
 	}
 	t := time.NewTimer(time.Duration(ms) * time.Millisecond)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/ipc"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -26,7 +28,28 @@ const (
 	envMain  = "CLUSTERD_TEST_MAIN"
 	envCrash = "CLUSTERD_TEST_CRASH" // workers fail at start-up
 	envHang  = "CLUSTERD_TEST_HANG"  // GET /hang blocks the worker's event loop
+	// envChild: each worker starts a child that sleeps with the worker's
+	// stderr, and writes its pid to DIR/<worker pid>.
+	envChild     = "CLUSTERD_TEST_CHILD"
+	envSleep     = "CLUSTERD_TEST_SLEEP"      // the process sleeps a minute
+	envSlowStart = "CLUSTERD_TEST_SLOW_START" // workers after the first generation take N ms to start
 )
+
+// startChild starts a process that holds this worker's stderr open.
+func startChild(dir string) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), envSleep+"=1")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start child:", err)
+		os.Exit(3)
+	}
+	name := filepath.Join(dir, strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(name, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "write child pid:", err)
+		os.Exit(3)
+	}
+}
 
 // withHang adds GET /hang, which blocks the event loop for good: a handler
 // that breaks the rule that loop handlers must not block.
@@ -40,13 +63,23 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envSleep) == "1" {
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
 	if os.Getenv(envMain) == "1" {
-		gen, _ := strconv.Atoi(os.Getenv("CLUSTERD_WORKER_GENERATION"))
+		gen, _ := strconv.Atoi(os.Getenv(ipc.EnvGeneration))
 		from, err := strconv.Atoi(os.Getenv(envCrashGen))
 		crashGen := err == nil && gen >= from
-		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if (os.Getenv(envCrash) == "1" || crashGen) && os.Getenv(ipc.EnvWorkerID) != "" {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
+		}
+		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
+		if dir := os.Getenv(envChild); dir != "" && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+			startChild(dir)
 		}
 		if os.Getenv(envHang) == "1" {
 			wrapApp = withHang

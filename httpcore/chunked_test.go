@@ -28,10 +28,10 @@ var chunkedSeeds = []string{
 	"0\r\nT: " + string(bytes.Repeat([]byte("v"), 600)) + "\r\n\r\n",
 }
 
-// TestChunkDecoderMatchesScanner feeds every seed to the streaming decoder
-// in pieces of several sizes and checks it agrees with scanChunked and
-// dechunk on the whole body: same data, trailers and verdict.
-func TestChunkDecoderMatchesScanner(t *testing.T) {
+// TestChunkedStreamedMatchesBuffered feeds every seed to a streamed body
+// in pieces of several sizes and checks it agrees with the buffered path
+// on the whole body: same data, trailers and verdict.
+func TestChunkedStreamedMatchesBuffered(t *testing.T) {
 	for i, body := range chunkedSeeds {
 		for _, piece := range []int{1, 2, 3, 7, 64, len(body)} {
 			if msg := compareStreamedChunked([]byte(body), fixedSplits(piece)); msg != "" {
@@ -55,7 +55,7 @@ func FuzzChunkDecoder(f *testing.F) {
 
 func fixedSplits(n int) func() int { return func() int { return n } }
 
-// compareStreamedChunked decodes body whole and streamed, the input arriving in
+// compareStreamedChunked decodes body buffered whole and streamed, the input arriving in
 // pieces of next() bytes, and describes any difference.
 func compareStreamedChunked(body []byte, next func() int) string {
 	lim := testLimits
@@ -75,32 +75,33 @@ func compareStreamedChunked(body []byte, next func() int) string {
 	return ""
 }
 
+// scanChunkedWhole decodes body as the buffered path does, in place in a
+// copy, and returns its data and trailer fields.
 func scanChunkedWhole(body []byte, lim *limits) ([]byte, []field, error) {
+	b := bytes.Clone(body)
 	var s chunkScan
-	end, err := scanChunked(body, 0, &s, lim)
+	end, err := scanChunked(b, 0, &s, lim)
 	if err == errIncomplete && len(body) > 0 {
 		return nil, nil, errIncomplete
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	b := bytes.Clone(body[:end])
-	n, trailer := dechunk(b, 0)
 	r := newRequest()
-	if _, err := r.parseFields(b, trailer, lim, true); err != nil {
-		return nil, nil, err
+	if e, err := r.parseFields(b, s.trailer(), lim, true); err != nil || e != end {
+		return nil, nil, fmt.Errorf("trailers end at %d (%v), body at %d", e, err, end)
 	}
 	var fields []field
 	for _, f := range r.trailers {
 		fields = append(fields, field{f.name, f.value})
 	}
-	return b[:n], fields, nil
+	return b[:s.data], fields, nil
 }
 
 // decodeStreamed runs the decoder as the loop does: unused input is kept
 // and offered again with the next piece; the pipe is drained as it fills.
 func decodeStreamed(body []byte, lim *limits, next func() int) ([]byte, []field, error) {
-	b := &bodyIn{left: -1, pipe: newBodyPipe(nil, false)}
+	b := &bodyIn{left: -1, pipe: newBodyPipe(&loop{}, false)}
 	var in, data []byte
 	for off := 0; ; {
 		k := min(next(), len(body)-off)
@@ -115,7 +116,7 @@ func decodeStreamed(body []byte, lim *limits, next func() int) ([]byte, []field,
 			case err != nil:
 				return nil, nil, err
 			case done:
-				return data, b.dec.trailer, nil
+				return data, b.trailer, nil
 			case n == 0 || len(in) == 0:
 			default:
 				continue

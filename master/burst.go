@@ -1,0 +1,48 @@
+package master
+
+import (
+	"sync"
+	"time"
+)
+
+// burst limits a repeating log line: the first of a burst is logged, then
+// at most one per interval, each saying how many it stands for. Safe for
+// concurrent use.
+type burst struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	quiet int // left out since the last line
+}
+
+func newBurst(every time.Duration) *burst { return &burst{every: every} }
+
+// allow reports whether a line may be logged at now, and how many were
+// left out before it.
+func (b *burst) allow(now time.Time) (bool, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() && now.Sub(b.last) < b.every {
+		b.quiet++
+		return false, 0
+	}
+	n := b.quiet
+	b.last, b.quiet = now, 0
+	return true, n
+}
+
+// acceptRetry is the wait between failed accepts, as net/http's Server
+// does it: 5ms doubling to 1s, reset by a successful accept.
+type acceptRetry struct{ d time.Duration }
+
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
+
+func (r *acceptRetry) next() time.Duration {
+	r.d = min(max(2*r.d, acceptRetryMin), acceptRetryMax)
+	return r.d
+}
+
+func (r *acceptRetry) reset() { r.d = 0 }
