@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -82,14 +84,16 @@ func isStaleSocket(path string) bool {
 }
 
 // Control connections: a client must send its request within
-// controlReadTimeout and read each answer line within controlWriteTimeout;
-// at most maxControlConns are served at once, the rest wait in the
-// socket's backlog. A flood of silent clients therefore holds a bounded
-// number of descriptors, each for a bounded time.
+// controlReadTimeout and read each answer line within controlWriteTimeout.
+// At most maxSilentControl connections may wait for their request at
+// once; the next one accepted closes the oldest of them. A flood of silent
+// clients therefore holds a bounded number of descriptors, each for a
+// bounded time, and never keeps a real client waiting behind it: a client
+// that sends its request at once is never the oldest silent one.
 const (
 	controlReadTimeout  = 2 * time.Second
 	controlWriteTimeout = 2 * time.Second
-	maxControlConns     = 64
+	maxSilentControl    = 64
 	// controlPending is how often a client waiting for a long command (a
 	// reload) is told that it is still in progress.
 	controlPending = time.Second
@@ -100,22 +104,46 @@ type unixAcceptor interface {
 	AcceptUnix() (*net.UnixConn, error)
 }
 
+// silentConns holds the control connections that have not sent their
+// request yet, oldest first.
+type silentConns struct {
+	mu    sync.Mutex
+	conns []*net.UnixConn
+}
+
+// add records c and returns the oldest connection to close if there are
+// now more than maxSilentControl.
+func (s *silentConns) add(c *net.UnixConn) *net.UnixConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, c)
+	if len(s.conns) <= maxSilentControl {
+		return nil
+	}
+	oldest := s.conns[0]
+	s.conns = slices.Delete(s.conns, 0, 1)
+	return oldest
+}
+
+// spoke forgets c: it sent its request, or it is done.
+func (s *silentConns) spoke(c *net.UnixConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.conns, c); i >= 0 {
+		s.conns = slices.Delete(s.conns, i, i+1)
+	}
+}
+
 // serveControl accepts control connections until ln is closed. A failed
 // accept (EMFILE: the descriptor table is full) is retried after a pause,
 // as net/http's Server does, and logged once per burst.
 func (m *Master) serveControl(ln unixAcceptor) {
 	defer m.wg.Done()
-	slots := make(chan struct{}, maxControlConns)
+	var silent silentConns
 	var retry acceptRetry
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-m.done:
-			return
-		}
 		c, err := ln.AcceptUnix()
 		if err != nil {
-			<-slots
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -130,17 +158,19 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			continue
 		}
 		retry.reset()
+		if oldest := silent.add(c); oldest != nil {
+			m.log.Debug("control connection: closing the oldest silent one")
+			_ = oldest.Close() // its reader fails and gives up
+		}
 		m.wg.Add(1)
-		go func() {
-			defer func() { <-slots }()
-			m.serveControlConn(c)
-		}()
+		go m.serveControlConn(c, &silent)
 	}
 }
 
-func (m *Master) serveControlConn(c *net.UnixConn) {
+func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 	defer m.wg.Done()
 	defer c.Close()
+	defer silent.spoke(c)
 	reply := func(r response) {
 		_ = c.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
 		if err := json.NewEncoder(c).Encode(r); err != nil {
@@ -154,6 +184,7 @@ func (m *Master) serveControlConn(c *net.UnixConn) {
 	}
 	_ = c.SetReadDeadline(time.Now().Add(controlReadTimeout))
 	line, err := bufio.NewReader(&limited{c, 4096}).ReadBytes('\n')
+	silent.spoke(c)
 	var req Request
 	if err == nil {
 		err = json.Unmarshal(line, &req)

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -230,4 +231,51 @@ func TestCheckSocket(t *testing.T) {
 	if err := checkSocket(path); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
 		t.Errorf("socket in a foreign directory: %v", err)
 	}
+}
+
+// TestControlFloodOfSilentClients: silent connections beyond
+// maxSilentControl close the oldest of them, so a client that speaks at
+// once is answered at once, however many silent ones came before it.
+func TestControlFloodOfSilentClients(t *testing.T) {
+	m, err := New(Config{Command: []string{"true"}, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const silent = 5 * maxSilentControl
+	ln := &flakyAcceptor{conns: make(chan *net.UnixConn, silent+1)}
+	m.wg.Add(1)
+	go m.serveControl(ln)
+	var quiet []*net.UnixConn
+	for range silent {
+		server, client := unixPair(t)
+		quiet = append(quiet, client)
+		ln.conns <- server
+	}
+	server, client := unixPair(t)
+	defer client.Close()
+	ln.conns <- server
+	go func() { (<-m.events)() }() // plays the supervisor
+	if _, err := client.Write([]byte(`{"cmd":"status"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(time.Second)) // well under controlReadTimeout
+	buf := make([]byte, 512)
+	n, err := client.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), `"ok":true`) {
+		t.Fatalf("answer behind %d silent clients: %q, %v", silent, buf[:n], err)
+	}
+	closed := 0
+	for _, c := range quiet {
+		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(buf); err == io.EOF {
+			closed++
+		}
+		_ = c.Close()
+	}
+	if want := silent - maxSilentControl; closed < want {
+		t.Errorf("%d of %d silent clients closed; want at least %d", closed, silent, want)
+	}
+	close(ln.conns)
+	close(m.done)
+	m.wg.Wait()
 }
