@@ -126,7 +126,12 @@ func (l *loop) run() error {
 	l.runTasks()
 	for !l.draining || l.nconns > 0 {
 		l.yieldIfReadied()
-		n, err := l.p.wait(l.pollTimeout())
+		timeout := l.pollTimeout()
+		if !l.s.startPoll() {
+			timeout = 0 // work was posted meanwhile: look, do not sleep
+		}
+		n, err := l.p.wait(timeout)
+		l.s.endPoll()
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ type Server struct {
 	tasks       []task // posted work, run by the loop in order
 	wakeFD      int    // the loop's eventfd while serving, else -1
 	wakePending bool   // an eventfd wakeup is on its way
+	polling     bool   // the loop sleeps in epoll_wait, or is about to
 	draining    bool   // Shutdown has asked the loop to drain
 	done        chan struct{}
 
@@ -142,13 +143,35 @@ func dropTask(t task) {
 	}
 }
 
-// wakeLocked wakes the loop unless a wakeup is already pending; the eventfd
-// is written under s.mu so it cannot be closed under our feet.
+// wakeLocked wakes the loop if it sleeps in epoll_wait, unless a wakeup
+// is already pending. An awake loop needs none: it looks at the tasks
+// before it sleeps (startPoll), which saves the eventfd's write, read and
+// epoll wakeup on every response finished off the loop. The eventfd is
+// written under s.mu so it cannot be closed under our feet.
 func (s *Server) wakeLocked() {
-	if s.wakeFD >= 0 && !s.wakePending {
+	if s.wakeFD >= 0 && s.polling && !s.wakePending {
 		s.wakePending = true
 		wakeEventfd(s.wakeFD)
 	}
+}
+
+// startPoll notes that the loop is about to sleep in epoll_wait, and
+// reports true, unless tasks are queued: then it must not sleep.
+func (s *Server) startPoll() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tasks) > 0 {
+		return false
+	}
+	s.polling = true
+	return true
+}
+
+// endPoll notes that the loop is awake again.
+func (s *Server) endPoll() {
+	s.mu.Lock()
+	s.polling = false
+	s.mu.Unlock()
 }
 
 // takeTasks swaps the task queue with spare and returns the queued tasks.

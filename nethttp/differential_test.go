@@ -54,8 +54,9 @@ const (
 	diffRefused
 	// diffContinue: the client sent the body with an Expect:
 	// 100-continue head; net/http sends 100 Continue anyway when the
-	// handler reads, the engine does not, as the body is there already
-	// (RFC 9110 10.1.1 lets it).
+	// handler reads, the engine does not if the body is there already
+	// (RFC 9110 10.1.1 lets it), which depends on whether the handler
+	// reads before the loop has passed the body on.
 	diffContinue
 	// diffTrailer: trailers set with http.TrailerPrefix on a body short
 	// enough for a Content-Length: net/http sends the Content-Length and
@@ -577,8 +578,13 @@ func compare(t *testing.T, tc diffCase, want, got []byte) bool {
 		}
 		return false
 	}
-	if tc.diff&diffContinue != 0 && len(wm) > 0 && strings.Contains(wm[0].status, " 100 ") {
-		wm = wm[1:]
+	if tc.diff&diffContinue != 0 { // either may send it: compare the rest
+		if len(wm) > 0 && strings.Contains(wm[0].status, " 100 ") {
+			wm = wm[1:]
+		}
+		if len(gm) > 0 && strings.Contains(gm[0].status, " 100 ") {
+			gm = gm[1:]
+		}
 	}
 	if len(wm) != len(gm) {
 		fail("number of responses", len(wm), len(gm))

@@ -176,3 +176,16 @@ func skipResponse(br *bufio.Reader, n int) error {
 	_, err := io.CopyN(io.Discard, br, int64(n))
 	return err
 }
+
+// BenchmarkStdHello is BenchmarkNetHTTPHello against net/http's own
+// server, for the allocs/op beside the adapter's.
+func BenchmarkStdHello(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: helloMux()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	benchHello(b, ln.Addr().String())
+}
