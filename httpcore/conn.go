@@ -48,10 +48,11 @@ const (
 type connFlags uint8
 
 const (
-	connPeerEOF   connFlags = 1 << iota // the client has shut down its side
-	connNeedInput                       // in holds no complete request
-	connLinger                          // more input may be on its way: linger when closing
-	connHupSeen                         // EPOLLRDHUP was handled: stop watching for it
+	connPeerEOF    connFlags = 1 << iota // the client has shut down its side
+	connNeedInput                        // in holds no complete request
+	connLinger                           // more input may be on its way: linger when closing
+	connHupSeen                          // EPOLLRDHUP was handled: stop watching for it
+	connInputWaits                       // input came while a response is made off the loop
 )
 
 // pendingReq is the progress of a request that arrived in pieces. Offsets
