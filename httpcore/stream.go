@@ -171,13 +171,18 @@ func (w *ResponseWriter) handOn() error {
 	if w.flags&rwStreaming == 0 {
 		w.startStream()
 	}
-	onLoop := w.state.Load() == rwSync || w.l.userOnLoop.Load()
-	body, post, err := w.rl.hand(w.body, !onLoop)
+	// Only a synchronous response is surely written on the loop, which can
+	// then take the bytes itself. While the loop runs user code
+	// (userOnLoop) the writer may be the loop or another goroutine: it must
+	// not wait, and it hands the bytes over by a task, as drainRelay is
+	// for the loop alone.
+	sync := w.state.Load() == rwSync
+	body, post, err := w.rl.hand(w.body, !sync && !w.l.userOnLoop.Load())
 	w.body = body
 	switch {
 	case err != nil:
 		return err
-	case onLoop:
+	case sync:
 		w.l.drainRelay(w.c, w)
 	case post:
 		w.l.s.post(task{kind: taskTake, w: w})

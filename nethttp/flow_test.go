@@ -244,6 +244,7 @@ func TestNetHTTPBoundedPool(t *testing.T) {
 		running.Add(-1)
 		io.WriteString(w, "done")
 	})
+	waitFor(t, func() bool { return poolGoroutines() == 0 }) // earlier tests' parked ones retire
 	ts := startHandler(t, httpcore.Config{}, New(h, Config{Workers: workers}))
 	conns := make([]*clientConn, clients)
 	for i := range conns {

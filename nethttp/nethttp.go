@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
 )
@@ -126,7 +128,8 @@ func (a *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	}
 	j := &job{a: a, w: w, req: req, cancel: cancel}
 	if b := r.BodyStream(); b != nil {
-		j.body = &body{b: b, req: req}
+		j.bodyVal = body{b: b, req: req}
+		j.body = &j.bodyVal
 		req.Body = j.body
 	}
 	w.Async()
@@ -142,6 +145,10 @@ type job struct {
 	body   *body // nil without a body
 	cancel context.CancelFunc
 
+	// One allocation for the job, its writer and its body.
+	rw      responseWriter
+	bodyVal body
+
 	hijacked bool // the handler took the connection
 }
 
@@ -156,7 +163,8 @@ func (j *job) handler() http.Handler {
 
 // run serves the request on a pool goroutine.
 func (j *job) run() {
-	rw := &responseWriter{j: j, w: j.w, req: j.req, hdr: make(http.Header)}
+	rw := &j.rw
+	*rw = responseWriter{j: j, w: j.w, req: j.req, hdr: make(http.Header)}
 	defer j.done(rw)
 	j.handler().ServeHTTP(rw, j.req)
 }
@@ -185,19 +193,39 @@ func (j *job) done(rw *responseWriter) {
 }
 
 // A pool runs jobs on at most max goroutines. Goroutines are started as
-// jobs come and exit when none is waiting, so an idle pool holds none.
+// jobs come; one that finds no job waiting parks for idleWorker, to take
+// the next job without a goroutine being started for it, then exits, so
+// an idle pool soon holds none.
 type pool struct {
 	mu      sync.Mutex
 	queue   []*job // waiting jobs are queue[head:]
 	head    int
-	running int
-	max     int
+	running int       // goroutines, parked ones included
+	max     int       // bound on running
+	parked  []*worker // goroutines waiting for a job, the latest last
 }
 
-// submit runs j now if a goroutine is free, later otherwise. It never
-// blocks.
+// idleWorker is how long a pool goroutine waits for a job before it exits.
+const idleWorker = time.Second
+
+// A worker is a pool goroutine's mailbox while it is parked.
+type worker struct {
+	jobs  chan *job // one job, sent by the submit that took the worker off parked
+	timer *time.Timer
+}
+
+// submit runs j now on a parked or a new goroutine if the bound allows,
+// later otherwise. It never blocks.
 func (p *pool) submit(j *job) {
 	p.mu.Lock()
+	if n := len(p.parked); n > 0 {
+		w := p.parked[n-1]
+		p.parked[n-1] = nil
+		p.parked = p.parked[:n-1]
+		p.mu.Unlock()
+		w.jobs <- j
+		return
+	}
 	if p.running < p.max {
 		p.running++
 		p.mu.Unlock()
@@ -214,11 +242,49 @@ func (p *pool) submit(j *job) {
 }
 
 func (p *pool) work(j *job) {
-	for ; j != nil; j = p.next() {
+	w := &worker{jobs: make(chan *job, 1)}
+	for ; j != nil; j = p.next(w) {
 		if j.run(); j.hijacked {
 			return // its slot was given up at Hijack
 		}
 	}
+}
+
+// next returns the oldest waiting job, or waits for one to be submitted;
+// it returns nil after retiring the calling goroutine.
+func (p *pool) next(w *worker) *job {
+	p.mu.Lock()
+	if p.head < len(p.queue) {
+		j := p.queue[p.head]
+		p.queue[p.head] = nil
+		p.head++
+		p.mu.Unlock()
+		return j
+	}
+	clear(p.queue)
+	p.queue, p.head = p.queue[:0], 0
+	p.parked = append(p.parked, w)
+	p.mu.Unlock()
+	if w.timer == nil {
+		w.timer = time.NewTimer(idleWorker)
+	} else {
+		w.timer.Reset(idleWorker)
+	}
+	select {
+	case j := <-w.jobs:
+		w.timer.Stop()
+		return j
+	case <-w.timer.C:
+	}
+	p.mu.Lock()
+	if i := slices.Index(p.parked, w); i >= 0 {
+		p.parked = slices.Delete(p.parked, i, i+1)
+		p.running--
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	return <-w.jobs // a submit took w off parked just now: its job is coming
 }
 
 // leave gives up the calling goroutine's slot, for a handler that goes on
@@ -235,21 +301,4 @@ func (p *pool) leave() {
 	}
 	p.running--
 	p.mu.Unlock()
-}
-
-// next returns the oldest waiting job, or nil after retiring the calling
-// goroutine.
-func (p *pool) next() *job {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.head == len(p.queue) {
-		clear(p.queue)
-		p.queue, p.head = p.queue[:0], 0
-		p.running--
-		return nil
-	}
-	j := p.queue[p.head]
-	p.queue[p.head] = nil
-	p.head++
-	return j
 }

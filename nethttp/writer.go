@@ -73,7 +73,8 @@ func statusText(code int) string {
 
 // copyHeader hands the header fields to the ResponseWriter, in key order.
 func (rw *responseWriter) copyHeader() {
-	for _, k := range sortedKeys(rw.hdr) {
+	var buf [16]string
+	for _, k := range sortedKeys(rw.hdr, buf[:0]) {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
@@ -94,8 +95,9 @@ func (rw *responseWriter) copyHeader() {
 	}
 }
 
-func sortedKeys(h http.Header) []string {
-	keys := make([]string, 0, len(h))
+// sortedKeys appends the keys of h to keys, sorted, and returns the
+// result; a caller's array of a few keys saves an allocation.
+func sortedKeys(h http.Header, keys []string) []string {
 	for k := range h {
 		keys = append(keys, k)
 	}
@@ -111,7 +113,7 @@ func (rw *responseWriter) writeInterim(code int) {
 	}
 	var fields []httpcore.Field
 	if code != http.StatusContinue {
-		for _, k := range sortedKeys(rw.hdr) {
+		for _, k := range sortedKeys(rw.hdr, nil) {
 			for _, v := range rw.hdr[k] {
 				fields = append(fields, httpcore.Field{Name: k, Value: v})
 			}
@@ -314,7 +316,7 @@ func (rw *responseWriter) collectTrailers() []httpcore.Field {
 			fields = append(fields, httpcore.Field{Name: k, Value: v})
 		}
 	}
-	for _, k := range sortedKeys(rw.hdr) {
+	for _, k := range sortedKeys(rw.hdr, nil) {
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
 			for _, v := range rw.hdr[k] {
 				fields = append(fields, httpcore.Field{Name: name, Value: v})
