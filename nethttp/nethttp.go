@@ -9,7 +9,6 @@
 package nethttp
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -116,36 +115,35 @@ func (a *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	if r.Method() == "OPTIONS" && r.Target() == "*" {
 		return // as net/http: 200, empty, without calling the handler
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := newRequest(ctx, r)
+	j := &job{a: a, w: w}
+	req, err := newRequest(&j.ctx, r)
 	if err != nil {
-		cancel()
 		w.SetHeader("Content-Type", "text/plain; charset=utf-8")
 		w.SetHeader("Connection", "close")
 		w.WriteHeader(400)
 		_, _ = w.WriteString("400 Bad Request: " + err.Error() + "\n")
 		return
 	}
-	j := &job{a: a, w: w, req: req, cancel: cancel}
+	j.req = req
 	if b := r.BodyStream(); b != nil {
 		j.bodyVal = body{b: b, req: req}
 		j.body = &j.bodyVal
 		req.Body = j.body
 	}
 	w.Async()
-	w.OnClientGone(cancel)
+	w.OnClientGone(j.ctx.cancel)
 	a.pool.submit(j)
 }
 
 // A job is one request for the pool.
 type job struct {
-	a      *Handler
-	w      *httpcore.ResponseWriter
-	req    *http.Request
-	body   *body // nil without a body
-	cancel context.CancelFunc
+	a    *Handler
+	w    *httpcore.ResponseWriter
+	req  *http.Request
+	body *body // nil without a body
 
-	// One allocation for the job, its writer and its body.
+	// One allocation for the job, its context, writer and body.
+	ctx     reqContext
 	rw      responseWriter
 	bodyVal body
 
@@ -172,7 +170,7 @@ func (j *job) run() {
 // done ends the response after the handler returned or panicked.
 func (j *job) done(rw *responseWriter) {
 	v := recover()
-	j.cancel()
+	j.ctx.cancel()
 	if j.body != nil {
 		_ = j.body.Close()
 	}
