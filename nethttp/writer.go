@@ -316,9 +316,9 @@ func (rw *responseWriter) collectTrailers() []httpcore.Field {
 			fields = append(fields, httpcore.Field{Name: k, Value: v})
 		}
 	}
-	for _, k := range sortedKeys(rw.hdr, nil) {
+	for k, vs := range rw.hdr { // trailers sorts them
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			for _, v := range rw.hdr[k] {
+			for _, v := range vs {
 				fields = append(fields, httpcore.Field{Name: name, Value: v})
 			}
 		}
