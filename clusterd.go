@@ -58,9 +58,15 @@ import (
 
 // Options configures the master and its workers. Zero values take the defaults.
 type Options struct {
-	// Listen lists addresses to serve ("host:port", IPv6 "[::1]:8080");
-	// default 127.0.0.1:8080.
+	// Listen lists the listeners to serve: "host:port" (IPv6
+	// "[::1]:8080"), "unix:/path/app.sock", "unix:@name" (abstract),
+	// "fd:N" (an inherited listening socket) or "systemd:NAME". Default:
+	// the sockets passed by the service manager (LISTEN_FDS), else
+	// 127.0.0.1:8080.
 	Listen []string
+	// Sockets sets the backlog, the Unix socket file mode and the TCP
+	// options of every listener.
+	Sockets SocketOptions
 	// Workers is the number of worker processes; default the CPUs
 	// available to the process (cgroup-aware).
 	Workers int
@@ -90,8 +96,15 @@ type Options struct {
 	// replaced; default 30s.
 	WorkerTimeout time.Duration
 	// Control is the control socket's path; default: master-PID.sock in
-	// $XDG_RUNTIME_DIR/clusterd or /tmp/clusterd-UID.
+	// $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), $XDG_RUNTIME_DIR/clusterd
+	// or /tmp/clusterd-UID.
 	Control string
+	// User and Group, when set, are who the workers run as (a name or a
+	// number; Group defaults to User's primary group), with supplementary
+	// groups cleared. The master must be started as root: it binds (ports
+	// below 1024 too) and supervises as root; only root and User may use
+	// the control socket.
+	User, Group string
 	// LogLevel is trace, debug, info, warn or error; default info.
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
@@ -100,28 +113,55 @@ type Options struct {
 	onShutdown []func() // the handler's own hooks, before OnShutdown
 }
 
-// DefaultListen is the address served when Options.Listen is empty.
+// DefaultListen is the address served when Options.Listen is empty and
+// the service manager passed no sockets.
 const DefaultListen = "127.0.0.1:8080"
 
-// IsWorker reports whether this process is a worker started by a master.
+// SocketOptions configure every listener; see master.SocketOptions.
+type SocketOptions = master.SocketOptions
+
+// IsWorker reports whether this process is a worker started by a master,
+// for code that runs before Run (Run takes the variables that say so, so
+// that programs a worker starts are not taken for workers; a handler runs
+// in a worker by definition, and RunFunc tells it which one).
 func IsWorker() bool { return worker.IsWorker() }
 
 // RunHTTP is Run for h, any standard net/http Handler, which each worker
 // serves through nethttp.New(h, opts.NetHTTP). A draining worker tells its
 // HTTP/2 connections to go away.
 func RunHTTP(opts Options, h http.Handler) error {
+	return RunHTTPFunc(opts, func(*worker.Worker) http.Handler { return h })
+}
+
+// RunHTTPFunc is RunHTTP for the net/http Handler newHandler returns in
+// each worker, given the running worker (its id, generation and request
+// count).
+func RunHTTPFunc(opts Options, newHandler func(*worker.Worker) http.Handler) error {
 	cfg := opts.NetHTTP
 	cfg.H2C = cfg.H2C || opts.H2C
-	a := nethttp.New(h, cfg)
-	opts.onShutdown = append(opts.onShutdown, a.Shutdown)
-	return Run(opts, a)
+	var a *nethttp.Handler // set in the worker before it serves
+	opts.onShutdown = append(opts.onShutdown, func() {
+		if a != nil {
+			a.Shutdown()
+		}
+	})
+	return RunFunc(opts, func(w *worker.Worker) httpcore.Handler {
+		a = nethttp.New(newHandler(w), cfg)
+		return a
+	})
 }
 
 // Run runs the master or, in a process the master started, a worker
 // serving h. In the master it returns after a stop signal has been handled,
 // or with an error when it cannot start (a busy port, say).
 func Run(opts Options, h httpcore.Handler) error {
-	if len(opts.Listen) == 0 {
+	return RunFunc(opts, func(*worker.Worker) httpcore.Handler { return h })
+}
+
+// RunFunc is Run for the handler newHandler returns in each worker, given
+// the running worker (its id, generation and request count).
+func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
+	if len(opts.Listen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
 	level := hclog.LevelFromString(opts.LogLevel)
@@ -133,22 +173,25 @@ func Run(opts Options, h httpcore.Handler) error {
 		if opts.OnShutdown != nil {
 			hooks = append(hooks, opts.OnShutdown)
 		}
-		return worker.Run(worker.Config{
+		return worker.RunFunc(worker.Config{
 			OnShutdown:      hooks,
 			Listen:          opts.Listen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
-		}, h)
+		}, newHandler)
 	}
 	m, err := master.New(master.Config{
 		Listen:          opts.Listen,
+		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
 		Sched:           opts.Sched,
 		GracefulTimeout: opts.GracefulTimeout,
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,
 		Control:         opts.Control,
+		User:            opts.User,
+		Group:           opts.Group,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
 		}),

@@ -3,6 +3,7 @@ module github.com/clusterd/clusterd
 go 1.26.0
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/hashicorp/go-hclog v1.6.3
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0

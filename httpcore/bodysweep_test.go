@@ -1,10 +1,12 @@
 package httpcore
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -182,4 +184,54 @@ func (h *harness) settle() {
 				h.c.state, h.c.async != nil, h.c.body != nil, len(h.c.in), h.c.pendingOut())
 		}
 	}
+}
+
+// TestHeadSizeSweep sends heads of MaxHeaderBytes, one byte less and one
+// more, each with a body larger than the read buffer behind it, whole and
+// in random pieces: the first two are echoed and the next request served,
+// the last gets a 431 and the connection closes.
+func TestHeadSizeSweep(t *testing.T) {
+	rng := sweepRand(t)
+	const bodySize = 2*readBufferSize + 1
+	body := bigBody(bodySize)
+	for _, size := range []int{DefaultMaxHeaderBytes - 1, DefaultMaxHeaderBytes, DefaultMaxHeaderBytes + 1} {
+		for _, chunked := range []bool{false, true} {
+			in := padHead(bodyRequest("POST", body, chunked, 40_000), size)
+			if got := bytes.Index(in, []byte("\r\n\r\n")) + 4; got != size {
+				t.Fatalf("head of %d bytes, want %d", got, size)
+			}
+			in = append(in, nextRequest...)
+			for _, d := range sweepDeliveries(rng, bodySize) {
+				pieces := d.cut(in)
+				t.Run(fmt.Sprintf("head=%d/chunked=%v/%s", size, chunked, d.name), func(t *testing.T) {
+					if size <= DefaultMaxHeaderBytes {
+						sweepOne(t, Config{}, bodyEcho(), pieces, body, false)
+						return
+					}
+					h := newHarness(t, Config{}, bodyEcho())
+					defer h.close()
+					for _, p := range pieces {
+						h.feed(p)
+					}
+					checkResponseSeq(t, h.out, 1, func(_, status int, _ []byte) {
+						if status != 431 {
+							t.Fatalf("status %d, want 431", status)
+						}
+					})
+					h.shutWrite()
+					if !h.closed() {
+						t.Fatalf("connection not closed after 431 and EOF (state %d)", h.c.state)
+					}
+				})
+			}
+		}
+	}
+}
+
+// padHead adds a field to the head of req so that the head is size bytes.
+func padHead(req []byte, size int) []byte {
+	end := bytes.Index(req, []byte("\r\n\r\n")) + 2
+	pad := size - (end + 2) - len("X-Pad: \r\n")
+	field := "X-Pad: " + strings.Repeat("p", pad) + "\r\n"
+	return slices.Concat(req[:end], []byte(field), req[end:])
 }

@@ -204,7 +204,9 @@ func (l *loop) openConn(fd int) {
 	l.setDeadline(c)
 }
 
-// peerAddr returns the address of the peer of socket fd as "ip:port".
+// peerAddr returns the address of the peer of socket fd: "ip:port" over
+// TCP; over a Unix socket the client's path, or "@" for a client socket
+// with no name (what net/http reports).
 func peerAddr(fd int) string {
 	sa, err := unix.Getpeername(fd)
 	if err != nil {

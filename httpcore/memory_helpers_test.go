@@ -2,8 +2,11 @@ package httpcore
 
 import (
 	"io"
+	"net"
+	"net/http"
 	"runtime"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -66,3 +69,15 @@ func slowRead(r io.Reader, n int64, pause time.Duration) (int64, error) {
 }
 
 const mib = 1 << 20
+
+// httpClient returns a client for ts whose connections are closed when the
+// test ends (TestMain counts descriptors).
+func (ts *testServer) httpClient(t testing.TB) *http.Client {
+	tr := &http.Transport{
+		DialContext:        (&net.Dialer{}).DialContext,
+		DisableCompression: true,
+		MaxIdleConns:       16,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}

@@ -104,7 +104,8 @@ func (r *Request) ContentLength() int64 { return r.contentLength }
 // ServeHTTP is called.
 func (r *Request) Body() []byte { return r.body }
 
-// RemoteAddr returns the peer address as "ip:port", or "" if it is unknown.
+// RemoteAddr returns the peer address as "ip:port" (over a Unix socket:
+// the client's path, or "@" when it has none), or "" if it is unknown.
 func (r *Request) RemoteAddr() string {
 	if r.c == nil {
 		return ""

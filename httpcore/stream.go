@@ -165,17 +165,15 @@ func (rl *relay) wake(l *loop) {
 }
 
 // handOn hands the buffered body on towards the connection, with the head
-// the first time: on the loop straight into the connection's output, from
-// another goroutine through the relay, waiting for room.
+// the first time: from a synchronous handler straight into the
+// connection's output; from an asynchronous response through the relay,
+// waiting for room unless the loop may be the writer. userOnLoop cannot
+// tell the loop from another goroutine writing meanwhile, so an
+// asynchronous response never touches the connection itself.
 func (w *ResponseWriter) handOn() error {
 	if w.flags&rwStreaming == 0 {
 		w.startStream()
 	}
-	// Only a synchronous response is surely written on the loop, which can
-	// then take the bytes itself. While the loop runs user code
-	// (userOnLoop) the writer may be the loop or another goroutine: it must
-	// not wait, and it hands the bytes over by a task, as drainRelay is
-	// for the loop alone.
 	sync := w.state.Load() == rwSync
 	body, post, err := w.rl.hand(w.body, !sync && !w.l.userOnLoop.Load())
 	w.body = body

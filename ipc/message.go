@@ -36,7 +36,8 @@ type Type uint8
 const (
 	// Online (W→M): the worker process is up; carries PID.
 	Online Type = iota + 1
-	// QueryServer (W→M): the worker asks for the listener Network/Addr.
+	// QueryServer (W→M): the worker asks for the listener Addr, a --listen
+	// value as the master names it in EnvListen.
 	QueryServer
 	// ServerReply (M→W): answers QueryServer for Key. On success exactly one
 	// fd (the listening socket) travels with it, unless RR is set: then the
@@ -97,7 +98,7 @@ type Message struct {
 	Type Type `json:"-"`
 
 	PID     int    `json:"pid,omitempty"`
-	Key     string `json:"key,omitempty"`
+	Key     string `json:"key,omitempty"` // a listener: its --listen value (QueryServer, Listening)
 	Network string `json:"network,omitempty"`
 	Addr    string `json:"addr,omitempty"`
 	Err     string `json:"err,omitempty"`
@@ -148,10 +149,6 @@ func unmarshal(frame []byte) (Message, error) {
 	return m, nil
 }
 
-// Key names a listener in QueryServer's answer and in Listening: the
-// master keeps one listening socket per key.
-func Key(network, addr string) string { return network + ":" + addr }
-
 // Environment variables a master sets for the worker processes it starts.
 // A worker removes them once read, so its own children do not inherit them,
 // and a master removes any it inherited before starting its workers.
@@ -165,11 +162,15 @@ const (
 	EnvGeneration = EnvPrefix + "GENERATION"
 	// EnvFD holds the descriptor number of the worker's end of the channel.
 	EnvFD = EnvPrefix + "IPC_FD"
+	// EnvListen holds the listeners the worker serves, a JSON list of
+	// --listen values as the master resolved them (socket activation can
+	// supply listeners the worker's own flags do not name).
+	EnvListen = EnvPrefix + "LISTEN"
 )
 
 // Worker log lines. Besides the channel, a worker talks to its master
-// through its stderr, which the master reads line by line (lines up to
-// MaxLogLine bytes) and logs again through the worker's named logger:
+// through its stderr, which the master reads line by line until EOF and
+// logs again through the worker's named logger:
 //
 //   - a line that is a JSON object with a string LogMessage field is one
 //     record, as hclog's JSON format writes it: LogLevel names its level
@@ -177,7 +178,9 @@ const (
 //     not start with LogMetaPrefix is kept, in name order; the rest
 //     (@timestamp, @module, …) are the master's to set again;
 //   - any other line (a panic, a stray print) is logged at info as
-//     "stderr" with the line as it came.
+//     "stderr" with the line as it came;
+//   - a line longer than MaxLogLine bytes is logged as "stderr" with its
+//     first MaxLogLine bytes and truncated=true; the rest is dropped.
 //
 // A worker therefore logs JSON to stderr (worker.Config's default logger
 // does), and never writes anything to stderr it would not want logged.

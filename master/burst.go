@@ -46,3 +46,18 @@ func (r *acceptRetry) next() time.Duration {
 }
 
 func (r *acceptRetry) reset() { r.d = 0 }
+
+// acceptFailed handles a failed accept: it logs msg once per burst (b)
+// and waits retry's next delay. It reports false if the master finished
+// meanwhile.
+func (m *Master) acceptFailed(b *burst, retry *acceptRetry, msg string, err error) bool {
+	if ok, n := b.allow(m.now()); ok {
+		m.log.Error(msg, "error", err, "failures_not_logged", n)
+	}
+	select {
+	case <-time.After(retry.next()):
+		return true
+	case <-m.done:
+		return false
+	}
+}

@@ -20,6 +20,20 @@ import (
 type Request struct {
 	Cmd string `json:"cmd"`         // CmdStatus, CmdReload, CmdScale or CmdStop
 	N   int    `json:"n,omitempty"` // for scale
+	// WaitMS is how long the client waits for each line of the answer, in
+	// milliseconds; the master says a long command is still running at
+	// least twice as often (default: every controlPending).
+	WaitMS int64 `json:"wait_ms,omitempty"`
+}
+
+// pendingEvery is how often the client of r hears that its command is
+// still running.
+func (r Request) pendingEvery() time.Duration {
+	d := controlPending
+	if r.WaitMS > 0 {
+		d = min(d, time.Duration(r.WaitMS)*time.Millisecond/2)
+	}
+	return max(d, 10*time.Millisecond)
 }
 
 // Response answers a Request: a JSON line.
@@ -61,7 +75,10 @@ func (m *Master) listenControl(path string) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, 0o600); err == nil {
+		err = m.shareControl(path)
+	}
+	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -147,12 +164,7 @@ func (m *Master) serveControl(ln unixAcceptor) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if ok, n := m.ctlErrLog.allow(m.now()); ok {
-				m.log.Error("control socket: accept failed, retrying", "error", err, "failures_not_logged", n)
-			}
-			select {
-			case <-time.After(retry.next()):
-			case <-m.done:
+			if !m.acceptFailed(m.ctlErrLog, &retry, "control socket: accept failed, retrying", err) {
 				return
 			}
 			continue
@@ -172,17 +184,23 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 	defer c.Close()
 	defer silent.spoke(c)
 	reply := func(r response) {
-		_ = c.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
-		if err := json.NewEncoder(c).Encode(r); err != nil {
+		err := c.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
+		if err == nil {
+			err = json.NewEncoder(c).Encode(r)
+		}
+		if err != nil {
 			m.log.Debug("control connection: cannot answer", "error", err)
 		}
 	}
-	if err := checkPeer(c); err != nil {
+	if err := checkPeer(c, m.controlUID()); err != nil {
 		m.log.Warn("control connection refused", "error", err)
 		reply(response{Error: err.Error()})
 		return
 	}
-	_ = c.SetReadDeadline(time.Now().Add(controlReadTimeout))
+	if err := c.SetReadDeadline(time.Now().Add(controlReadTimeout)); err != nil {
+		m.log.Warn("control connection: cannot bound it; closing it", "error", err)
+		return
+	}
 	line, err := bufio.NewReader(&limited{c, 4096}).ReadBytes('\n')
 	silent.spoke(c)
 	var req Request
@@ -200,7 +218,7 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 		reply(response{Error: "the master is stopping"})
 		return
 	}
-	tick := time.NewTicker(controlPending)
+	tick := time.NewTicker(req.pendingEvery())
 	defer tick.Stop()
 	for {
 		select {

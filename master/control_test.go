@@ -1,6 +1,7 @@
 package master
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -278,4 +279,49 @@ func TestControlFloodOfSilentClients(t *testing.T) {
 	close(ln.conns)
 	close(m.done)
 	m.wg.Wait()
+}
+
+// Control gives up on a master that accepts but does not answer, or that
+// hangs up, with ErrNoAnswer.
+func TestControlNoAnswer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 2)
+	go func() {
+		for i := 0; i < 2; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	start := time.Now()
+	_, err = Control(path, Request{Cmd: "status"}, 100*time.Millisecond)
+	if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), "within 100ms") || time.Since(start) > 3*time.Second {
+		t.Errorf("silent master: %v after %v", err, time.Since(start))
+	}
+	(<-held).Close()
+	go func() { (<-held).Close() }() // hangs up at once
+	if _, err := Control(path, Request{Cmd: "status"}, 5*time.Second); !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("master hanging up: %v", err)
+	}
+}
+
+func TestPendingEvery(t *testing.T) {
+	for _, tt := range []struct {
+		waitMS int64
+		want   time.Duration
+	}{
+		{0, controlPending}, {5000, controlPending}, {2000, controlPending},
+		{1000, 500 * time.Millisecond}, {300, 150 * time.Millisecond}, {1, 10 * time.Millisecond},
+	} {
+		if got := (Request{WaitMS: tt.waitMS}).pendingEvery(); got != tt.want {
+			t.Errorf("wait %dms: every %v, want %v", tt.waitMS, got, tt.want)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -34,6 +35,9 @@ func Control(path string, req Request, timeout time.Duration) (Response, error) 
 		return Response{}, err
 	}
 	c, err := net.DialTimeout("unix", path, timeout)
+	if errors.Is(err, syscall.EACCES) {
+		return Response{}, fmt.Errorf("%s: permission denied: run ctl as root or as the user the master admits", path)
+	}
 	if err != nil {
 		return Response{}, fmt.Errorf("%w at %s (%v)", ErrNoMaster, path, unwrapOp(err))
 	}
@@ -41,14 +45,22 @@ func Control(path string, req Request, timeout time.Duration) (Response, error) 
 	if err := checkServer(c.(*net.UnixConn)); err != nil {
 		return Response{}, err
 	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return Response{}, noAnswer(err, timeout)
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return Response{}, err
 	}
+	req.WaitMS = timeout.Milliseconds()
+	// A master that refuses the connection answers and closes before
+	// reading: its answer is worth more than the failed write.
+	werr := json.NewEncoder(c).Encode(req)
 	r := bufio.NewReader(c)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return Response{}, err
+		}
 		line, err := r.ReadBytes('\n')
+		if err != nil && werr != nil {
+			return Response{}, noAnswer(werr, timeout)
+		}
 		if err != nil {
 			return Response{}, noAnswer(err, timeout)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +19,13 @@ import (
 // replace it, and the process at the other end must be ours (or root).
 
 // ControlDir is where masters started without an explicit control path
-// put their sockets: $XDG_RUNTIME_DIR/clusterd, else /tmp/clusterd-UID.
+// put their sockets: $RUNTIME_DIRECTORY (made by systemd for a service with
+// RuntimeDirectory=; the first if several), else $XDG_RUNTIME_DIR/clusterd,
+// else /tmp/clusterd-UID.
 func ControlDir() string {
+	if d, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":"); d != "" {
+		return d
+	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "clusterd")
 	}
@@ -106,14 +112,15 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 	return cred.Uid, nil
 }
 
-// checkPeer admits only the master's own user and root.
-func checkPeer(c *net.UnixConn) error {
-	uid, err := peerUID(c)
+// checkPeer admits only root and user uid: the master's own, or, with
+// Config.User, its workers'.
+func checkPeer(c *net.UnixConn, uid int) error {
+	peer, err := peerUID(c)
 	if err != nil {
 		return err
 	}
-	if !trustedOwner(uid) {
-		return fmt.Errorf("uid %d may not control a master of uid %d", uid, os.Getuid())
+	if int(peer) != uid && peer != 0 {
+		return fmt.Errorf("uid %d may not control this master (only uid %d and root may)", peer, uid)
 	}
 	return nil
 }

@@ -24,9 +24,14 @@ const MaxWorkers = 1024
 
 // Config configures a Master. Zero values take the defaults noted.
 type Config struct {
-	// Listen lists the addresses bound before any worker starts
-	// ("host:port"; IPv6 as "[::1]:8080"). Workers may ask for others.
+	// Listen lists the listeners opened before any worker starts, in the
+	// forms ParseListen accepts ("host:port", "[::1]:8080", "unix:/path",
+	// "unix:@name", "fd:N", "systemd:NAME"). Empty: every socket the service
+	// manager passed (LISTEN_FDS). Workers may ask for others.
 	Listen []string
+	// Sockets configures every listener: backlog, Unix socket file mode,
+	// TCP options.
+	Sockets SocketOptions
 	// Workers is the pool size; default: the CPUs available to the process.
 	Workers int
 	// Sched is SchedShared (default) or SchedRR.
@@ -43,6 +48,12 @@ type Config struct {
 	Control string
 	// Command is the worker's argv; default: this executable, same arguments.
 	Command []string
+	// User and Group, when set, are who the workers run as (a name or a
+	// number; Group defaults to User's primary group), with no
+	// supplementary groups. The master must be started as root; it binds,
+	// starts and stops the workers, and only root and User may use the
+	// control socket.
+	User, Group string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
 }
@@ -111,6 +122,11 @@ type Master struct {
 	rr         *rrState
 	started    time.Time
 	ctlPath    string
+	sd         *notifier           // nil unless a service manager listens
+	cred       *syscall.Credential // the workers' user; nil: the master's
+	ctlGID     uint32              // with cred: the control socket's group
+	pid1       bool                // reaps orphans (reap_linux.go)
+	listenKeys []string            // the listeners every worker serves, as it asks for them
 	health     timer
 
 	stopping bool
@@ -125,7 +141,13 @@ func New(cfg Config) (*Master, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newMaster(cfg, execSpawner{command: cfg.Command}, realClock{}), nil
+	cred, ctlGID, err := workerCredential(cfg.User, cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	m := newMaster(cfg, execSpawner{command: cfg.Command, cred: cred}, realClock{})
+	m.cred, m.ctlGID = cred, ctlGID
+	return m, nil
 }
 
 func newMaster(cfg Config, sp spawner, clk clock) *Master {
@@ -134,7 +156,7 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		log:       cfg.Logger,
 		spawner:   sp,
 		clock:     clk,
-		listeners: newListenerTable(),
+		listeners: newListenerTable(cfg.Sockets),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
@@ -153,11 +175,16 @@ func (m *Master) now() time.Time { return m.clock.Now() }
 // signal has been handled. It returns an error only when it cannot start.
 func (m *Master) Run() error {
 	defer m.listeners.closeAll()
+	keys, err := m.takeInherited()
+	if err != nil {
+		return err
+	}
 	ctl, err := m.listenControl(m.cfg.Control)
 	if err != nil {
 		return err
 	}
-	if err := m.listen(); err != nil {
+	if err := m.openListeners(keys); err != nil {
+		m.stopAccepting()
 		_ = ctl.Close()
 		return err
 	}
@@ -165,6 +192,10 @@ func (m *Master) Run() error {
 	m.wg.Add(1)
 	go m.serveControl(ctl)
 	signal.Notify(m.sigs, handledSignals...)
+	if m.pid1 = os.Getpid() == 1; m.pid1 {
+		signal.Notify(m.sigs, syscall.SIGCHLD)
+	}
+	m.sd = newNotifier(m.log)
 	defer signal.Stop(m.sigs)
 	m.start()
 	m.loop()
@@ -174,23 +205,6 @@ func (m *Master) Run() error {
 	}
 	m.wg.Wait()
 	m.log.Info("stopped")
-	return nil
-}
-
-// listen binds every configured address before any worker starts, so a
-// busy port fails the start.
-func (m *Master) listen() error {
-	for _, addr := range m.cfg.Listen {
-		f, err := m.listeners.get("tcp", addr)
-		if err == nil && m.cfg.Sched == SchedRR {
-			err = m.startAcceptor(Key("tcp", addr), f)
-		}
-		if err != nil {
-			m.stopAccepting()
-			return err
-		}
-		m.log.Info("listening", "addr", m.listeners.Addr(Key("tcp", addr)), "sched", m.cfg.Sched)
-	}
 	return nil
 }
 
@@ -211,6 +225,7 @@ func (m *Master) scheduleHealth() {
 	m.health = m.clock.AfterFunc(healthEvery, func() {
 		m.send(func() {
 			m.checkHealth(m.now())
+			m.reapOrphans()
 			if !m.finished() {
 				m.scheduleHealth()
 			}
@@ -229,6 +244,7 @@ func (m *Master) loop() {
 		case sig := <-m.sigs:
 			m.signal(sig)
 		}
+		m.notifyServiceManager()
 	}
 }
 
@@ -278,5 +294,7 @@ func (m *Master) signal(sig os.Signal) {
 	case syscall.SIGPIPE:
 		// Whoever read our output went away; the log lines are lost, the
 		// master lives on.
+	case syscall.SIGCHLD:
+		m.reapOrphans()
 	}
 }

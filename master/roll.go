@@ -71,8 +71,8 @@ func (m *Master) rollNext() {
 	for len(r.queue) > 0 {
 		s := m.slots[r.queue[0]]
 		r.queue = r.queue[1:]
-		if s == nil {
-			continue // scaled away meanwhile
+		if s == nil || rolled(s, r.generation) {
+			continue // scaled away, or refilled with the new generation meanwhile
 		}
 		w, err := m.startWorker(spawnSpec{slot: s.id, generation: r.generation})
 		if err != nil {
@@ -83,6 +83,15 @@ func (m *Master) rollNext() {
 		return
 	}
 	m.rollFinish(nil)
+}
+
+// rolled reports whether slot s already runs generation gen, or will: a
+// worker that crashed during the roll is replaced with the newest one.
+func rolled(s *slot, gen int) bool {
+	if s.worker == nil {
+		return s.respawn != nil
+	}
+	return s.worker.generation >= gen
 }
 
 // rollReady moves a ready replacement into its slot and drains the worker it replaces.

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"sort"
-	"time"
 
 	"github.com/clusterd/clusterd/ipc"
 )
@@ -74,12 +73,7 @@ func (m *Master) acceptLoop(ln net.Listener) {
 			return
 		}
 		if err != nil {
-			if ok, n := m.rrErrLog.allow(m.now()); ok {
-				m.log.Error("accept failed, retrying", "error", err, "failures_not_logged", n)
-			}
-			select {
-			case <-time.After(retry.next()):
-			case <-m.done:
+			if !m.acceptFailed(m.rrErrLog, &retry, "accept failed, retrying", err) {
 				return
 			}
 			continue
@@ -97,11 +91,11 @@ func acceptFile(ln net.Listener) (*os.File, error) {
 		return nil, err
 	}
 	defer c.Close()
-	tc, ok := c.(*net.TCPConn)
+	fc, ok := c.(interface{ File() (*os.File, error) }) // *net.TCPConn or *net.UnixConn
 	if !ok {
 		return nil, fmt.Errorf("accept: unexpected connection type %T", c)
 	}
-	return tc.File()
+	return fc.File()
 }
 
 // stopAccepting closes the acceptors and every connection not yet handed

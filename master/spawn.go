@@ -2,6 +2,7 @@ package master
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,11 +63,13 @@ func (w *worker) killedFor() []any {
 // spawnSpec says what to start for one worker.
 type spawnSpec struct {
 	slot, generation int
+	listen           []string // the listeners the worker serves (ipc.EnvListen)
 }
 
 // startWorker starts a worker and the goroutine that reports its messages
 // and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
+	spec.listen = m.listenKeys
 	sp, err := m.spawner.spawn(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", spec.slot, err)
@@ -93,6 +96,7 @@ func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 // again) with the worker's end of its channel as fd 3.
 type execSpawner struct {
 	command []string
+	cred    *syscall.Credential // the workers' user; nil: the master's
 }
 
 func (e execSpawner) spawn(spec spawnSpec) (spawned, error) {
@@ -128,13 +132,14 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		ipc.EnvWorkerID+"="+strconv.Itoa(spec.slot),
 		ipc.EnvGeneration+"="+strconv.Itoa(spec.generation),
 		ipc.EnvFD+"=3",
+		listenEnv(spec.listen),
 	)
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = stderr
 	// Own process group: a terminal's ^C reaches the master only, which
 	// then stops the workers in order; and the group ends with the worker.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.cred}
 	return cmd
 }
 
@@ -164,15 +169,25 @@ func (p *execProc) Wait() error {
 	return err
 }
 
-// workerEnv drops any clusterd variables the master itself inherited.
+// workerEnv drops any clusterd variables the master itself inherited, and
+// the service manager's.
 func workerEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, ipc.EnvPrefix) {
+		if !strings.HasPrefix(kv, ipc.EnvPrefix) && !hasAnyPrefix(kv, serviceManagerEnv) {
 			out = append(out, kv)
 		}
 	}
 	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // watch forwards the worker's messages and stderr, then reports its exit
@@ -233,20 +248,49 @@ func (m *Master) receive(w *worker) {
 // forwardLog re-logs the worker's stderr through its named logger, as the
 // ipc package's worker log contract says.
 func forwardLog(log hclog.Logger, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), ipc.MaxLogLine)
-	for sc.Scan() {
-		line := sc.Bytes()
-		var rec map[string]any
-		if len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &rec) == nil {
-			if msg, ok := rec[ipc.LogMessage].(string); ok {
-				lvl, _ := rec[ipc.LogLevel].(string)
-				log.Log(hclog.LevelFromString(lvl), msg, fields(rec)...)
-				continue
-			}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	truncated := false
+	for {
+		piece, err := br.ReadSlice('\n')
+		if room := ipc.MaxLogLine + 1 - len(line); len(piece) > room { // +1: the newline
+			piece, truncated = piece[:room], true
 		}
-		log.Info("stderr", "line", string(line))
+		line = append(line, piece...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if line = bytes.TrimSuffix(line, []byte("\n")); len(line) > ipc.MaxLogLine {
+			line = line[:ipc.MaxLogLine]
+		}
+		if len(line) > 0 || err == nil {
+			forwardLine(log, line, truncated)
+		}
+		if err != nil {
+			return
+		}
+		line, truncated = line[:0], false
+		if cap(line) > 64<<10 {
+			line = nil // a long line's buffer is not kept
+		}
 	}
+}
+
+// forwardLine re-logs one line of a worker's stderr.
+func forwardLine(log hclog.Logger, line []byte, truncated bool) {
+	var rec map[string]any
+	if !truncated && len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &rec) == nil {
+		if msg, ok := rec[ipc.LogMessage].(string); ok {
+			lvl, _ := rec[ipc.LogLevel].(string)
+			log.Log(hclog.LevelFromString(lvl), msg, fields(rec)...)
+			return
+		}
+	}
+	if truncated {
+		log.Info("stderr", "line", string(line), "truncated", true)
+		return
+	}
+	log.Info("stderr", "line", string(line))
 }
 
 func fields(rec map[string]any) []any {

@@ -13,14 +13,14 @@ type Status struct {
 
 // MasterStatus describes the master and its pool.
 type MasterStatus struct {
-	PID        int      `json:"pid"`
-	Generation int      `json:"generation"`
-	Sched      string   `json:"sched"`
-	Workers    int      `json:"workers"` // the pool size it maintains
-	Rolling    bool     `json:"rolling"`
-	Stopping   bool     `json:"stopping"`
-	Listeners  []string `json:"listeners"`
-	Uptime     float64  `json:"uptime_seconds"`
+	PID        int              `json:"pid"`
+	Generation int              `json:"generation"`
+	Sched      string           `json:"sched"`
+	Workers    int              `json:"workers"` // the pool size it maintains
+	Rolling    bool             `json:"rolling"`
+	Stopping   bool             `json:"stopping"`
+	Listeners  []ListenerStatus `json:"listeners"`
+	Uptime     float64          `json:"uptime_seconds"`
 }
 
 // WorkerStatus describes one live worker process. Requests and
@@ -47,9 +47,7 @@ func (m *Master) status() *Status {
 		Stopping:   m.stopping,
 		Uptime:     now.Sub(m.started).Seconds(),
 	}}
-	for _, k := range m.listeners.order {
-		st.Master.Listeners = append(st.Master.Listeners, m.listeners.Addr(k))
-	}
+	st.Master.Listeners = m.listeners.status()
 	st.Workers = []WorkerStatus{}
 	for w := range m.workers {
 		ws := WorkerStatus{

@@ -76,11 +76,11 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 // queryServer answers a worker's request for a listener with the master's
 // own socket, binding it on first use (Node's cluster queryServer).
 func (m *Master) queryServer(w *worker, q ipc.Message) {
-	key := Key(q.Network, q.Addr)
+	key := q.Addr
 	reply := ipc.Message{Type: ipc.ServerReply, Key: key}
-	f, err := m.listeners.get(q.Network, q.Addr)
+	l, err := m.listeners.get(key)
 	if err == nil && m.cfg.Sched == SchedRR {
-		err = m.startAcceptor(key, f)
+		err = m.startAcceptor(key, l.file)
 		reply.RR = true
 	}
 	if err != nil {
@@ -89,7 +89,7 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 	}
 	var files []*os.File
 	if err == nil && !reply.RR {
-		files = append(files, f)
+		files = append(files, l.file)
 	}
 	if err := w.conn.Send(reply, files...); err != nil {
 		w.log.Warn("cannot answer worker", "error", err)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -311,49 +312,89 @@ func TestNewRejectsNonDirectory(t *testing.T) {
 	}
 }
 
-// TestRequestBodies: a request body of any size is read and ignored (GET)
-// or refused with 405 (POST), and the connection serves the next request.
+// TestRequestBodies: a request body of any size up to the limit is read
+// and ignored (GET) or refused with 405 (POST), and the connection serves
+// the next request; one over the limit gets 413 and the connection closes.
+// Sizes are at the engine's read buffer and body limit, and the requests
+// arrive whole and in random pieces.
 func TestRequestBodies(t *testing.T) {
 	base, _ := serveTree(t)
-	for _, tc := range []struct {
+	const maxBody = httpcore.DefaultMaxBodyBytes
+	type reqCase struct {
 		method  string
 		size    int
 		chunked bool
 		code    int
-	}{
-		{"GET", 0, false, 200},
-		{"GET", 1, false, 200},
-		{"GET", 64<<10 + 1, false, 200},
+	}
+	cases := []reqCase{
 		{"GET", 300_000, false, 200},
 		{"GET", 480_000, true, 200},
+		{"GET", maxBody, true, 200},
+		{"GET", maxBody + 1, false, 413},
 		{"POST", 200_000, false, 405},
 		{"POST", 1_000_000, false, 405},
-	} {
-		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	}
+	for _, n := range []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 128 << 10, 640 << 10, maxBody} {
+		cases = append(cases, reqCase{"GET", n, false, 200})
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("random pieces: seed %d", seed)
+	rng := mrand.New(mrand.NewPCG(seed, 1))
+	for _, tc := range cases {
+		for _, split := range []bool{false, true} {
+			body := bytes.Repeat([]byte("x"), tc.size)
+			framing := "Content-Length: " + strconv.Itoa(tc.size) + "\r\n\r\n"
+			if tc.chunked {
+				framing = "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(tc.size), 16) + "\r\n"
+				body = append(body, "\r\n0\r\n\r\n"...)
+			}
+			req := tc.method + " /a.txt HTTP/1.1\r\nHost: x\r\n" + framing + string(body) + "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+			pieces := []string{req}
+			if split {
+				pieces = nil
+				for rest := req; rest != ""; {
+					k := min(len(rest), 1+rng.IntN(70_000))
+					pieces, rest = append(pieces, rest[:k]), rest[k:]
+				}
+			}
+			checkBodyRequest(t, base, pieces, fmt.Sprintf("%s with %d bytes, chunked %v, split %v", tc.method, tc.size, tc.chunked, split), tc.code)
+		}
+	}
+}
+
+// checkBodyRequest sends a request in pieces and a GET after it, and
+// checks the first response's status, and that the GET is answered unless
+// the first was a 413, after which the connection must close.
+func checkBodyRequest(t *testing.T, base string, pieces []string, name string, code int) {
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		for _, p := range pieces {
+			if _, err := io.WriteString(c, p); err != nil {
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	for i, want := range []int{code, 200} {
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: response %d: %v", name, i, err)
 		}
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		body := bytes.Repeat([]byte("x"), tc.size)
-		framing := "Content-Length: " + strconv.Itoa(tc.size) + "\r\n\r\n"
-		if tc.chunked {
-			framing = "Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(tc.size), 16) + "\r\n"
-			body = append(body, "\r\n0\r\n\r\n"...)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want || want == 200 && string(b) != "hello, file\n" {
+			t.Fatalf("%s: response %d: %d %q, want %d", name, i, resp.StatusCode, b, want)
 		}
-		req := tc.method + " /a.txt HTTP/1.1\r\nHost: x\r\n" + framing + string(body) + "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
-		go func() { _, _ = io.WriteString(c, req) }()
-		br := bufio.NewReader(c)
-		for i, want := range []int{tc.code, 200} {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("%s with %d bytes: response %d: %v", tc.method, tc.size, i, err)
+		if want == http.StatusRequestEntityTooLarge {
+			if n, err := br.Read(make([]byte, 1)); err == nil {
+				t.Fatalf("%s: %d bytes after a 413", name, n)
 			}
-			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != want || want == 200 && string(b) != "hello, file\n" {
-				t.Fatalf("%s with %d bytes: response %d: %d %q, want %d", tc.method, tc.size, i, resp.StatusCode, b, want)
-			}
+			return
 		}
-		c.Close()
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,23 +55,30 @@ type Info struct {
 	PID        int
 }
 
-var (
-	self   Info
-	server atomic.Pointer[httpcore.Server]
-)
+// IsWorker reports whether this process was started by a clusterd master
+// (and Run has not yet taken the variables the master set).
+func IsWorker() bool { return os.Getenv(ipc.EnvWorkerID) != "" }
 
-// IsWorker reports whether this process was started by a clusterd master.
-func IsWorker() bool { return os.Getenv(ipc.EnvWorkerID) != "" || self.ID != 0 }
+// Worker is the running worker, as its handler sees it.
+type Worker struct {
+	info Info
+	srv  *httpcore.Server
+}
 
-// Self describes this worker; zero outside a worker.
-func Self() Info { return self }
-
-// Requests is how many requests this worker has served.
-func Requests() uint64 {
-	if s := server.Load(); s != nil {
-		return s.Stats().Requests
+// Info identifies the worker process; zero for a nil Worker (outside a worker).
+func (w *Worker) Info() Info {
+	if w == nil {
+		return Info{}
 	}
-	return 0
+	return w.info
+}
+
+// Requests is how many requests this worker has served; 0 outside a worker.
+func (w *Worker) Requests() uint64 {
+	if w == nil || w.srv == nil {
+		return 0
+	}
+	return w.srv.Stats().Requests
 }
 
 // identify reads and removes the variables the master set.
@@ -92,11 +98,19 @@ func identify() (Info, int, error) {
 // Run serves h as a worker until the master asks it to stop (returns nil)
 // or goes away. It must be called only in a process started by a master.
 func Run(cfg Config, h httpcore.Handler) error {
+	return RunFunc(cfg, func(*Worker) httpcore.Handler { return h })
+}
+
+// RunFunc is Run for the handler newHandler returns for this worker, for
+// handlers that tell which worker they run in (its id, its request count).
+func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 	info, fd, err := identify()
 	if err != nil {
 		return err
 	}
-	self = info
+	if cfg.Listen, err = listenFromMaster(cfg.Listen); err != nil {
+		return err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
@@ -110,8 +124,8 @@ func Run(cfg Config, h httpcore.Handler) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer conn.Close()
-	w := &proc{cfg: cfg, conn: conn, log: cfg.Logger}
-	return w.run(h)
+	p := &proc{cfg: cfg, conn: conn, log: cfg.Logger, self: &Worker{info: info}}
+	return p.run(newHandler)
 }
 
 type proc struct {
@@ -119,9 +133,10 @@ type proc struct {
 	conn *ipc.Conn
 	log  hclog.Logger
 	srv  *httpcore.Server
+	self *Worker
 }
 
-func (p *proc) run(h httpcore.Handler) error {
+func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	// The master drives the stop; ^C in a terminal is for the master alone.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
 	// stderr is a pipe to the master: once the master is gone, a log line
@@ -137,11 +152,11 @@ func (p *proc) run(h httpcore.Handler) error {
 	if err != nil {
 		return err
 	}
-	p.srv = httpcore.NewServer(p.cfg.HTTP, h)
+	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
 	for _, f := range p.cfg.OnShutdown {
 		p.srv.RegisterOnShutdown(f)
 	}
-	server.Store(p.srv)
+	p.self.srv = p.srv
 	fds, err := rawfd.All(files)
 	if err != nil {
 		return err
@@ -149,7 +164,9 @@ func (p *proc) run(h httpcore.Handler) error {
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(fds) }()
 	for _, addr := range p.cfg.Listen {
-		_ = p.conn.Send(ipc.Message{Type: ipc.Listening, Key: ipc.Key("tcp", addr)})
+		if err := p.conn.Send(ipc.Message{Type: ipc.Listening, Key: addr}); err != nil {
+			return err
+		}
 	}
 	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
 		return err
@@ -182,10 +199,12 @@ func (p *proc) queryListeners() ([]*os.File, error) {
 }
 
 func (p *proc) query(addr string) (*os.File, error) {
-	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Network: "tcp", Addr: addr}); err != nil {
+	if err := p.conn.Send(ipc.Message{Type: ipc.QueryServer, Addr: addr}); err != nil {
 		return nil, err
 	}
-	_ = p.conn.SetReadDeadline(time.Now().Add(replyTimeout))
+	if err := p.conn.SetReadDeadline(time.Now().Add(replyTimeout)); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	defer p.conn.SetReadDeadline(time.Time{})
 	msg, files, err := p.conn.Recv()
 	switch {
@@ -259,7 +278,11 @@ func (p *proc) listenMaster(out chan<- error) {
 // the master passes it to another worker.
 func (p *proc) serveHandoff(seq uint64, f *os.File) {
 	reply := ipc.Message{Type: ipc.HandoffReply, Seq: seq}
-	defer func() { _ = p.conn.Send(reply) }()
+	defer func() {
+		if err := p.conn.Send(reply); err != nil {
+			p.log.Warn("cannot answer a hand-off", "seq", seq, "error", err)
+		}
+	}()
 	defer f.Close()
 	fd, err := rawfd.DupFile(f) // the loop owns its own copy
 	if err != nil {
@@ -277,10 +300,13 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 // has been silent for --worker-timeout, or that sends nothing at all.
 func (p *proc) heartbeat() {
 	st := p.srv.Stats()
-	_ = p.conn.Send(ipc.Message{
+	err := p.conn.Send(ipc.Message{
 		Type: ipc.Heartbeat, LoopAge: time.Since(st.LastTick),
 		Requests: st.Requests, Connections: st.Connections,
 	})
+	if err != nil { // the master replaces a worker it does not hear from
+		p.log.Warn("cannot send a heartbeat", "error", err)
+	}
 }
 
 func (p *proc) drain(served <-chan error, timeout time.Duration, why string) error {

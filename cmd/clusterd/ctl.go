@@ -13,33 +13,51 @@ import (
 	"github.com/clusterd/clusterd/master"
 )
 
+// ctlConfig is what ctl's flags say.
+type ctlConfig struct {
+	control string
+	json    bool
+	timeout time.Duration
+}
+
+// ctlFlags is ctl's flag table (see serveFlags).
+var ctlFlags = []flagRow[ctlConfig]{
+	{name: "control", arg: "PATH", help: "the master's control socket; without it, ctl finds\nthe one master started without --control",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.StringVar(&c.control, name, "", "") }},
+	{name: "json", show: "off", help: `status as JSON: {"master":{...},"workers":[{"id",
+"pid","generation","state","requests","connections",
+"restarts",...}]}`,
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.BoolVar(&c.json, name, false, "") }},
+	{name: "timeout", arg: "D", help: "give up with exit 1 when the master does not answer\nwithin this; a reload may take longer while the\nmaster reports progress",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) {
+			fs.DurationVar(&c.timeout, name, master.DefaultControlTimeout, "")
+		}},
+}
+
 // ctl talks to a running master over its control socket.
 func ctl(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("clusterd ctl", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	path := fs.String("control", "", "")
-	asJSON := fs.Bool("json", false, "")
-	timeout := fs.Duration("timeout", master.DefaultControlTimeout, "")
+	var cfg ctlConfig
+	fs := newFlags("clusterd ctl", ctlFlags, &cfg)
 	req, err := parseCtl(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
+	if err == nil {
+		err = positiveDurations(fs)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterd ctl: %v (see clusterd --help)\n", err)
 		return 2
 	}
-	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "clusterd ctl: --timeout must be positive, got %v (see clusterd --help)\n", *timeout)
-		return 2
-	}
-	if *path == "" {
-		if *path, err = master.FindControl(); err != nil {
+	path := cfg.control
+	if path == "" {
+		if path, err = master.FindControl(); err != nil {
 			fmt.Fprintf(stderr, "clusterd ctl: %v\n", err)
 			return 1
 		}
 	}
-	resp, err := master.Control(*path, req, *timeout)
+	resp, err := master.Control(path, req, cfg.timeout)
 	if err == nil && !resp.OK {
 		err = errors.New(resp.Error)
 	}
@@ -48,14 +66,18 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	switch {
-	case resp.Status != nil && *asJSON:
+	case resp.Status != nil && cfg.json:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(resp.Status)
+		err = enc.Encode(resp.Status)
 	case resp.Status != nil:
-		printStatus(stdout, resp.Status)
+		err = printStatus(stdout, resp.Status)
 	default:
-		fmt.Fprintln(stdout, resp.Message)
+		_, err = fmt.Fprintln(stdout, resp.Message)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd ctl %s: %v\n", req.Cmd, err)
+		return 1
 	}
 	return 0
 }
@@ -102,7 +124,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	return req, nil
 }
 
-func printStatus(w io.Writer, st *master.Status) {
+func printStatus(w io.Writer, st *master.Status) error {
 	m := st.Master
 	state := "running"
 	switch {
@@ -111,15 +133,33 @@ func printStatus(w io.Writer, st *master.Status) {
 	case m.Rolling:
 		state = "rolling restart"
 	}
-	fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v, listening on %v\n",
-		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime), m.Listeners)
+	if _, err := fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
+		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime)); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	printListeners(tw, m.Listeners)
 	fmt.Fprintln(tw, "ID\tPID\tGEN\tSTATE\tREQUESTS\tCONNS\tRESTARTS\tUPTIME")
 	for _, x := range st.Workers {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%d\t%v\n",
 			x.ID, x.PID, x.Generation, x.State, x.Requests, x.Connections, x.Restarts, secs(x.Uptime))
 	}
-	_ = tw.Flush()
+	return tw.Flush()
+}
+
+// printListeners prints one line per listener: what was asked for, how it
+// was obtained, what it listens on and its accept queue length.
+func printListeners(tw *tabwriter.Writer, ls []master.ListenerStatus) {
+	fmt.Fprintln(tw, "LISTEN\tFORM\tADDRESS\tBACKLOG")
+	for _, l := range ls {
+		backlog := strconv.Itoa(l.Backlog)
+		if l.Backlog == 0 {
+			backlog = "inherited"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Listen, l.Form, l.Addr, backlog)
+	}
+	_ = tw.Flush() // aligns this table on its own; an error shows again at the last Flush
+	fmt.Fprintln(tw)
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Second) }

@@ -12,9 +12,9 @@ import (
 // maxDelayMS bounds /delay?ms=N so a client cannot park requests for long.
 const maxDelayMS = 60000
 
-// demoApp is the built-in app served when no --root is given. Every route
-// runs on the event loop and never blocks it.
-func demoApp() httpcore.Handler {
+// demoApp is the built-in app served by worker self when no --root is
+// given. Every route runs on the event loop and never blocks it.
+func demoApp(self *worker.Worker) httpcore.Handler {
 	return httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		switch r.Path() {
 		case "/":
@@ -27,10 +27,10 @@ func demoApp() httpcore.Handler {
 			echo(w, r)
 		case "/worker":
 			if allowGet(w, r) {
-				self := worker.Self()
+				info := self.Info()
 				writeJSON(w, 200, map[string]any{
-					"id": self.ID, "pid": self.PID, "generation": self.Generation,
-					"requests": worker.Requests(),
+					"id": info.ID, "pid": info.PID, "generation": info.Generation,
+					"requests": self.Requests(),
 				})
 			}
 		case "/delay":

@@ -13,7 +13,7 @@ import (
 
 // demoHTTP is the demo app as a net/http Handler, served with --h2c: the
 // same routes and replies as demoApp, over HTTP/1.1 and HTTP/2.
-func demoHTTP() http.Handler {
+func demoHTTP(self *worker.Worker) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/":
@@ -25,10 +25,10 @@ func demoHTTP() http.Handler {
 			echoHTTP(w, r)
 		case "/worker":
 			if allowGetHTTP(w, r) {
-				self := worker.Self()
+				info := self.Info()
 				writeJSONHTTP(w, 200, map[string]any{
-					"id": self.ID, "pid": self.PID, "generation": self.Generation,
-					"requests": worker.Requests(),
+					"id": info.ID, "pid": info.PID, "generation": info.Generation,
+					"requests": self.Requests(),
 				})
 			}
 		case "/delay":

@@ -37,7 +37,7 @@ func startDemo(t *testing.T) (string, *httpcore.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httpcore.NewServer(httpcore.Config{}, demoApp())
+	srv := httpcore.NewServer(httpcore.Config{}, demoApp(nil)) // outside a worker: /worker reports zeros
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve([]int{fd}) }()
 	t.Cleanup(func() {

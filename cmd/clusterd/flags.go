@@ -4,12 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -19,9 +16,10 @@ import (
 	"github.com/clusterd/clusterd/master"
 )
 
-// usage is what clusterd --help prints: usageHead, the flags from
-// serveFlags, usageTail.
-var usage = usageHead + flagUsage(serveFlags) + usageTail
+// usage is what clusterd --help prints: usageHead, the flags of serve and
+// ctl from their tables, usageTail.
+var usage = strings.NewReplacer("{maxWorkers}", strconv.Itoa(master.MaxWorkers)).Replace(
+	usageHead + flagUsage(serveFlags) + "\nctl flags:\n" + flagUsage(ctlFlags) + usageTail)
 
 const usageHead = `clusterd - a multi-process HTTP/1.1 (and h2c) server
 
@@ -39,30 +37,22 @@ on shutdown. Without --root, workers serve the built-in demo app:
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
-  clusterd ctl [--control PATH] [--json] [--timeout D] COMMAND
-                                  control a running master; ctl gives up with
-                                  exit 1 when the master does not answer within
-                                  --timeout (default 5s; a reload may take longer
-                                  while the master reports progress):
+  clusterd ctl [ctl flags] COMMAND
+                                  control a running master (see ctl flags):
       status                      the master and a table of its workers
-                                  (--json: {"master":{...},"workers":[{"id","pid",
-                                  "generation","state","requests","connections",
-                                  "restarts",...}]})
       reload                      rolling restart: one worker at a time, start a
                                   replacement, wait until it serves, drain the old
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
                                   asked for while one runs is refused.
-      scale N                     grow or shrink the pool to N workers (1..1024)
+      scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
-                                  With no --control, ctl finds the one master
-                                  started without --control. ctl refuses a
-                                  socket, or a directory holding it, that another
-                                  user owns or may write.
+                                  ctl refuses a socket, or a directory holding
+                                  it, that another user owns or may write.
   clusterd version                print the version
   clusterd help                   print this help
 
-Flags (-flag and --flag are the same; durations like 500ms, 5s, 1m;
+Serve flags (-flag and --flag are the same; durations like 500ms, 5s, 1m;
 sizes in bytes or with a K, KiB, M or MiB suffix):
 `
 
@@ -79,30 +69,60 @@ crashing is restarted after growing delays (100ms doubling up to 15s). A
 worker whose event loop stops turning is killed after --worker-timeout and
 replaced. A draining worker stops accepting at once, finishes its in-flight
 requests, answers the next request on each keep-alive connection with
-"Connection: close", and closes connections that stay idle for a
-second. When the master
-dies, its workers finish what they can within a second and exit.
+"Connection: close", and closes connections that stay idle for a second.
+When the master dies, its workers finish what they can within a second and
+exit.
+
+Under a service manager (systemd Type=notify, $NOTIFY_SOCKET) the master
+reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a
+rolling restart, STOPPING=1, a one-line STATUS=, and pings the watchdog
+when $WATCHDOG_USEC is set. As PID 1 (in a container) it also reaps the
+orphaned processes that become its children.
 `
 
 var errHelp = errors.New("help requested")
 
-// A flagRow is one serve flag: all that the parser, --help and the README's
-// flag table know of it. Its default is the value bind gives it, shown as
-// the flag package prints it, or show where that says nothing (an empty
-// list; a zero that means "work it out").
-type flagRow struct {
-	name, arg string // --name ARG
-	help      string // lines broken by hand; "(default …)" goes at {default}, else at the end
-	show      string
-	bind      func(fs *flag.FlagSet, name string, c *serveConfig)
-}
-
 // serveFlags is serve's flag table. A new flag is one row here and one in
 // the README's table (a test holds the two, and --help, together).
-var serveFlags = []flagRow{
-	{name: "listen", arg: "ADDR", show: clusterd.DefaultListen,
-		help: "address to serve, repeatable; IPv6 as [::1]:8080,\nall interfaces as :8080",
+var serveFlags = []flagRow[serveConfig]{
+	{name: "listen", arg: "ADDR", show: "the sockets systemd passed, else " + clusterd.DefaultListen,
+		help: `what to serve, repeatable:
+HOST:PORT     TCP; IPv6 as [::1]:8080, all
+              interfaces as :8080
+unix:PATH     a Unix socket file the master creates
+              (a stale one is replaced; a live one,
+              a non-socket or another user's file
+              is refused) and removes on stop
+unix:@NAME    Linux abstract Unix socket (no file)
+fd:N          a listening socket inherited as fd N
+systemd:NAME  the sockets systemd passed with
+              FileDescriptorName=NAME (LISTEN_FDS)
+A HOST:PORT or unix:PATH that systemd already
+passed (socket activation) is used, not bound.`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.listen, name, "") }},
+	{name: "backlog", arg: "N", show: strconv.Itoa(master.DefaultBacklog),
+		help: `accept queue length of every listener, as Node
+and nginx: an overloaded server refuses early
+instead of queueing thousands of connections;
+capped by net.core.somaxconn. Inherited sockets
+keep theirs unless it is given`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.backlog, name, 0, "") }},
+	{name: "socket-mode", arg: "MODE", help: "permissions of unix:PATH socket files",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			c.sockets.mode = modeFlag(master.DefaultSocketMode)
+			fs.Var(&c.sockets.mode, name, "")
+		}},
+	{name: "tcp-defer-accept", show: "off", help: `TCP_DEFER_ACCEPT: a worker is woken only once a
+connection's first bytes arrive (or after
+--header-timeout), not for connections that
+stay silent`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.BoolVar(&c.sockets.deferAccept, name, false, "")
+		}},
+	{name: "tcp-fastopen", arg: "N", show: "0 (off)", help: `TCP_FASTOPEN with a queue of N; the kernel
+serves it only when the sysctl
+net.ipv4.tcp_fastopen has the server flag (2)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.fastOpen, name, 0, "") }},
 	{name: "workers", arg: "N", show: "one per available CPU, cgroup-aware",
 		help: fmt.Sprintf("worker processes, at most %d", master.MaxWorkers),
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.opts.Workers, name, 0, "") }},
@@ -126,7 +146,16 @@ prior knowledge (curl --http2-prior-knowledge) and
 Upgrade: h2c (curl --http2). The demo app then runs
 as a net/http Handler; not with --root`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.BoolVar(&c.h2c, name, false, "") }},
-	{name: "control", arg: "PATH", show: "$XDG_RUNTIME_DIR/clusterd/master-PID.sock or /tmp/clusterd-UID/master-PID.sock",
+	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
+with no supplementary groups; the master must be
+started as root, and keeps root to bind (ports
+below 1024 too) and to supervise. Files only root
+can read stay out of the workers' reach. The
+control socket then admits root and NAME only`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.User, name, "", "") }},
+	{name: "group", arg: "NAME", show: "the user's primary group", help: "the workers' group",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Group, name, "", "") }},
+	{name: "control", arg: "PATH", show: "master-PID.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID",
 		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
@@ -173,136 +202,6 @@ as a net/http Handler; not with --root`,
 		}},
 }
 
-// newServeFlags registers rows on a new flag set that parses into c.
-func newServeFlags(rows []flagRow, c *serveConfig) *flag.FlagSet {
-	fs := flag.NewFlagSet("clusterd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	for _, r := range rows {
-		r.bind(fs, r.name, c)
-	}
-	return fs
-}
-
-// defaultText is row r's default as --help and the README show it; "" if
-// it has none.
-func (r flagRow) defaultText(fs *flag.FlagSet) string {
-	if r.show != "" {
-		return r.show
-	}
-	f := fs.Lookup(r.name)
-	if d, ok := flagDuration(f); ok && d%time.Second == 0 {
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s" // 60s, not 1m0s
-	}
-	return f.DefValue
-}
-
-// flagDuration returns f's value if f is a duration flag.
-func flagDuration(f *flag.Flag) (time.Duration, bool) {
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return 0, false
-	}
-	d, ok := g.Get().(time.Duration)
-	return d, ok
-}
-
-// Layout of the flags in --help.
-const (
-	helpIndent = 28 // where the help text starts
-	helpWidth  = 80 // where "(default …)" wraps
-)
-
-// flagUsage is the flags section of --help.
-func flagUsage(rows []flagRow) string {
-	fs := newServeFlags(rows, new(serveConfig))
-	var b strings.Builder
-	for _, r := range rows {
-		help := r.help
-		if d := r.defaultText(fs); d != "" && strings.Contains(help, "{default}") {
-			help = strings.Replace(help, "{default}", "(default "+d+")", 1)
-		} else if d != "" {
-			help = wrapOn(help, "(default "+d+")")
-		}
-		for i, line := range strings.Split(help, "\n") {
-			left := ""
-			if i == 0 {
-				left = "--" + r.name + " " + r.arg
-			}
-			fmt.Fprintf(&b, "  %-*s%s\n", helpIndent-2, left, line)
-		}
-	}
-	return b.String()
-}
-
-// wrapOn appends unit to text's last line, or where that would pass
-// helpWidth, on lines of its own, broken between words.
-func wrapOn(text, unit string) string {
-	last := text[strings.LastIndexByte(text, '\n')+1:]
-	if helpIndent+len(last)+1+len(unit) <= helpWidth {
-		return text + " " + unit
-	}
-	line := ""
-	for _, w := range strings.Fields(unit) {
-		switch {
-		case line == "":
-			line = w
-		case helpIndent+len(line)+1+len(w) > helpWidth:
-			text, line = text+"\n"+line, w
-		default:
-			line += " " + w
-		}
-	}
-	return text + "\n" + line
-}
-
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-func (l *listFlag) Get() any           { return []string(*l) }
-
-// sizeFlag is a byte count with an optional K/KiB/M/MiB suffix.
-type sizeFlag int64
-
-// String writes the size as Set reads it, in MiB or KiB when it is whole.
-func (s *sizeFlag) String() string {
-	switch n := int64(*s); {
-	case n != 0 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + "MiB"
-	case n != 0 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + "KiB"
-	default:
-		return strconv.FormatInt(n, 10)
-	}
-}
-func (s *sizeFlag) Get() any { return int64(*s) }
-func (s *sizeFlag) Set(v string) error {
-	n, err := parseSize(v)
-	*s = sizeFlag(n)
-	return err
-}
-
-func parseSize(v string) (int64, error) {
-	mult := int64(1)
-	num := strings.TrimSpace(v)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}} {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSuffix(num, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 || n > (1<<40)/mult {
-		return 0, fmt.Errorf("invalid size %q", v)
-	}
-	return n * mult, nil
-}
-
 // serveConfig is what serve's flags say.
 type serveConfig struct {
 	opts clusterd.Options
@@ -310,6 +209,7 @@ type serveConfig struct {
 	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 
 	listen             listFlag
+	sockets            socketFlags
 	maxHeader, maxBody sizeFlag
 	logFormat          string
 }
@@ -317,7 +217,7 @@ type serveConfig struct {
 // parseServe turns serve's flags into a serveConfig; every error is one line.
 func parseServe(args []string) (serveConfig, error) {
 	var cfg serveConfig
-	fs := newServeFlags(serveFlags, &cfg)
+	fs := newFlags("clusterd", serveFlags, &cfg)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errHelp
@@ -335,15 +235,10 @@ func parseServe(args []string) (serveConfig, error) {
 	if cfg.h2c && cfg.root != "" {
 		return cfg, errors.New("--h2c serves the demo app; it does not combine with --root")
 	}
-	return cfg, validate(fs, *opts, cfg.logFormat)
-}
-
-// orList joins words as "a, b or c".
-func orList(words []string) string {
-	if len(words) < 2 {
-		return strings.Join(words, "")
+	if err := validate(fs, *opts, cfg.logFormat); err != nil {
+		return cfg, err
 	}
-	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	return cfg, cfg.sockets.apply(fs, opts)
 }
 
 func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
@@ -355,13 +250,7 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	if opts.Workers > master.MaxWorkers {
 		return fmt.Errorf("--workers must be at most %d, got %d", master.MaxWorkers, opts.Workers)
 	}
-	var err error
-	fs.VisitAll(func(f *flag.Flag) { // every duration is a timeout
-		if d, ok := flagDuration(f); ok && d <= 0 && err == nil {
-			err = fmt.Errorf("--%s must be positive, got %v", f.Name, d)
-		}
-	})
-	if err != nil {
+	if err := positiveDurations(fs); err != nil {
 		return err
 	}
 	if hclog.LevelFromString(opts.LogLevel) == hclog.NoLevel {
@@ -372,15 +261,6 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
-	}
-	for _, addr := range opts.Listen {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("--listen %q: want host:port", addr)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return fmt.Errorf("--listen %q: bad port %q", addr, port)
-		}
 	}
 	return nil
 }

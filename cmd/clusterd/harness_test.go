@@ -20,6 +20,7 @@ import (
 
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/worker"
 )
 
 // The test binary plays clusterd itself: with envMain set it runs main's
@@ -62,7 +63,24 @@ func withHang(h httpcore.Handler) httpcore.Handler {
 	})
 }
 
+// serveWithHang serves as clusterd does, with GET /hang added.
+func serveWithHang(args []string) int {
+	cfg, err := parseServe(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	app, closeApp, err := newApp(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer closeApp()
+	return runApp(cfg, func(w *worker.Worker) httpcore.Handler { return withHang(app(w)) }, os.Stderr)
+}
+
 func TestMain(m *testing.M) {
+	orphanScenario()
 	if os.Getenv(envSleep) == "1" {
 		time.Sleep(time.Minute)
 		os.Exit(0)
@@ -75,14 +93,18 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "simulated start-up failure: cannot open config")
 			os.Exit(3)
 		}
-		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if ms, err := strconv.Atoi(os.Getenv(envSlowStart)); err == nil && gen >= 1 && os.Getenv(ipc.EnvWorkerID) != "" {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
-		if dir := os.Getenv(envChild); dir != "" && os.Getenv("CLUSTERD_WORKER_ID") != "" {
+		if dir := os.Getenv(envChild); dir != "" && os.Getenv(ipc.EnvWorkerID) != "" {
 			startChild(dir)
 		}
 		if os.Getenv(envHang) == "1" {
-			wrapApp = withHang
+			os.Exit(serveWithHang(os.Args[1:]))
+		}
+		if err := setGroupsFromEnv(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
 		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
@@ -179,9 +201,22 @@ type cluster struct {
 // logs) and env, and waits for want workers to be ready (0: don't wait).
 func startCluster(t *testing.T, want int, env []string, args ...string) *cluster {
 	t.Helper()
+	return startClusterExe(t, os.Args[0], want, env, args...)
+}
+
+// startClusterExe is startCluster with exe, a copy of the test binary.
+func startClusterExe(t *testing.T, exe string, want int, env []string, args ...string) *cluster {
+	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(append(os.Environ(), envMain+"=1"), env...)
+	return startCmd(t, cmd, want)
+}
+
+// startCmd starts cmd, a master, and waits until it listens and want
+// workers are ready (0: don't wait). The first listener logged is c.addr.
+func startCmd(t *testing.T, cmd *exec.Cmd, want int) *cluster {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -13,11 +13,8 @@ import (
 	"github.com/clusterd/clusterd"
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/static"
+	"github.com/clusterd/clusterd/worker"
 )
-
-// wrapApp lets the tests add routes (a handler that blocks its loop, say);
-// nil in the product.
-var wrapApp func(httpcore.Handler) httpcore.Handler
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -58,26 +55,36 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "clusterd: %v (see clusterd --help)\n", err)
 		return 2
 	}
-	h := demoApp()
-	if cfg.root != "" {
-		files, err := static.New(cfg.root)
-		if err != nil {
-			fmt.Fprintf(stderr, "clusterd: --root: %v\n", err)
-			return 1
-		}
-		defer files.Close()
-		h = files
-	}
-	if wrapApp != nil {
-		h = wrapApp(h)
-	}
-	if cfg.h2c {
-		cfg.opts.H2C = true
-		err = clusterd.RunHTTP(cfg.opts, demoHTTP())
-	} else {
-		err = clusterd.Run(cfg.opts, h)
-	}
+	app, closeApp, err := newApp(cfg)
 	if err != nil {
+		fmt.Fprintf(stderr, "clusterd: %v\n", err)
+		return 1
+	}
+	defer closeApp()
+	return runApp(cfg, app, stderr)
+}
+
+// newApp returns what each worker serves: the files below --root, or the
+// demo app; and what to release when the process is done.
+func newApp(cfg serveConfig) (func(*worker.Worker) httpcore.Handler, func(), error) {
+	if cfg.root == "" {
+		return demoApp, func() {}, nil
+	}
+	files, err := static.New(cfg.root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--root: %w", err)
+	}
+	return func(*worker.Worker) httpcore.Handler { return files }, func() { _ = files.Close() }, nil
+}
+
+// runApp runs the master, or in a worker serves app, and returns the exit code.
+func runApp(cfg serveConfig, app func(*worker.Worker) httpcore.Handler, stderr io.Writer) int {
+	run := func() error { return clusterd.RunFunc(cfg.opts, app) }
+	if cfg.h2c { // the demo app through the net/http adapter, which speaks h2c
+		cfg.opts.H2C = true
+		run = func() error { return clusterd.RunHTTPFunc(cfg.opts, demoHTTP) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
 		return 1
 	}

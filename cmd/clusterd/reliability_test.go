@@ -368,3 +368,18 @@ func TestForeignControlDirRefused(t *testing.T) {
 		t.Errorf("master with a foreign control dir: exit %d, %q", code, stderr)
 	}
 }
+
+// TestCtlTimeoutLongReload: a reload longer than --timeout succeeds: the
+// master says it is still rolling more often than ctl's timeout.
+func TestCtlTimeoutLongReload(t *testing.T) {
+	path := ctlPath(t)
+	startCluster(t, 1, []string{envSlowStart + "=700"}, "--workers", "1", "--control", path)
+	start := time.Now()
+	code, out, errOut := ctlRun(t, path, "--timeout", "300ms", "reload")
+	if code != 0 || !strings.Contains(out, "generation 1") {
+		t.Fatalf("ctl --timeout 300ms reload: exit %d, %q %q", code, out, errOut)
+	}
+	if took := time.Since(start); took < 700*time.Millisecond {
+		t.Errorf("the reload took %v; the test needs one longer than --timeout", took)
+	}
+}

@@ -1,0 +1,4 @@
+package httpcore
+
+// This package needs Linux: elsewhere the build stops in this import.
+import _ "github.com/clusterd/clusterd/internal/linuxonly"
