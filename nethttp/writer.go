@@ -13,9 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // responseWriter is the http.ResponseWriter of the adapter, over the
@@ -374,17 +373,9 @@ func (rw *responseWriter) sendFile(f *os.File, n int64) (int64, bool, error) {
 
 // dupFile returns a close-on-exec duplicate of f's descriptor.
 func dupFile(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
+	nfd, err := rawfd.DupFile(f)
 	if err != nil {
 		return nil, err
-	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
 	}
 	return os.NewFile(uintptr(nfd), f.Name()), nil
 }

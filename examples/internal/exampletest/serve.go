@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/nethttp"
 )
 
@@ -36,7 +37,7 @@ func Serve(t testing.TB, h http.Handler, onShutdown func()) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := rawfd.DupFile(f) // the loop's own copy
 	_ = f.Close()
 	if err != nil {
 		t.Fatal(err)
