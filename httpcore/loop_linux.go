@@ -126,6 +126,11 @@ func (l *loop) run() error {
 	l.runTasks()
 	for !l.draining || l.nconns > 0 {
 		l.yieldIfReadied()
+		// What the goroutines that just ran posted (a handler's End, the
+		// usual case) is done now, without an epoll_wait between.
+		if l.runTasks() {
+			l.yieldIfReadied()
+		}
 		timeout := l.pollTimeout()
 		if !l.s.startPoll() {
 			timeout = 0 // work was posted meanwhile: look, do not sleep
@@ -209,8 +214,9 @@ func (l *loop) handle(fd int, events uint32) {
 	}
 }
 
-// runTasks runs the work posted since the last iteration, in order.
-func (l *loop) runTasks() {
+// runTasks runs the work posted since the last iteration, in order, and
+// reports whether there was any.
+func (l *loop) runTasks() bool {
 	tasks := l.s.takeTasks(l.spare)
 	for i := range tasks {
 		t := tasks[i]
@@ -235,6 +241,7 @@ func (l *loop) runTasks() {
 		}
 	}
 	l.spare = tasks[:0]
+	return len(tasks) > 0
 }
 
 // runTimers handles every connection whose deadline has passed.
