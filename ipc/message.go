@@ -49,7 +49,8 @@ const (
 	// Ready (W→M): the worker serves every listener it asked for.
 	Ready
 	// Heartbeat (W→M), every second: carries LoopAge (how long ago the
-	// worker's event loop last turned), Requests and Connections.
+	// worker's event loop last turned), Requests, Connections and Stats;
+	// once more after a drain, with Stats.Final set.
 	Heartbeat
 	// Drain (M→W): stop accepting, finish in-flight requests, exit.
 	Drain
@@ -108,6 +109,7 @@ type Message struct {
 	LoopAge     time.Duration `json:"loop_age,omitempty"`
 	Requests    uint64        `json:"requests,omitempty"`
 	Connections int64         `json:"connections,omitempty"`
+	Stats       *WorkerStats  `json:"stats,omitempty"`
 }
 
 // marshal encodes m as one frame.

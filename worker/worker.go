@@ -46,6 +46,11 @@ type Config struct {
 	// OnShutdown functions are called, each on a goroutine of its own, when
 	// the worker starts draining (httpcore.Server.RegisterOnShutdown).
 	OnShutdown []func()
+	// AccessLog is a file to append a line per response to, "-" for
+	// standard output, "" for none; AccessLogFormat is AccessLogCommon
+	// (default) or AccessLogJSON. SIGUSR1 reopens the file.
+	AccessLog       string
+	AccessLogFormat string
 }
 
 // Info identifies the running worker process.
@@ -129,16 +134,22 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 }
 
 type proc struct {
-	cfg  Config
-	conn *ipc.Conn
-	log  hclog.Logger
-	srv  *httpcore.Server
-	self *Worker
+	cfg    Config
+	conn   *ipc.Conn
+	log    hclog.Logger
+	srv    *httpcore.Server
+	self   *Worker
+	access *accessLog // nil without an access log
 }
 
 func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	// The master drives the stop; ^C in a terminal is for the master alone.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// SIGUSR1 reopens the access log; the master passes it on to every worker.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	defer dumpOnQuit(p.self.info.ID)()
 	// stderr is a pipe to the master: once the master is gone, a log line
 	// would raise SIGPIPE and kill the worker before it drains. Caught (not
 	// ignored, which programs it starts would inherit), a write just fails.
@@ -147,6 +158,18 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	defer signal.Stop(pipe)
 	if err := p.conn.Send(ipc.Message{Type: ipc.Online, PID: os.Getpid()}); err != nil {
 		return err
+	}
+	if p.cfg.AccessLog != "" {
+		format := p.cfg.AccessLogFormat
+		if format == "" {
+			format = AccessLogCommon
+		}
+		var err error
+		if p.access, err = newAccessLog(p.cfg.AccessLog, format, p.self.info.ID, p.log); err != nil {
+			return err
+		}
+		defer p.access.Close() // after the loop has ended: every line is written
+		p.cfg.HTTP.OnResponse = p.access.Record
 	}
 	files, err := p.queryListeners()
 	if err != nil {
@@ -171,7 +194,7 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
 		return err
 	}
-	err = p.supervised(served)
+	err = p.supervised(served, usr1)
 	for _, f := range files {
 		_ = f.Close()
 	}
@@ -222,7 +245,7 @@ func (p *proc) query(addr string) (*os.File, error) {
 
 // supervised serves until the master asks for a drain, a SIGTERM arrives,
 // or the master disappears, then drains and waits for the loop to end.
-func (p *proc) supervised(served <-chan error) error {
+func (p *proc) supervised(served <-chan error, usr1 <-chan os.Signal) error {
 	fromMaster := make(chan error, 1)
 	go p.listenMaster(fromMaster)
 	term := make(chan os.Signal, 1)
@@ -244,6 +267,10 @@ func (p *proc) supervised(served <-chan error) error {
 			return p.drain(served, p.cfg.GracefulTimeout, "SIGTERM")
 		case <-beat.C:
 			p.heartbeat()
+		case <-usr1:
+			if p.access != nil {
+				p.access.Reopen()
+			}
 		}
 	}
 }
@@ -299,12 +326,23 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 // turns at least once a second); the master replaces a worker whose loop
 // has been silent for --worker-timeout, or that sends nothing at all.
 func (p *proc) heartbeat() {
+	p.sendStats(false)
+}
+
+// sendStats sends a heartbeat with the loop's statistics; final says the
+// loop has ended, so they will not change any more.
+func (p *proc) sendStats(final bool) {
 	st := p.srv.Stats()
-	err := p.conn.Send(ipc.Message{
+	ws := p.report(st)
+	ws.Final = final
+	msg := ipc.Message{
 		Type: ipc.Heartbeat, LoopAge: time.Since(st.LastTick),
-		Requests: st.Requests, Connections: st.Connections,
-	})
-	if err != nil { // the master replaces a worker it does not hear from
+		Requests: st.Requests, Connections: st.Connections, Stats: ws,
+	}
+	if final {
+		msg.LoopAge = 0
+	}
+	if err := p.conn.Send(msg); err != nil { // the master replaces a worker it does not hear from
 		p.log.Warn("cannot send a heartbeat", "error", err)
 	}
 }
@@ -314,7 +352,9 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := p.srv.Shutdown(ctx)
-	if serr := <-served; serr != nil {
+	serr := <-served
+	p.sendStats(true) // the master keeps the final counts of the workers it retires
+	if serr != nil {
 		return serr
 	}
 	if err != nil {

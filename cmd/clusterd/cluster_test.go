@@ -182,7 +182,7 @@ func testKilledWorkerIsReplaced(t *testing.T, sched string) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	l := c.waitLog(2*time.Second, func(l map[string]any) bool {
+	l := c.waitLog(3*time.Second, func(l map[string]any) bool {
 		return l["@message"] == "worker ready" && l["id"] == float64(1) && int(l["pid"].(float64)) != victim
 	})
 	replacement := int(l["pid"].(float64))
@@ -194,8 +194,8 @@ func testKilledWorkerIsReplaced(t *testing.T, sched string) {
 	}
 	close(stop)
 	wg.Wait()
-	if readyAfter > time.Second {
-		t.Errorf("replacement ready after %v, want < 1s", readyAfter)
+	if readyAfter > 2*time.Second { // no back-off for a first crash; slack for a loaded machine
+		t.Errorf("replacement ready after %v, want < 2s", readyAfter)
 	}
 	if _, ok := served.Load(replacement); !ok {
 		t.Errorf("replacement %d served nothing", replacement)
@@ -365,6 +365,13 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
 		{[]string{"--h2c", "--root", "/tmp"}, "--h2c serves the demo app; it does not combine with --root"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},
+		{[]string{"--admin-listen", "9090"}, "--admin-listen \"9090\": want host:port"},
+		{[]string{"--listen", "127.0.0.1:0", "--admin-listen", busy.Addr().String()}, "admin listener: listen tcp " + busy.Addr().String() + ": bind: address already in use"},
+		{[]string{"--shutdown-delay", "-1s"}, "--shutdown-delay must not be negative"},
+		{[]string{"--access-log-format", "xml"}, "--access-log-format must be common or json"},
+		{[]string{"--access-log", "/nonexistent/dir/access.log"}, "access log: open /nonexistent/dir/access.log: no such file or directory"},
+		{[]string{"--max-requests", "-1"}, "invalid value"},
+		{[]string{"--max-rss", "0"}, "invalid size"},
 	}
 	for _, tt := range tests {
 		code, stderr := runBinary(t, tt.args...)
@@ -454,8 +461,8 @@ func TestImpatientStops(t *testing.T) {
 				c.signal(sig)
 				time.Sleep(50 * time.Millisecond)
 			}
-			c.wait(2 * time.Second)
-			if el := time.Since(start); el > time.Second {
+			c.wait(3 * time.Second)
+			if el := time.Since(start); el > 2*time.Second { // not the 30s graceful timeout
 				t.Errorf("master took %v to stop", el)
 			}
 			if err := <-done; err == nil {
