@@ -23,7 +23,7 @@ import (
 var usage = strings.NewReplacer("{maxWorkers}", strconv.Itoa(master.MaxWorkers)).Replace(
 	usageHead + flagUsage(serveFlags) + "\nctl flags:\n" + flagUsage(ctlFlags) + usageTail)
 
-const usageHead = `clusterd - a multi-process HTTP/1.1 server
+const usageHead = `clusterd - a multi-process HTTP/1.1 (and h2c) server
 
 A master process binds the listening sockets and starts N worker processes;
 each worker receives the sockets over a Unix socket and serves HTTP from its
@@ -184,6 +184,11 @@ GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
+	{name: "h2c", show: "off", help: `serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+prior knowledge (curl --http2-prior-knowledge) and
+Upgrade: h2c (curl --http2). The demo app then runs
+as a net/http Handler; not with --root`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.BoolVar(&c.h2c, name, false, "") }},
 	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
 with no supplementary groups; the master must be
 started as root, and keeps root to bind (ports
@@ -276,6 +281,7 @@ counted; SIGUSR1 reopens the file (logrotate)`,
 type serveConfig struct {
 	opts clusterd.Options
 	root string // serve files from here instead of the demo app
+	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 
 	listen             listFlag
 	sockets            socketFlags
@@ -303,6 +309,9 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
+	if cfg.h2c && cfg.root != "" {
+		return cfg, errors.New("--h2c serves the demo app; it does not combine with --root")
+	}
 	if err := validate(fs, *opts, cfg.logFormat); err != nil {
 		return cfg, err
 	}
