@@ -10,10 +10,13 @@
 // cheap and free of side effects such as binding ports.
 //
 // Any http.Handler runs unchanged with RunHTTP: a ServeMux, a third-party
-// router, http.FileServer. Its handlers run on a bounded pool of goroutines
-// beside each worker's event loop (see httpcore.NetHTTP), with streamed
-// request and response bodies, http.Flusher, and a request context that is
-// cancelled when the client goes away. Hijack (WebSocket) is not supported.
+// router, http.FileServer, a WebSocket server. Its handlers run on a
+// bounded pool of goroutines beside each worker's event loop (see package
+// nethttp), with streamed request and response bodies, http.Flusher,
+// http.Hijacker, http.ResponseController deadlines, and a request context
+// that is cancelled when the client goes away; with Options.H2C it speaks
+// HTTP/2 over cleartext TCP too. A draining worker calls
+// Options.OnShutdown, where long-lived connections are told to close.
 //
 //	func main() {
 //		mux := http.NewServeMux()
@@ -51,6 +54,7 @@ import (
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/master"
+	"github.com/clusterd/clusterd/nethttp"
 	"github.com/clusterd/clusterd/worker"
 )
 
@@ -69,14 +73,27 @@ type Options struct {
 	// available to the process (cgroup-aware).
 	Workers int
 	// Sched is how connections reach workers: "shared" (default: every
-	// worker accepts on the master's socket) or "rr" (the master accepts
-	// and hands connections to the workers in turn).
+	// worker accepts on the master's socket), "rr" (the master accepts
+	// and hands connections to the workers) or "reuseport" (each worker
+	// slot accepts on a SO_REUSEPORT socket of its own).
 	Sched string
+	// RRPolicy is how "rr" picks a worker: "round-robin" (default) or
+	// "least-conns" (the one with the fewest open connections).
+	RRPolicy string
 	// HTTP sets the per-connection limits and timeouts of every worker.
 	HTTP httpcore.Config
 	// NetHTTP configures how RunHTTP runs the net/http Handler in each
 	// worker: the bound on handler goroutines, by default 64×GOMAXPROCS.
-	NetHTTP httpcore.NetHTTPConfig
+	NetHTTP nethttp.Config
+	// H2C makes RunHTTP serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+	// prior knowledge and "Upgrade: h2c" (it sets NetHTTP.H2C).
+	H2C bool
+	// OnShutdown, if set, is called in a worker, on a goroutine of its
+	// own, when the worker starts draining (a rolling restart, a stop), as
+	// net/http's Server.RegisterOnShutdown functions are: the place to
+	// send WebSocket clients a close frame. The worker then waits for its
+	// hijacked connections to close, up to GracefulTimeout.
+	OnShutdown func()
 	// GracefulTimeout bounds a worker's drain before it is killed; default 30s.
 	GracefulTimeout time.Duration
 	// ReadyTimeout bounds a new worker's start-up; default 10s.
@@ -119,6 +136,8 @@ type Options struct {
 	// worker at a time.
 	MaxRequests uint64
 	MaxRSS      uint64
+
+	onShutdown []func() // the handler's own hooks, before OnShutdown
 }
 
 // DefaultListen is the address served when Options.Listen is empty and
@@ -135,9 +154,28 @@ type SocketOptions = master.SocketOptions
 func IsWorker() bool { return worker.IsWorker() }
 
 // RunHTTP is Run for h, any standard net/http Handler, which each worker
-// serves through httpcore.NetHTTP(h, opts.NetHTTP).
+// serves through nethttp.New(h, opts.NetHTTP). A draining worker tells its
+// HTTP/2 connections to go away.
 func RunHTTP(opts Options, h http.Handler) error {
-	return Run(opts, httpcore.NetHTTP(h, opts.NetHTTP))
+	return RunHTTPFunc(opts, func(*worker.Worker) http.Handler { return h })
+}
+
+// RunHTTPFunc is RunHTTP for the net/http Handler newHandler returns in
+// each worker, given the running worker (its id, generation and request
+// count).
+func RunHTTPFunc(opts Options, newHandler func(*worker.Worker) http.Handler) error {
+	cfg := opts.NetHTTP
+	cfg.H2C = cfg.H2C || opts.H2C
+	var a *nethttp.Handler // set in the worker before it serves
+	opts.onShutdown = append(opts.onShutdown, func() {
+		if a != nil {
+			a.Shutdown()
+		}
+	})
+	return RunFunc(opts, func(w *worker.Worker) httpcore.Handler {
+		a = nethttp.New(newHandler(w), cfg)
+		return a
+	})
 }
 
 // Run runs the master or, in a process the master started, a worker
@@ -165,7 +203,12 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 		level = hclog.LevelFromString(defaults.LogLevel)
 	}
 	if worker.IsWorker() {
+		hooks := opts.onShutdown
+		if opts.OnShutdown != nil {
+			hooks = append(hooks, opts.OnShutdown)
+		}
 		return worker.RunFunc(worker.Config{
+			OnShutdown:      hooks,
 			Listen:          opts.Listen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
@@ -227,6 +270,7 @@ func masterConfig(opts Options) master.Config {
 		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
 		Sched:           opts.Sched,
+		RRPolicy:        opts.RRPolicy,
 		GracefulTimeout: opts.GracefulTimeout,
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,

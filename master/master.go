@@ -35,8 +35,11 @@ type Config struct {
 	Sockets SocketOptions
 	// Workers is the pool size; default: the CPUs available to the process.
 	Workers int
-	// Sched is SchedShared (default) or SchedRR.
+	// Sched is SchedShared (default), SchedRR or SchedReuseport.
 	Sched string
+	// RRPolicy chooses the worker for each connection under SchedRR:
+	// RRPolicyRoundRobin (default) or RRPolicyLeastConns.
+	RRPolicy string
 	// GracefulTimeout bounds a worker's drain before SIGKILL; default
 	// defaults.GracefulTimeout.
 	GracefulTimeout time.Duration
@@ -83,6 +86,12 @@ func (c *Config) setDefaults() error {
 		c.Sched = SchedShared
 	case !slices.Contains(SchedModes, c.Sched):
 		return fmt.Errorf("unknown scheduling %q: want one of %v", c.Sched, SchedModes)
+	}
+	switch {
+	case c.RRPolicy == "":
+		c.RRPolicy = RRPolicyRoundRobin
+	case !slices.Contains(RRPolicies, c.RRPolicy):
+		return fmt.Errorf("unknown round-robin policy %q: want one of %v", c.RRPolicy, RRPolicies)
 	}
 	if c.Workers <= 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers) // cgroup-aware since Go 1.25
@@ -139,6 +148,7 @@ type Master struct {
 	generation int // of the newest workers: 0 at start, +1 per rolling restart
 	roll       *roll
 	rr         *rrState
+	rp         *rpState
 	started    time.Time
 	ctlPath    string
 	sd         *notifier           // nil unless a service manager listens
@@ -188,12 +198,13 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		log:       cfg.Logger,
 		spawner:   sp,
 		clock:     clk,
-		listeners: newListenerTable(cfg.Sockets),
+		listeners: newListenerTable(cfg.Sockets, cfg.Sched == SchedReuseport),
 		slots:     map[int]*slot{},
 		workers:   map[*worker]struct{}{},
 		events:    make(chan event, 256),
 		sigs:      make(chan os.Signal, 8),
 		rr:        newRRState(),
+		rp:        newRPState(),
 		done:      make(chan struct{}),
 		ctlErrLog: newBurst(time.Second),
 		rrErrLog:  newBurst(time.Second),
@@ -308,6 +319,7 @@ func (m *Master) serveControlSocket() {
 func (m *Master) shutdown() {
 	m.health.Stop()
 	m.stopAccepting()
+	m.rpCloseAll()
 	close(m.done)
 	if m.handover != nil { // ends awaitCommit
 		_ = m.handover.ch.Close()

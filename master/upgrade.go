@@ -209,12 +209,6 @@ func dupListener(ln net.Listener) (int, error) {
 	return nfd, derr
 }
 
-func closeFiles(files []*os.File) {
-	for _, f := range files {
-		_ = f.Close()
-	}
-}
-
 // runUpgrade checks and starts the new master, waits for it, and reports
 // the outcome to the supervisor (upgradeFinished).
 func (m *Master) runUpgrade(u *upgrade, files []*os.File, env upgradeEnv) {

@@ -10,4 +10,4 @@ const (
 )
 
 // SchedModes lists the values Config.Sched takes; SchedShared is the default.
-var SchedModes = []string{SchedShared, SchedRR}
+var SchedModes = []string{SchedShared, SchedRR, SchedReuseport}

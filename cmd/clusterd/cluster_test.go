@@ -363,6 +363,7 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"stray"}, `unexpected argument "stray"`},
 		{[]string{"--sched", "random"}, `--sched must be shared or rr, got "random"`},
 		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
+		{[]string{"--h2c", "--root", "/tmp"}, "--h2c serves the demo app; it does not combine with --root"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},
 		{[]string{"--admin-listen", "9090"}, "--admin-listen \"9090\": want host:port"},
 		{[]string{"--listen", "127.0.0.1:0", "--admin-listen", busy.Addr().String()}, "admin listener: listen tcp " + busy.Addr().String() + ": bind: address already in use"},

@@ -23,7 +23,7 @@ import (
 var usage = strings.NewReplacer("{maxWorkers}", strconv.Itoa(master.MaxWorkers)).Replace(
 	usageHead + flagUsage(serveFlags) + "\nctl flags:\n" + flagUsage(ctlFlags) + usageTail)
 
-const usageHead = `clusterd - a multi-process HTTP/1.1 server
+const usageHead = `clusterd - a multi-process HTTP/1.1 (and h2c) server
 
 A master process binds the listening sockets and starts N worker processes;
 each worker receives the sockets over a Unix socket and serves HTTP from its
@@ -159,15 +159,36 @@ shared  every worker accepts on the master's socket
 rr      the master accepts and hands each connection
         to the next ready worker (Node's SCHED_RR); a
         connection a worker refuses, or that a dying
-        worker never took, goes to another worker`,
+        worker never took, goes to another worker
+reuseport  each worker slot accepts on a SO_REUSEPORT
+        socket of its own, held by the master for the
+        slot's life: a crash or a reload keeps its
+        queue; scaling down steers new connections
+        away (BPF) and closes a socket only once its
+        queue is empty. TCP listeners only; others
+        are shared`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.Sched, name, master.SchedShared, "")
+		}},
+	{name: "rr-policy", arg: "POLICY", help: `which worker gets a connection under --sched rr
+{default}:
+round-robin  each ready worker in turn
+least-conns  the one with the fewest open
+             connections (as its heartbeats report
+             them, plus those handed to it since)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
 		}},
 	{name: "root", arg: "DIR", help: `serve the files below DIR instead of the demo app:
 GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
+	{name: "h2c", show: "off", help: `serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+prior knowledge (curl --http2-prior-knowledge) and
+Upgrade: h2c (curl --http2). The demo app then runs
+as a net/http Handler; not with --root`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.BoolVar(&c.h2c, name, false, "") }},
 	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
 with no supplementary groups; the master must be
 started as root, and keeps root to bind (ports
@@ -260,6 +281,7 @@ counted; SIGUSR1 reopens the file (logrotate)`,
 type serveConfig struct {
 	opts clusterd.Options
 	root string // serve files from here instead of the demo app
+	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 
 	listen             listFlag
 	sockets            socketFlags
@@ -287,6 +309,9 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
+	if cfg.h2c && cfg.root != "" {
+		return cfg, errors.New("--h2c serves the demo app; it does not combine with --root")
+	}
 	if err := validate(fs, *opts, cfg.logFormat); err != nil {
 		return cfg, err
 	}
@@ -310,6 +335,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if !slices.Contains(master.SchedModes, opts.Sched) {
 		return fmt.Errorf("--sched must be %s, got %q", orList(master.SchedModes), opts.Sched)
+	}
+	if !slices.Contains(master.RRPolicies, opts.RRPolicy) {
+		return fmt.Errorf("--rr-policy must be %s, got %q", orList(master.RRPolicies), opts.RRPolicy)
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)

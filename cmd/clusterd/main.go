@@ -109,7 +109,12 @@ func newApp(cfg serveConfig) (func(*worker.Worker) httpcore.Handler, func(), err
 
 // runApp runs the master, or in a worker serves app, and returns the exit code.
 func runApp(cfg serveConfig, app func(*worker.Worker) httpcore.Handler, stderr io.Writer) int {
-	if err := clusterd.RunFunc(cfg.opts, app); err != nil {
+	run := func() error { return clusterd.RunFunc(cfg.opts, app) }
+	if cfg.h2c { // the demo app through the net/http adapter, which speaks h2c
+		cfg.opts.H2C = true
+		run = func() error { return clusterd.RunHTTPFunc(cfg.opts, demoHTTP) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
 		return 1
 	}
