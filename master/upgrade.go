@@ -459,8 +459,8 @@ func (m *Master) handOver(pid int) {
 	if err := m.ctl.Close(); err != nil {
 		m.log.Warn("closing the control socket", "error", err)
 	}
-	// The admin socket is the new master's too: stop answering on it
-	// before draining, or /readyz would fail there meanwhile. Its
-	// requests are short; close waits for them at most a second.
-	m.admin.close()
+	// The admin socket is the new master's too: stop accepting on it. A
+	// request already accepted is answered as the service's: ready.
+	m.stats.handedOver.Store(true)
+	m.admin.stopAccepting()
 }

@@ -212,7 +212,7 @@ func startProbe(addr string) *probeReady {
 				err = fmt.Errorf("%s: %d %q", time.Now().Format("15:04:05.000"), resp.StatusCode, body)
 			}
 			p.bad.Add(1)
-			p.first.CompareAndSwap(nil, err.Error())
+			p.first.CompareAndSwap(nil, time.Now().Format("15:04:05.000000")+" "+err.Error())
 		}
 	}()
 	return p
