@@ -38,8 +38,9 @@ package master
 //     then sends MAINPID=, stops answering the control socket (leaving its
 //     file for the new master), drains its workers and exits 0.
 //
-// An upgrade is refused while another one or a rolling restart runs, and
-// in a master running as PID 1, whose exit would end its PID namespace.
+// An upgrade is refused while another one or a rolling restart runs, in a
+// master running as PID 1, whose exit would end its PID namespace, and
+// under reuseport scheduling (see startUpgrade).
 
 import (
 	"bufio"
@@ -138,6 +139,11 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 		return errors.New("the master is PID 1, whose exit would end every process of its PID namespace; restart the container instead")
 	case m.ctl == nil:
 		return errors.New("no control socket to hand over")
+	case m.cfg.Sched == SchedReuseport:
+		// Each slot's socket would have to pass too, with its steering:
+		// one closed with the old master resets the connections queued
+		// on it.
+		return errors.New("a master upgrade is not supported with --sched reuseport yet; restart the service, or roll the workers (ctl reload)")
 	}
 	files, env, err := m.upgradeFiles()
 	if err != nil {
