@@ -21,8 +21,9 @@ type conn struct {
 	body      *bodyIn         // request body being streamed to a handler; nil when none
 	req       pendingReq      // progress of the request at the start of in
 	timer     timerEntry
-	lastWrite int64 // loop time of the last write progress
-	discarded int   // bytes read and dropped while lingering
+	lastWrite int64  // loop time of the last write progress
+	discarded int    // bytes read and dropped while lingering
+	peer      string // the client's address when ServeConnInfo named it
 }
 
 // connState is where a connection is in its life. setState is the only place

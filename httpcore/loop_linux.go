@@ -220,7 +220,7 @@ func (l *loop) runTasks() {
 		case taskForce:
 			l.forceClose()
 		case taskConn:
-			l.adoptConn(t.fd)
+			l.adoptConn(t.fd, t.info)
 		}
 	}
 	l.spare = tasks[:0]

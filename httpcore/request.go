@@ -110,6 +110,9 @@ func (r *Request) RemoteAddr() string {
 	if r.c == nil {
 		return ""
 	}
+	if r.c.peer != "" {
+		return r.c.peer
+	}
 	return peerAddr(r.c.fd)
 }
 
