@@ -1,10 +1,12 @@
 package ipc
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -44,6 +46,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: ServerReply, Key: "tcp:x", RR: true},
 		{Type: HandoffReply, Seq: 1 << 60},
 		{Type: HandoffReply, Seq: 2, Err: "draining"},
+		{Type: TicketKeys, Keys: [][]byte{bytes.Repeat([]byte{1}, TicketKeyLen), make([]byte, TicketKeyLen)}},
 	}
 	for _, m := range msgs {
 		if err := ca.Send(m); err != nil {
@@ -53,7 +56,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("recv %v: %v", m.Type, err)
 		}
-		if got != m || len(files) != 0 {
+		if !reflect.DeepEqual(got, m) || len(files) != 0 {
 			t.Errorf("got %+v (%d files), want %+v", got, len(files), m)
 		}
 	}

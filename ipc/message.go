@@ -59,6 +59,11 @@ const (
 	// HandoffReply (W→M): answers Handoff Seq; Err "" means the worker
 	// serves it, anything else that it refused (the master passes it on).
 	HandoffReply
+	// TicketKeys (M→W): the TLS session ticket keys to use from now on,
+	// Keys[0] to encrypt new tickets, all of them to decrypt. The master
+	// sends them before any ServerReply and again at every rotation, so a
+	// session resumes on whichever worker a client reaches.
+	TicketKeys
 	maxType
 )
 
@@ -72,6 +77,7 @@ var typeNames = [...]string{
 	Drain:        "drain",
 	Handoff:      "handoff",
 	HandoffReply: "handoffReply",
+	TicketKeys:   "ticketKeys",
 }
 
 func (t Type) String() string {
@@ -108,7 +114,12 @@ type Message struct {
 	LoopAge     time.Duration `json:"loop_age,omitempty"`
 	Requests    uint64        `json:"requests,omitempty"`
 	Connections int64         `json:"connections,omitempty"`
+
+	Keys [][]byte `json:"keys,omitempty"` // TicketKeys: TicketKeyLen bytes each
 }
+
+// TicketKeyLen is the length of a TLS session ticket key.
+const TicketKeyLen = 32
 
 // marshal encodes m as one frame.
 func (m *Message) marshal() ([]byte, error) {

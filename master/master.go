@@ -56,6 +56,17 @@ type Config struct {
 	User, Group string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
+	// TicketKeys makes the master generate the workers' TLS session ticket
+	// keys (crypto/rand), send them to every worker (ipc.TicketKeys) and
+	// replace them every TicketRotate (default DefaultTicketRotate),
+	// keeping the previous key for decryption: a session resumes on any
+	// worker.
+	TicketKeys   bool
+	TicketRotate time.Duration
+	// CheckReload, if set, runs before every rolling restart; an error
+	// refuses the restart with that reason (say, a certificate on disk
+	// that does not load) and the workers keep serving.
+	CheckReload func() error
 }
 
 func (c *Config) setDefaults() error {
@@ -74,6 +85,7 @@ func (c *Config) setDefaults() error {
 	c.GracefulTimeout = orDefault(c.GracefulTimeout, defaults.GracefulTimeout)
 	c.ReadyTimeout = orDefault(c.ReadyTimeout, defaults.ReadyTimeout)
 	c.WorkerTimeout = orDefault(c.WorkerTimeout, defaults.WorkerTimeout)
+	c.TicketRotate = orDefault(c.TicketRotate, DefaultTicketRotate)
 	if len(c.Command) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -117,17 +129,19 @@ type Master struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 
-	generation int // of the newest workers: 0 at start, +1 per rolling restart
-	roll       *roll
-	rr         *rrState
-	started    time.Time
-	ctlPath    string
-	sd         *notifier           // nil unless a service manager listens
-	cred       *syscall.Credential // the workers' user; nil: the master's
-	ctlGID     uint32              // with cred: the control socket's group
-	pid1       bool                // reaps orphans (reap_linux.go)
-	listenKeys []string            // the listeners every worker serves, as it asks for them
-	health     timer
+	generation  int // of the newest workers: 0 at start, +1 per rolling restart
+	roll        *roll
+	rr          *rrState
+	started     time.Time
+	ctlPath     string
+	sd          *notifier           // nil unless a service manager listens
+	cred        *syscall.Credential // the workers' user; nil: the master's
+	ctlGID      uint32              // with cred: the control socket's group
+	pid1        bool                // reaps orphans (reap_linux.go)
+	listenKeys  []string            // the listeners every worker serves, as it asks for them
+	health      timer
+	tickets     [][]byte // TLS session ticket keys, newest first
+	ticketTimer timer
 
 	stopping bool
 
@@ -212,6 +226,7 @@ func (m *Master) Run() error {
 func (m *Master) start() {
 	m.started = m.now()
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
+	m.startTickets()
 	for id := 1; id <= m.cfg.Workers; id++ {
 		s := &slot{id: id}
 		m.slots[id] = s
@@ -252,6 +267,9 @@ func (m *Master) loop() {
 // way are dropped (send closes the descriptors they carry).
 func (m *Master) shutdown() {
 	m.health.Stop()
+	if m.ticketTimer != nil {
+		m.ticketTimer.Stop()
+	}
 	m.stopAccepting()
 	close(m.done)
 }

@@ -50,6 +50,11 @@ func (m *Master) startRoll(reply chan<- response) error {
 	case m.roll != nil:
 		return errRolling
 	}
+	if m.cfg.CheckReload != nil {
+		if err := m.cfg.CheckReload(); err != nil {
+			return fmt.Errorf("reload refused: %w", err)
+		}
+	}
 	m.generation++
 	r := &roll{generation: m.generation, started: m.now()}
 	for id := range m.slots {
