@@ -40,6 +40,7 @@
 package clusterd
 
 import (
+	"crypto/tls"
 	"net/http"
 	"os"
 	"time"
@@ -96,6 +97,21 @@ type Options struct {
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
 	LogJSON bool
+
+	// TLSListen lists listeners, in the forms of Listen, served over TLS
+	// 1.2 and 1.3 with ALPN h2 and http/1.1 (see package tlsconn). They
+	// need a certificate: TLSCerts, or TLSConfig's.
+	TLSListen []string
+	// TLSCerts are certificate and key files, loaded by every worker as it
+	// starts: a rolling restart picks up files replaced on disk, and one
+	// that does not load refuses the restart with the reason. With several,
+	// the client's server name (SNI) picks one.
+	TLSCerts []CertFile
+	// TLSConfig, if set, is the base of the workers' TLS configuration
+	// (certificates, GetCertificate, cipher suites, client auth). Its
+	// session ticket keys are replaced by the master's, shared by every
+	// worker and rotated hourly, unless SessionTicketsDisabled.
+	TLSConfig *tls.Config
 }
 
 // DefaultListen is the address served when Options.Listen is empty and
@@ -127,23 +143,32 @@ func Run(opts Options, h httpcore.Handler) error {
 // RunFunc is Run for the handler newHandler returns in each worker, given
 // the running worker (its id, generation and request count).
 func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
-	if len(opts.Listen) == 0 && !master.Activated() {
+	if len(opts.Listen) == 0 && len(opts.TLSListen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
 	level := hclog.LevelFromString(opts.LogLevel)
 	if level == hclog.NoLevel {
 		level = hclog.LevelFromString(defaults.LogLevel)
 	}
+	tlsCfg, err := tlsConfig(opts) // in the master: checks the files now
+	if err != nil {
+		return err
+	}
+	listen := append(opts.Listen[:len(opts.Listen):len(opts.Listen)], opts.TLSListen...)
 	if worker.IsWorker() {
 		return worker.RunFunc(worker.Config{
-			Listen:          opts.Listen,
+			Listen:          listen,
+			TLS:             tlsCfg,
+			TLSListen:       opts.TLSListen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
 		}, newHandler)
 	}
 	m, err := master.New(master.Config{
-		Listen:          opts.Listen,
+		Listen:          listen,
+		TicketKeys:      tlsCfg != nil && !tlsCfg.SessionTicketsDisabled,
+		CheckReload:     func() error { _, err := tlsConfig(opts); return err },
 		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
 		Sched:           opts.Sched,

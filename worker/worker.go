@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/tlsconn"
 )
 
 // Timing of the worker side of the protocol.
@@ -43,6 +45,11 @@ type Config struct {
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
+	// TLS, when set, serves the listeners in TLSListen (keys as in Listen)
+	// over TLS beside the event loop (package tlsconn), with the session
+	// ticket keys the master sends.
+	TLS       *tls.Config
+	TLSListen []string
 }
 
 // Info identifies the running worker process.
@@ -131,6 +138,9 @@ type proc struct {
 	log  hclog.Logger
 	srv  *httpcore.Server
 	self *Worker
+
+	tls     *tlsconn.Server
+	tickets [][32]byte // from the master, for a TLS server yet to start
 }
 
 func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
@@ -145,7 +155,7 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	if err := p.conn.Send(ipc.Message{Type: ipc.Online, PID: os.Getpid()}); err != nil {
 		return err
 	}
-	files, err := p.queryListeners()
+	files, tlsFiles, err := p.queryListeners()
 	if err != nil {
 		return err
 	}
@@ -153,6 +163,9 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	p.self.srv = p.srv
 	fds, err := rawfd.All(files)
 	if err != nil {
+		return err
+	}
+	if err := p.serveTLS(tlsFiles); err != nil {
 		return err
 	}
 	served := make(chan error, 1)
@@ -172,24 +185,30 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	return err
 }
 
-// queryListeners asks the master for each listener in turn. Under
-// round-robin scheduling the master keeps a listener to itself and sends
-// connections instead.
-func (p *proc) queryListeners() ([]*os.File, error) {
-	var files []*os.File
+// queryListeners asks the master for each listener in turn and returns
+// the loop's and the TLS ones. Under round-robin scheduling the master keeps
+// a listener to itself and sends connections instead.
+func (p *proc) queryListeners() (plain, tlsFiles []*os.File, err error) {
 	for _, addr := range p.cfg.Listen {
 		f, err := p.query(addr)
+		if err == nil && f == nil && p.isTLS(addr) {
+			err = fmt.Errorf("worker: TLS listener %s needs a scheduling that passes the socket, not rr", addr)
+		}
 		if err != nil {
-			for _, f := range files {
+			for _, f := range append(plain, tlsFiles...) {
 				_ = f.Close()
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		if f != nil {
-			files = append(files, f)
+		switch {
+		case f == nil:
+		case p.isTLS(addr):
+			tlsFiles = append(tlsFiles, f)
+		default:
+			plain = append(plain, f)
 		}
 	}
-	return files, nil
+	return plain, tlsFiles, nil
 }
 
 func (p *proc) query(addr string) (*os.File, error) {
@@ -201,6 +220,10 @@ func (p *proc) query(addr string) (*os.File, error) {
 	}
 	defer p.conn.SetReadDeadline(time.Time{})
 	msg, files, err := p.conn.Recv()
+	for err == nil && msg.Type == ipc.TicketKeys {
+		p.setTicketKeys(msg)
+		msg, files, err = p.conn.Recv()
+	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("worker: waiting for listener %s: %w", addr, err)
@@ -258,6 +281,8 @@ func (p *proc) listenMaster(out chan<- error) {
 			return
 		case msg.Type == ipc.Handoff:
 			p.serveHandoff(msg.Seq, files[0])
+		case msg.Type == ipc.TicketKeys:
+			p.setTicketKeys(msg)
 		default:
 			p.log.Warn("unexpected message from master", "type", msg.Type)
 			for _, f := range files {
@@ -307,7 +332,8 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	p.log.Debug("draining", "why", why, "timeout", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := p.srv.Shutdown(ctx)
+	tlsDone := p.shutdownTLS(ctx)
+	err := errors.Join(p.srv.Shutdown(ctx), <-tlsDone)
 	if serr := <-served; serr != nil {
 		return serr
 	}
