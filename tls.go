@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // A CertFile is a certificate chain and its private key, PEM files that
@@ -35,6 +36,11 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 			return nil, errors.New("a TLS certificate is configured but no listener serves TLS")
 		}
 		return nil, nil
+	}
+	for _, a := range opts.TLSListen {
+		if slices.Contains(opts.Listen, a) {
+			return nil, fmt.Errorf("%s is both a TLS and a plaintext listener", a)
+		}
 	}
 	cfg := opts.TLSConfig.Clone()
 	if cfg == nil {

@@ -175,7 +175,7 @@ func (l *loop) dropListener(ln *listener, err error) {
 
 // adoptConn starts serving a connection given to ServeConn.
 func (l *loop) adoptConn(fd int, info ConnInfo) {
-	if l.draining {
+	if l.draining && !info.EvenDraining {
 		closeConnFD(fd)
 		return
 	}

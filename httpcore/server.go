@@ -113,13 +113,18 @@ type ConnInfo struct {
 	// due HeaderTimeout after it, so time spent before the hand-over (a
 	// TLS handshake) counts against it. Zero means now.
 	Accepted time.Time
+	// EvenDraining serves the connection even while the server drains
+	// (its first response then carries Connection: close), for one whose
+	// client cannot be sent to another server; only a closed server
+	// refuses it.
+	EvenDraining bool
 }
 
 // ServeConnInfo is ServeConn for a connection described by info.
 func (s *Server) ServeConnInfo(fd int, info ConnInfo) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == serverClosed || s.draining {
+	if s.state == serverClosed || s.draining && !info.EvenDraining {
 		return ErrServerClosed
 	}
 	s.tasks = append(s.tasks, task{kind: taskConn, fd: fd, info: info})

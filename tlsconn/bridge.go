@@ -29,7 +29,8 @@ func pipeToLoop(loop *httpcore.Server, peer string, accepted time.Time) (*net.Un
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
 	}
-	if err := loop.ServeConnInfo(fds[0], httpcore.ConnInfo{Peer: peer, Accepted: accepted}); err != nil {
+	info := httpcore.ConnInfo{Peer: peer, Accepted: accepted, EvenDraining: true} // the TLS session cannot move
+	if err := loop.ServeConnInfo(fds[0], info); err != nil {
 		_ = unix.Close(fds[0])
 		_ = unix.Close(fds[1])
 		return nil, err

@@ -57,12 +57,12 @@ type Server struct {
 	log  hclog.Logger
 	h2   *h2Server
 
-	mu       sync.Mutex
-	lns      map[net.Listener]struct{}
-	open     map[net.Conn]struct{} // every TLS connection, to close on a forced stop
-	closed   bool
-	conns    sync.WaitGroup // handshakes and HTTP/1.1 bridges
-	shutdown chan struct{}  // closed by Shutdown
+	mu      sync.Mutex
+	lns     map[net.Listener]struct{}
+	open    map[net.Conn]struct{} // every TLS connection, to close on a forced stop
+	closed  bool
+	conns   sync.WaitGroup // handshakes and HTTP/1.1 bridges
+	shaking sync.WaitGroup // handshakes
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -83,7 +83,7 @@ func New(cfg Config, loop *httpcore.Server) *Server {
 	}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	s := &Server{cfg: cfg, tls: t, loop: loop, log: cfg.Logger,
-		lns: map[net.Listener]struct{}{}, open: map[net.Conn]struct{}{}, shutdown: make(chan struct{})}
+		lns: map[net.Listener]struct{}{}, open: map[net.Conn]struct{}{}}
 	s.h2 = newH2Server(s)
 	return s
 }
@@ -168,6 +168,7 @@ func (s *Server) track(c net.Conn) bool {
 	}
 	s.open[c] = struct{}{}
 	s.conns.Add(1)
+	s.shaking.Add(1)
 	return true
 }
 
@@ -198,6 +199,7 @@ func (s *Server) handle(c net.Conn, accepted time.Time) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	err := tc.HandshakeContext(ctx)
 	cancel()
+	s.shaking.Done()
 	if err != nil {
 		s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr(), "error", err)
 		_ = c.Close()
@@ -211,20 +213,38 @@ func (s *Server) handle(c net.Conn, accepted time.Time) {
 	s.bridge(tc, accepted)
 }
 
-// Shutdown stops accepting at once, asks HTTP/2 clients to go away once
-// their streams are done, and waits until every TLS connection has closed
-// (HTTP/1.1 ones close as the loop drains them) or ctx ends; then the rest
-// are closed and ctx.Err() is returned.
-func (s *Server) Shutdown(ctx context.Context) error {
+// StopAccepting closes the listeners and waits until the handshakes in
+// progress are over (each within the header timeout) or ctx ends. Calling it
+// before the loop drains lets every handshaken client send its request.
+func (s *Server) StopAccepting(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		close(s.shutdown)
 		for ln := range s.lns {
 			_ = ln.Close()
 		}
 	}
 	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.shaking.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown stops accepting at once, asks HTTP/2 clients to go away once
+// their streams are done, and waits until every TLS connection has closed
+// (HTTP/1.1 ones close as the loop drains them) or ctx ends; then the rest
+// are closed and ctx.Err() is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.StopAccepting(ctx); err != nil {
+		s.closeAll()
+		s.conns.Wait()
+		return err
+	}
 	h2err := s.h2.shutdown(ctx)
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()

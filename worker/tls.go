@@ -68,13 +68,17 @@ func (p *proc) serveTLS(files []*os.File) error {
 	return nil
 }
 
-// shutdownTLS stops accepting TLS connections and waits for the open ones
-// within ctx, while the loop drains the plaintext sides.
+// shutdownTLS stops accepting TLS connections and lets the handshakes in
+// progress finish, then, while the loop drains the plaintext sides, waits
+// for the TLS connections to close within ctx.
 func (p *proc) shutdownTLS(ctx context.Context) <-chan error {
 	done := make(chan error, 1)
 	if p.tls == nil {
 		done <- nil
 		return done
+	}
+	if err := p.tls.StopAccepting(ctx); err != nil {
+		p.log.Warn("TLS handshakes cut short", "error", err)
 	}
 	go func() { done <- p.tls.Shutdown(ctx) }()
 	return done

@@ -332,7 +332,7 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	p.log.Debug("draining", "why", why, "timeout", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	tlsDone := p.shutdownTLS(ctx)
+	tlsDone := p.shutdownTLS(ctx) // handshakes first, so their clients are served
 	err := errors.Join(p.srv.Shutdown(ctx), <-tlsDone)
 	if serr := <-served; serr != nil {
 		return serr

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterd/clusterd/internal/testcert"
+)
+
+// tlsCluster starts a master serving the demo app over TLS on a second
+// listener with the certificate in dir's site.crt and site.key; it returns
+// the cluster and the TLS listener's address.
+func tlsCluster(t *testing.T, workers int, dir string, args ...string) (*cluster, string) {
+	t.Helper()
+	args = append([]string{"--workers", fmt.Sprint(workers), "--control", filepath.Join(dir, "ctl.sock"),
+		"--tls-listen", "localhost:0", // another key than --listen 127.0.0.1:0
+		"--tls-cert", filepath.Join(dir, "site.crt"), "--tls-key", filepath.Join(dir, "site.key")}, args...)
+	c := startCluster(t, workers, nil, args...)
+	l := c.waitLog(5*time.Second, func(l map[string]any) bool {
+		a, ok := l["addr"].(string)
+		return l["@message"] == "listening" && ok && a != c.addr
+	})
+	return c, l["addr"].(string)
+}
+
+// writeCert writes a new certificate for 127.0.0.1 as dir's site.crt and
+// site.key, each replaced by a rename as a deployment would.
+func writeCert(t *testing.T, dir string) *testcert.Cert {
+	t.Helper()
+	cert, err := testcert.New("localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace(t, filepath.Join(dir, "site.crt"), cert.CertPEM)
+	replace(t, filepath.Join(dir, "site.key"), cert.KeyPEM)
+	return cert
+}
+
+func replace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// presented returns the serial number of the certificate a new connection
+// to addr is shown.
+func presented(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// httpsClient trusts cert, makes a new connection per request, and
+// resumes sessions from cache when set.
+func httpsClient(cert *testcert.Cert, cache tls.ClientSessionCache) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: cert.Pool, ClientSessionCache: cache},
+	}}
+}
+
+func TestTLSServesDemoApp(t *testing.T) {
+	dir := t.TempDir()
+	cert := writeCert(t, dir)
+	_, addr := tlsCluster(t, 1, dir)
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}, ForceAttemptHTTP2: h2}
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		resp, err := client.Get("https://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if want := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != want || string(body) != "Hello World\n" {
+			t.Errorf("h2 %v: %s %q", h2, resp.Proto, body)
+		}
+	}
+}
+
+// Certificates rotate through a roll under load with no failed request;
+// a key that does not load refuses the roll, and the workers serve on.
+func TestTLSCertRotationUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	certA := writeCert(t, dir)
+	_, addr := tlsCluster(t, 2, dir)
+	ctl := filepath.Join(dir, "ctl.sock")
+	if got := presented(t, addr); got != certA.Leaf.SerialNumber.String() {
+		t.Fatalf("presented %s, want certificate A", got)
+	}
+	l := startLoadTLS(addr, "/", 16, 30*time.Second, false, &tls.Config{InsecureSkipVerify: true})
+	time.Sleep(300 * time.Millisecond)
+	certB := writeCert(t, dir)
+	if code, _, errOut := ctlRun(t, ctl, "reload"); code != 0 {
+		l.stopAndWait()
+		t.Fatalf("reload: %d %s", code, errOut)
+	}
+	if got := presented(t, addr); got != certB.Leaf.SerialNumber.String() {
+		t.Errorf("after the reload a new connection got %s, want certificate B", got)
+	}
+	replace(t, filepath.Join(dir, "site.key"), []byte("-----BEGIN EC PRIVATE KEY-----\nbroken\n-----END EC PRIVATE KEY-----\n"))
+	code, _, errOut := ctlRun(t, ctl, "reload")
+	if code == 0 || !strings.Contains(errOut, "site.key") {
+		t.Errorf("reload with a broken key: exit %d, %q; want refused naming the key", code, errOut)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := presented(t, addr); got != certB.Leaf.SerialNumber.String() {
+		t.Errorf("after the refused reload a new connection got %s, want certificate B", got)
+	}
+	l.stopAndWait()
+	if l.errs.Load() != 0 || l.non2xx.Load() != 0 || l.ok.Load() == 0 {
+		t.Errorf("load over the rotations: %v", l)
+	}
+	t.Logf("load over the rotations: %v", l)
+}
+
+// A session resumes whichever worker the client reaches: the master gives
+// every worker the same ticket keys.
+func TestTLSResumesOnAnyWorker(t *testing.T) {
+	dir := t.TempDir()
+	cert := writeCert(t, dir)
+	_, addr := tlsCluster(t, 4, dir)
+	client := httpsClient(cert, tls.NewLRUClientSessionCache(8))
+	pids := map[int]int{}
+	for i := 0; i < 80 && (i < 21 || len(pids) < 2); i++ { // 1 full handshake, then 20+ resumed
+		resp, err := client.Get("https://" + addr + "/worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w struct{ PID int }
+		err = json.NewDecoder(resp.Body).Decode(&w)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && !resp.TLS.DidResume {
+			t.Fatalf("reconnect %d (worker %d) was not resumed; workers so far %v", i, w.PID, pids)
+		}
+		if i > 0 {
+			pids[w.PID]++
+		}
+	}
+	if len(pids) < 2 {
+		t.Fatalf("every resumed connection reached worker %v; want several", pids)
+	}
+	t.Logf("resumed connections by worker pid: %v", pids)
+}
