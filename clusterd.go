@@ -112,6 +112,23 @@ type Options struct {
 	// session ticket keys are replaced by the master's, shared by every
 	// worker and rotated hourly, unless SessionTicketsDisabled.
 	TLSConfig *tls.Config
+	// AdminListen, if set, is the address of the master's admin HTTP
+	// server: /metrics (Prometheus), /healthz, /readyz. Off by default.
+	AdminListen string
+	// ShutdownDelay: on SIGTERM /readyz fails at once while the workers
+	// serve on this long; then they drain. Default 0.
+	ShutdownDelay time.Duration
+	// AccessLog is a file the workers append a line per response to ("-":
+	// standard output; "": none), reopened on SIGUSR1; AccessLogFormat is
+	// "common" (default) or "json".
+	AccessLog       string
+	AccessLogFormat string
+	// MaxRequests and MaxRSS (bytes), if set, recycle a worker that has
+	// served that many requests or whose resident memory exceeds it: a
+	// replacement starts and, once it serves, the worker drains; one
+	// worker at a time.
+	MaxRequests uint64
+	MaxRSS      uint64
 }
 
 // DefaultListen is the address served when Options.Listen is empty and
@@ -163,7 +180,18 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
+			AccessLog:       opts.AccessLog,
+			AccessLogFormat: opts.AccessLogFormat,
 		}, newHandler)
+	}
+	if opts.AccessLog != "" {
+		format := opts.AccessLogFormat
+		if format == "" {
+			format = worker.AccessLogCommon
+		}
+		if err := worker.CheckAccessLog(opts.AccessLog, format); err != nil {
+			return err
+		}
 	}
 	m, err := master.New(master.Config{
 		Listen:          listen,
@@ -176,6 +204,11 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 		ReadyTimeout:    opts.ReadyTimeout,
 		WorkerTimeout:   opts.WorkerTimeout,
 		Control:         opts.Control,
+		AdminListen:     opts.AdminListen,
+		ShutdownDelay:   opts.ShutdownDelay,
+		MaxRequests:     opts.MaxRequests,
+		MaxRSS:          opts.MaxRSS,
+		AccessLog:       opts.AccessLog,
 		User:            opts.User,
 		Group:           opts.Group,
 		Logger: hclog.New(&hclog.LoggerOptions{

@@ -18,6 +18,10 @@ type Config struct {
 	MaxHeaderCount int           // header (and trailer) fields per request; default 100, over it -> 431
 	MaxBodyBytes   int64         // decoded request body; default 1 MiB, over it -> 413
 	Logger         hclog.Logger  // optional; hclog.NewNullLogger() when nil
+	// OnResponse, if set, is called on the loop for every response as it
+	// is queued, error responses of the engine included (an access log).
+	// It must not block; the record is valid only during the call.
+	OnResponse func(*ResponseRecord)
 }
 
 // Defaults for zero Config fields.

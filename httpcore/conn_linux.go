@@ -49,6 +49,7 @@ func (l *loop) onReadable(c *conn) {
 		return
 	}
 	c.flags &^= connNeedInput
+	l.st.BytesIn += uint64(n)
 	data := buf[:n] // n may exceed len(l.rbuf) when buf is c's own buffer
 	if inConn {
 		c.in = c.in[:len(c.in)+n]
@@ -217,6 +218,7 @@ func (l *loop) writeOut(c *conn) bool {
 		}
 		c.outOff += n
 		c.lastWrite = l.now
+		l.st.BytesOut += uint64(n)
 	}
 	l.releaseOut(c)
 	return true
@@ -341,6 +343,8 @@ func (l *loop) onTimeout(c *conn) {
 	if c.state == connActive && !stuck && len(c.in) > 0 && c.async == nil {
 		c.out = appendErrorResponse(l.outBuf(c), l.date.line, errTimeout.status)
 		l.s.requests.Add(1)
+		l.st.refused(errTimeout.status)
+		l.logResponse(c, nil, errTimeout.status)
 		if !l.flush(c) {
 			return
 		}
@@ -377,6 +381,7 @@ func (l *loop) discardInput(c *conn) {
 		return
 	}
 	c.discarded += n
+	l.st.BytesIn += uint64(max(n, 0))
 	if err != nil || n == 0 || c.discarded > lingerMaxBytes {
 		l.closeConn(c)
 	}

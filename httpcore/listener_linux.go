@@ -207,8 +207,14 @@ func (l *loop) openConn(fd int) *conn {
 		return nil
 	}
 	c := &conn{fd: fd, events: evRead, timer: timerEntry{index: -1}}
-	c.req.start = l.now // the first request's head is due HeaderTimeout after accept
+	// The first request's head is due HeaderTimeout after accept. Loop time
+	// is from the start of the iteration, which under load can be tens of
+	// ms before this connection existed: read the clock (a vDSO call, far
+	// cheaper than the accept and epoll_ctl before it).
+	l.now = int64(time.Since(l.epoch))
+	c.req.start = l.now
 	l.track(c)
+	l.st.Accepted++
 	l.setDeadline(c)
 	return c
 }

@@ -41,17 +41,23 @@ type loop struct {
 	readied   bool // the loop made goroutines runnable this iteration
 
 	streamBodies bool // the handler takes request bodies as they arrive (bodyStreamer)
-	// userOnLoop is set while the loop goroutine runs user code that may
-	// write to an asynchronous response: a handler after Async, or a
-	// posted function. Such writes must not wait for room: only the loop
-	// can make it. (A write from another goroutine meanwhile does not wait
-	// either; the loop runs user code only briefly.)
+	// userOnLoop is set while the loop goroutine runs a posted function,
+	// which may write to any asynchronous response. Such writes must not
+	// wait for room: only the loop can make it. (A write from another
+	// goroutine meanwhile does not wait either; posted functions are
+	// brief.) It says nothing of which goroutine writes, so it never lets
+	// a writer touch the connection: asynchronous output always goes
+	// through the relay. A handler after Async is marked on its writer
+	// alone (ResponseWriter.serving).
 	userOnLoop atomic.Bool
 
 	draining     bool
 	fatal        error // why the loop is draining on its own
 	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
 	acceptLogged int64 // loop time of the last accept-failure log
+
+	st      Counters // published to the Server by publishStats
+	statsAt int64    // loop time of the last publication
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -107,6 +113,7 @@ func (s *Server) Serve(listenFDs []int) error {
 		err = l.run()
 	}
 	l.forceClose()
+	l.publishStats(true)
 	s.stopServing() // no Post can reach the eventfd after this
 	l.p.close()
 	if err != nil {
@@ -134,6 +141,7 @@ func (l *loop) run() error {
 		l.runTasks()
 		l.runTimers()
 		l.resumeAccept()
+		l.publishStats(false)
 	}
 	l.log.Debug("drained")
 	return l.fatal

@@ -9,12 +9,16 @@ package httpcore
 // if it was streamed, arrived in full.
 func (l *loop) finish(c *conn, w *ResponseWriter) {
 	l.s.requests.Add(1)
+	status := w.status
 	switch {
 	case w.flags&rwAborted != 0:
 		w.dropFile()
 		if w.flags&rwAbort500 != 0 && !w.rl.headSent {
-			c.out = appendErrorResponse(l.outBuf(c), l.date.line, errHandlerPanic.status)
+			status = errHandlerPanic.status
+			c.out = appendErrorResponse(l.outBuf(c), l.date.line, status)
 		}
+		l.st.observe(status, l.now-w.start)
+		l.logResponse(c, w, status)
 		l.abandon(c)
 		return
 	case w.flags&rwStreaming != 0 || w.wantsChunked():
@@ -22,6 +26,8 @@ func (l *loop) finish(c *conn, w *ResponseWriter) {
 	default:
 		l.finishBuffered(c, w)
 	}
+	l.st.observe(status, l.now-w.start)
+	l.logResponse(c, w, status)
 	if c.body != nil {
 		l.abandon(c) // the rest of the body is on its way: no next request can be found
 	}

@@ -47,12 +47,15 @@ type ResponseWriter struct {
 	trailer   []field // trailer fields of a chunked body, sent at the end
 	body      []byte  // body bytes not handed on yet
 	status    int
+	start     int64    // loop time the request was dispatched
+	reqLine   []byte   // method, target and version, kept for Config.OnResponse
 	discarded int64    // body bytes counted, not kept, for a HEAD request
 	length    int64    // Content-Length set by the handler (or SendFile), -1 if none
 	written   int64    // body bytes accepted by Write
 	file      *fileOut // SendFile body, until the loop takes it
 	flags     rwFlags
 	state     atomic.Uint32 // rwSync, rwAsync, rwEnded
+	serving   atomic.Bool   // in ServeHTTP after Async: the loop goroutine may write
 	rl        relay         // streamed output on its way to the loop
 }
 
@@ -339,7 +342,7 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 // this one wait and go out after it. Async must be called from ServeHTTP.
 func (w *ResponseWriter) Async() {
 	if w.state.CompareAndSwap(rwSync, rwAsync) {
-		w.l.userOnLoop.Store(true) // until ServeHTTP returns
+		w.serving.Store(true) // until ServeHTTP returns
 	}
 }
 

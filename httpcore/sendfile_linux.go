@@ -69,6 +69,7 @@ func (l *loop) writeFile(c *conn) bool {
 		}
 		sent += int64(n)
 		c.lastWrite = l.now
+		l.st.BytesOut += uint64(n)
 	}
 	if fo.left == 0 {
 		c.file = nil

@@ -144,7 +144,14 @@ func (l *loop) reject(c *conn, err error) {
 	if l.debug {
 		l.log.Debug("request refused", "status", pe.status, "reason", pe.msg, "remote", peerAddr(c.fd))
 	}
-	c.out = appendErrorResponse(l.outBuf(c), l.date.line, pe.status)
+	l.st.refused(pe.status)
+	l.logResponse(c, nil, pe.status)
+	l.answerError(c, pe.status)
+}
+
+// answerError queues an error response of the engine and closes c after it.
+func (l *loop) answerError(c *conn, status int) {
+	c.out = appendErrorResponse(l.outBuf(c), l.date.line, status)
 	l.s.requests.Add(1)
 	c.flags |= connLinger
 	c.setState(connClosing)
@@ -156,6 +163,10 @@ func (l *loop) dispatch(c *conn, r *Request) {
 	r.c = c
 	w := l.w
 	w.begin(c, r)
+	w.start = l.now
+	if l.cfg.OnResponse != nil {
+		w.reqLine = append(append(append(append(append(w.reqLine[:0], r.method...), ' '), r.target...), ' '), r.proto...)
+	}
 	if !l.callHandler(w, r) {
 		l.handlerPanicked(c, w)
 		return
@@ -172,8 +183,8 @@ func (l *loop) dispatch(c *conn, r *Request) {
 // callHandler runs the handler and reports false if it panicked.
 func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
 	defer func() {
-		if l.userOnLoop.Load() { // set by Async
-			l.userOnLoop.Store(false)
+		if w.serving.Load() { // set by Async
+			w.serving.Store(false)
 		}
 		if v := recover(); v != nil {
 			l.log.Error("handler panic", "panic", v, "method", r.method, "target", r.target,
@@ -188,19 +199,24 @@ func (l *loop) callHandler(w *ResponseWriter, r *Request) (ok bool) {
 // handlerPanicked drops the response of a panicked handler and answers 500,
 // or just closes c if part of the response was sent already.
 func (l *loop) handlerPanicked(c *conn, w *ResponseWriter) {
-	started := w.rl.headSent
+	started, status, start := w.rl.headSent, w.status, w.start
 	if w.state.Swap(rwEnded) == rwSync {
 		w.dropFile()
 		w.reset()
 	} else {
 		l.w = newResponseWriter(l) // a goroutine may still hold w; its End does nothing now
 	}
+	if !started {
+		status = errHandlerPanic.status
+	}
+	l.st.observe(status, l.now-start)
+	l.logResponse(c, w, status)
 	if started {
 		l.s.requests.Add(1)
 		l.abandon(c)
 		return
 	}
-	l.reject(c, errHandlerPanic)
+	l.answerError(c, status)
 }
 
 // finish and endAsync are in respond.go.

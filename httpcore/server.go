@@ -23,6 +23,10 @@ type Server struct {
 	requests atomic.Uint64
 	conns    atomic.Int64
 	lastTick atomic.Int64 // unix nanoseconds
+
+	statsMu  sync.Mutex
+	counters Counters // as the loop last published them
+	gauges   Gauges
 }
 
 // serverState is where a Server is in its life:
@@ -63,6 +67,10 @@ type Stats struct {
 	Requests    uint64    // responses completed, including the engine's error responses
 	Connections int64     // connections open now
 	LastTick    time.Time // last loop iteration; the loop wakes at least once a second
+	// Counters and Gauges are as the loop last published them: at most
+	// 100ms of loop time old while it serves, final once Serve has returned.
+	Counters Counters
+	Gauges   Gauges
 }
 
 // NewServer returns a Server that answers requests with h; a nil h answers
@@ -85,6 +93,9 @@ func (s *Server) Stats() Stats {
 	if t := s.lastTick.Load(); t != 0 {
 		st.LastTick = time.Unix(0, t)
 	}
+	s.statsMu.Lock()
+	st.Counters, st.Gauges = s.counters, s.gauges
+	s.statsMu.Unlock()
 	return st
 }
 

@@ -165,22 +165,24 @@ func (rl *relay) wake(l *loop) {
 }
 
 // handOn hands the buffered body on towards the connection, with the head
-// the first time: from a synchronous handler straight into the
-// connection's output; from an asynchronous response through the relay,
-// waiting for room unless the loop may be the writer. userOnLoop cannot
-// tell the loop from another goroutine writing meanwhile, so an
-// asynchronous response never touches the connection itself.
+// the first time. A synchronous response, written on the loop, goes
+// straight into the connection's output. An asynchronous one goes through
+// the relay, and the loop takes it from there: the connection's output is
+// the loop's alone, whichever goroutine writes. The writer waits for room
+// unless it may be the loop goroutine, which alone makes room: in the
+// handler of this response, or in a posted function.
 func (w *ResponseWriter) handOn() error {
 	if w.flags&rwStreaming == 0 {
 		w.startStream()
 	}
-	sync := w.state.Load() == rwSync
-	body, post, err := w.rl.hand(w.body, !sync && !w.l.userOnLoop.Load())
+	direct := w.state.Load() == rwSync
+	mayBeLoop := direct || w.serving.Load() || w.l.userOnLoop.Load()
+	body, post, err := w.rl.hand(w.body, !mayBeLoop)
 	w.body = body
 	switch {
 	case err != nil:
 		return err
-	case sync:
+	case direct:
 		w.l.drainRelay(w.c, w)
 	case post:
 		w.l.s.post(task{kind: taskTake, w: w})

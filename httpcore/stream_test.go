@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -368,4 +369,61 @@ func TestLoopWritesNeverWait(t *testing.T) {
 	h.noRead = false
 	h.run()
 	checkEchoes(t, h.out, bigBody(n), bigBody(n))
+}
+
+// TestBackpressureWhileAnotherHandlerRuns has a goroutine write a large
+// asynchronous response to a client that reads nothing while the loop runs
+// another request's handler after Async. Only that handler's own writes
+// may skip waiting for room: this writer must stop near streamHighWater.
+func TestBackpressureWhileAnotherHandlerRuns(t *testing.T) {
+	const (
+		total = 8 << 20
+		bound = 1 << 20
+		hold  = 200 * time.Millisecond
+	)
+	var written, duringHold atomic.Int64
+	dispatched, start := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	ts := startServer(t, Config{}, HandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.Async()
+		if r.Path() == "/hold" { // on the loop: let the writer run meanwhile
+			close(start)
+			for t0 := time.Now(); time.Since(t0) < hold && written.Load() < bound; {
+				time.Sleep(time.Millisecond)
+			}
+			duringHold.Store(written.Load())
+			w.End()
+			return
+		}
+		close(dispatched)
+		go func() {
+			<-start
+			b := make([]byte, 32<<10)
+			for written.Load() < total {
+				if _, err := w.Write(b); err != nil {
+					break
+				}
+				written.Add(int64(len(b)))
+			}
+			w.End()
+			done <- nil
+		}()
+	}))
+	slow := ts.dial(t)
+	slow.send("GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-dispatched
+	other := ts.dial(t)
+	other.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+	if r := other.read("GET"); r.StatusCode != 200 {
+		t.Fatalf("/hold: status %d", r.StatusCode)
+	}
+	if n := duringHold.Load(); n >= bound {
+		t.Fatalf("the writer handed on %d KiB while another handler ran on the loop", n>>10)
+	}
+	slow.Close() // the writer fails and ends
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer did not end after its client left")
+	}
 }

@@ -49,7 +49,8 @@ const (
 	// Ready (W→M): the worker serves every listener it asked for.
 	Ready
 	// Heartbeat (W→M), every second: carries LoopAge (how long ago the
-	// worker's event loop last turned), Requests and Connections.
+	// worker's event loop last turned), Requests, Connections and Stats;
+	// once more after a drain, with Stats.Final set.
 	Heartbeat
 	// Drain (M→W): stop accepting, finish in-flight requests, exit.
 	Drain
@@ -115,7 +116,8 @@ type Message struct {
 	Requests    uint64        `json:"requests,omitempty"`
 	Connections int64         `json:"connections,omitempty"`
 
-	Keys [][]byte `json:"keys,omitempty"` // TicketKeys: TicketKeyLen bytes each
+	Keys  [][]byte     `json:"keys,omitempty"` // TicketKeys: TicketKeyLen bytes each
+	Stats *WorkerStats `json:"stats,omitempty"`
 }
 
 // TicketKeyLen is the length of a TLS session ticket key.

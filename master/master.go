@@ -67,6 +67,20 @@ type Config struct {
 	// refuses the restart with that reason (say, a certificate on disk
 	// that does not load) and the workers keep serving.
 	CheckReload func() error
+	// AdminListen, if set, is the address of the admin HTTP server
+	// (/metrics, /healthz, /readyz), served by the master itself.
+	AdminListen string
+	// ShutdownDelay: on SIGTERM /readyz fails at once, and the workers
+	// serve on this long before they drain; default 0.
+	ShutdownDelay time.Duration
+	// MaxRequests and MaxRSS (bytes), if set, recycle a worker that has
+	// served that many requests or uses more memory: it is replaced as
+	// in a rolling restart, one worker at a time.
+	MaxRequests uint64
+	MaxRSS      uint64
+	// AccessLog is the workers' access log file, if any: when they run as
+	// User, the master creates it and gives it to them.
+	AccessLog string
 }
 
 func (c *Config) setDefaults() error {
@@ -144,6 +158,9 @@ type Master struct {
 	ticketTimer timer
 
 	stopping bool
+	stats    *poolStats
+	recycle  recycler
+	delay    timer // the shutdown delay running; nil when none
 
 	ctlErrLog *burst // control socket accept errors
 	rrErrLog  *burst // rr accept and hand-off errors
@@ -156,6 +173,9 @@ func New(cfg Config) (*Master, error) {
 		return nil, err
 	}
 	cred, ctlGID, err := workerCredential(cfg.User, cfg.Group)
+	if err == nil {
+		err = giveLog(cfg.AccessLog, cred)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +200,7 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		ctlErrLog: newBurst(time.Second),
 		rrErrLog:  newBurst(time.Second),
 		rrDropLog: newBurst(time.Second),
+		stats:     newPoolStats(),
 	}
 }
 
@@ -197,6 +218,12 @@ func (m *Master) Run() error {
 	if err != nil {
 		return err
 	}
+	adm, err := m.startAdmin() // a busy port fails the start before anything else
+	if err != nil {
+		_ = ctl.Close()
+		return err
+	}
+	defer adm.close()
 	if err := m.openListeners(keys); err != nil {
 		m.stopAccepting()
 		_ = ctl.Close()
@@ -289,9 +316,12 @@ func (m *Master) send(ev event, files ...*os.File) {
 func (m *Master) signal(sig os.Signal) {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT:
-		if m.stopping {
+		if m.stopping || m.delay != nil {
 			m.log.Warn("second stop signal: stopping now", "signal", sig)
 			m.stopNow("second stop signal")
+			return
+		}
+		if sig == syscall.SIGTERM && m.delayStop() {
 			return
 		}
 		m.log.Info("graceful stop", "signal", sig)
@@ -309,6 +339,8 @@ func (m *Master) signal(sig os.Signal) {
 		if err := m.scale(n); err != nil {
 			m.log.Warn("scale refused", "signal", sig, "error", err)
 		}
+	case syscall.SIGUSR1:
+		m.reopenLogs()
 	case syscall.SIGPIPE:
 		// Whoever read our output went away; the log lines are lost, the
 		// master lives on.

@@ -22,6 +22,11 @@ type roll struct {
 	started    time.Time
 	waiters    []chan<- response
 	again      bool // a SIGHUP came while it ran: roll once more after it
+	// recycle, if set, is the limit one worker passed: the roll replaces
+	// it alone, keeping its generation; waiters and again are for a
+	// reload asked for meanwhile, which follows it.
+	recycle  string
+	replaced int // workers replaced so far
 }
 
 // reloadSignal starts a rolling restart for SIGHUP. One that arrives while
@@ -47,6 +52,9 @@ func (m *Master) startRoll(reply chan<- response) error {
 	switch {
 	case m.stopping:
 		return errors.New("the master is stopping")
+	case m.roll != nil && m.roll.recycle != "":
+		m.roll.queueReload(reply)
+		return nil
 	case m.roll != nil:
 		return errRolling
 	}
@@ -76,7 +84,7 @@ func (m *Master) rollNext() {
 	for len(r.queue) > 0 {
 		s := m.slots[r.queue[0]]
 		r.queue = r.queue[1:]
-		if s == nil || rolled(s, r.generation) {
+		if s == nil || r.recycle == "" && rolled(s, r.generation) {
 			continue // scaled away, or refilled with the new generation meanwhile
 		}
 		w, err := m.startWorker(spawnSpec{slot: s.id, generation: r.generation})
@@ -116,6 +124,7 @@ func (m *Master) rollReady(w *worker) {
 		m.drain(old)
 	}
 	r.slot, r.next = nil, nil
+	r.replaced++
 	m.rollNext()
 }
 
@@ -150,6 +159,11 @@ func (m *Master) rollAbort(reason string) {
 func (m *Master) rollFinish(err error) {
 	r := m.roll
 	m.roll = nil
+	if r.recycle != "" {
+		m.recycleFinished(r, err)
+		return
+	}
+	m.stats.rollDone(err == nil)
 	resp := response{OK: err == nil}
 	if err != nil {
 		resp.Error = err.Error()
@@ -167,4 +181,5 @@ func (m *Master) rollFinish(err error) {
 	case r.again:
 		m.log.Warn("queued reload dropped: the rolling restart failed", "signal", "SIGHUP")
 	}
+	m.recycleNext()
 }

@@ -282,6 +282,7 @@ func TestHangAndReadyTimeout(t *testing.T) {
 		h.until(func() bool { return h.worker(p).requests == uint64(i) })
 	}
 	h.advance(3*time.Second + healthEvery)
+	h.advance(dumpWait + healthEvery) // SIGQUIT for its goroutine dump first; this one does not exit
 	h.until(func() bool { return h.worker(p) == nil })
 	if !h.logged("event loop silent") || h.started() != 2 {
 		t.Fatalf("started %d; log:\n%s", h.started(), h.logs)

@@ -36,7 +36,8 @@ type worker struct {
 	drainBy    time.Time
 	requests   uint64
 	conns      int64
-	killReason string // why the master killed it, if it did
+	killReason string    // why the master killed it, if it did
+	dumpAt     time.Time // when the master asked it for a goroutine dump
 }
 
 // setState is the only place a worker's state changes.

@@ -34,6 +34,8 @@ type WorkerStatus struct {
 	Connections int64   `json:"connections"`
 	Restarts    int     `json:"restarts"`
 	Uptime      float64 `json:"uptime_seconds"`
+	InFlight    int64   `json:"in_flight"` // as of its last heartbeat
+	RSS         uint64  `json:"rss_bytes"` // resident memory, as of its last heartbeat
 }
 
 func (m *Master) status() *Status {
@@ -56,6 +58,9 @@ func (m *Master) status() *Status {
 		}
 		if s := m.slots[w.slot]; s != nil {
 			ws.Restarts = s.restarts
+		}
+		if r := m.stats.live[w]; r != nil {
+			ws.InFlight, ws.RSS = r.InFlight, r.RSS
 		}
 		st.Workers = append(st.Workers, ws)
 	}

@@ -69,6 +69,8 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 	case ipc.Heartbeat:
 		w.lastTick = m.now().Add(-msg.LoopAge)
 		w.requests, w.conns = msg.Requests, msg.Connections
+		m.stats.heartbeat(w, msg.Stats)
+		m.checkLimits(w)
 	default:
 		w.log.Warn("unexpected message from worker", "type", msg.Type)
 	}
@@ -102,6 +104,7 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 // it keeps failing; a replacement that fails during a roll aborts the roll.
 func (m *Master) exited(w *worker, waitErr error) {
 	delete(m.workers, w)
+	defer m.stats.retire(w) // with its final state
 	_ = w.conn.Close()
 	m.redispatch(w)
 	status := exitStatus(waitErr)
@@ -142,14 +145,17 @@ func exitStatus(err error) string {
 func (m *Master) checkHealth(now time.Time) {
 	for w := range m.workers {
 		switch {
+		case !w.dumpAt.IsZero() && now.Sub(w.dumpAt) > dumpWait:
+			m.killNow(w)
 		case w.state < Ready && now.Sub(w.started) > m.cfg.ReadyTimeout:
 			m.kill(w, fmt.Sprintf("not ready within %v", m.cfg.ReadyTimeout))
 		case w.state == Ready && now.Sub(w.lastTick) > m.cfg.WorkerTimeout:
-			m.kill(w, fmt.Sprintf("event loop silent for %v (no heartbeat, or a blocked loop)", now.Sub(w.lastTick).Round(time.Millisecond)))
+			m.killHung(w, fmt.Sprintf("event loop silent for %v (no heartbeat, or a blocked loop)", now.Sub(w.lastTick).Round(time.Millisecond)))
 		case w.state == Draining && now.After(w.drainBy):
 			m.kill(w, fmt.Sprintf("still draining after %v", m.cfg.GracefulTimeout))
 		}
 	}
+	m.publish()
 }
 
 // kill ends a worker at once (SIGKILL); its exit arrives as an event.
@@ -179,6 +185,8 @@ func (m *Master) drain(w *worker) {
 
 func (m *Master) stopGracefully() {
 	m.stopping = true
+	m.stats.shutting.Store(true)
+	m.cancelDelay()
 	m.rollAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
@@ -189,6 +197,8 @@ func (m *Master) stopGracefully() {
 
 func (m *Master) stopNow(reason string) {
 	m.stopping = true
+	m.stats.shutting.Store(true)
+	m.cancelDelay()
 	m.rollAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()

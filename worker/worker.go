@@ -50,6 +50,11 @@ type Config struct {
 	// ticket keys the master sends.
 	TLS       *tls.Config
 	TLSListen []string
+	// AccessLog is a file to append a line per response to, "-" for
+	// standard output, "" for none; AccessLogFormat is AccessLogCommon
+	// (default) or AccessLogJSON. SIGUSR1 reopens the file.
+	AccessLog       string
+	AccessLogFormat string
 }
 
 // Info identifies the running worker process.
@@ -133,11 +138,12 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 }
 
 type proc struct {
-	cfg  Config
-	conn *ipc.Conn
-	log  hclog.Logger
-	srv  *httpcore.Server
-	self *Worker
+	cfg    Config
+	conn   *ipc.Conn
+	log    hclog.Logger
+	srv    *httpcore.Server
+	self   *Worker
+	access *accessLog // nil without an access log
 
 	tls     *tlsconn.Server
 	tickets [][32]byte // from the master, for a TLS server yet to start
@@ -146,6 +152,11 @@ type proc struct {
 func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	// The master drives the stop; ^C in a terminal is for the master alone.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// SIGUSR1 reopens the access log; the master passes it on to every worker.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	defer dumpOnQuit(p.self.info.ID)()
 	// stderr is a pipe to the master: once the master is gone, a log line
 	// would raise SIGPIPE and kill the worker before it drains. Caught (not
 	// ignored, which programs it starts would inherit), a write just fails.
@@ -154,6 +165,18 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	defer signal.Stop(pipe)
 	if err := p.conn.Send(ipc.Message{Type: ipc.Online, PID: os.Getpid()}); err != nil {
 		return err
+	}
+	if p.cfg.AccessLog != "" {
+		format := p.cfg.AccessLogFormat
+		if format == "" {
+			format = AccessLogCommon
+		}
+		var err error
+		if p.access, err = newAccessLog(p.cfg.AccessLog, format, p.self.info.ID, p.log); err != nil {
+			return err
+		}
+		defer p.access.Close() // after the loop has ended: every line is written
+		p.cfg.HTTP.OnResponse = p.access.Record
 	}
 	files, tlsFiles, err := p.queryListeners()
 	if err != nil {
@@ -178,7 +201,7 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	if err := p.conn.Send(ipc.Message{Type: ipc.Ready}); err != nil {
 		return err
 	}
-	err = p.supervised(served)
+	err = p.supervised(served, usr1)
 	for _, f := range files {
 		_ = f.Close()
 	}
@@ -239,7 +262,7 @@ func (p *proc) query(addr string) (*os.File, error) {
 
 // supervised serves until the master asks for a drain, a SIGTERM arrives,
 // or the master disappears, then drains and waits for the loop to end.
-func (p *proc) supervised(served <-chan error) error {
+func (p *proc) supervised(served <-chan error, usr1 <-chan os.Signal) error {
 	fromMaster := make(chan error, 1)
 	go p.listenMaster(fromMaster)
 	term := make(chan os.Signal, 1)
@@ -261,6 +284,10 @@ func (p *proc) supervised(served <-chan error) error {
 			return p.drain(served, p.cfg.GracefulTimeout, "SIGTERM")
 		case <-beat.C:
 			p.heartbeat()
+		case <-usr1:
+			if p.access != nil {
+				p.access.Reopen()
+			}
 		}
 	}
 }
@@ -318,12 +345,23 @@ func (p *proc) serveHandoff(seq uint64, f *os.File) {
 // turns at least once a second); the master replaces a worker whose loop
 // has been silent for --worker-timeout, or that sends nothing at all.
 func (p *proc) heartbeat() {
+	p.sendStats(false)
+}
+
+// sendStats sends a heartbeat with the loop's statistics; final says the
+// loop has ended, so they will not change any more.
+func (p *proc) sendStats(final bool) {
 	st := p.srv.Stats()
-	err := p.conn.Send(ipc.Message{
+	ws := p.report(st)
+	ws.Final = final
+	msg := ipc.Message{
 		Type: ipc.Heartbeat, LoopAge: time.Since(st.LastTick),
-		Requests: st.Requests, Connections: st.Connections,
-	})
-	if err != nil { // the master replaces a worker it does not hear from
+		Requests: st.Requests, Connections: st.Connections, Stats: ws,
+	}
+	if final {
+		msg.LoopAge = 0
+	}
+	if err := p.conn.Send(msg); err != nil { // the master replaces a worker it does not hear from
 		p.log.Warn("cannot send a heartbeat", "error", err)
 	}
 }
@@ -334,7 +372,9 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	defer cancel()
 	tlsDone := p.shutdownTLS(ctx) // handshakes first, so their clients are served
 	err := errors.Join(p.srv.Shutdown(ctx), <-tlsDone)
-	if serr := <-served; serr != nil {
+	serr := <-served
+	p.sendStats(true) // the master keeps the final counts of the workers it retires
+	if serr != nil {
 		return serr
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,9 +19,10 @@ import (
 // unlucky production environment does to a running cluster. Every test is
 // bounded in connections, kills and time.
 
-// TestAdversarialKillWorkersUnderLoad: kill -9 of random workers under
-// keep-alive load. Each victim is stopped first and the connections it
-// holds are noted; only those may fail, each at most once.
+// TestAdversarialKillWorkersUnderLoad: kill -9 of random workers (among
+// those holding connections) under keep-alive load. Each victim is stopped
+// first and the connections it holds are noted; only those may fail, each
+// at most once.
 func TestAdversarialKillWorkersUnderLoad(t *testing.T) {
 	for _, sched := range []string{"shared", "rr"} {
 		t.Run(sched, func(t *testing.T) { testKillWorkersUnderLoad(t, sched) })
@@ -33,17 +35,12 @@ func testKillWorkersUnderLoad(t *testing.T, sched string) {
 	port := portOf(t, c.addr)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
-	l := startChaosLoad(c.addr, "/", conns, 30*time.Second)
+	l := startChaosLoad(c.addr, "/", "Hello World\n", conns, 30*time.Second)
 	defer l.stopAndWait()
 	cut := 0
 	for i := 0; i < kills; i++ {
 		time.Sleep(time.Duration(150+rng.IntN(250)) * time.Millisecond)
-		live := c.waitReady(workers, 5*time.Second)
-		id := 1 + rng.IntN(workers)
-		victim := live[id]
-		if victim <= 0 {
-			t.Fatalf("no worker %d among %v", id, live)
-		}
+		id, victim := pickVictim(t, rng, c.waitReady(workers, 5*time.Second), port)
 		// Stopped, the victim accepts nothing more: the connections it
 		// holds now are exactly those the kill cuts.
 		_ = syscall.Kill(victim, syscall.SIGSTOP)
@@ -68,12 +65,38 @@ func testKillWorkersUnderLoad(t *testing.T, sched string) {
 	if l.ok.Load() <= okBefore {
 		t.Errorf("nothing served after the last kill: %v", l)
 	}
+	if cut == 0 {
+		t.Errorf("the killed workers held no connection: the test proved nothing")
+	}
+}
+
+// pickVictim picks a random worker among those serving load connections
+// (the kernel may spread them unevenly), or among all if none does.
+func pickVictim(t *testing.T, rng *rand.Rand, live map[int]int, port int) (id, pid int) {
+	t.Helper()
+	var busy, all []int
+	for id, pid := range live {
+		all = append(all, id)
+		if len(peerPorts(t, pid, port)) > 0 {
+			busy = append(busy, id)
+		}
+	}
+	if len(busy) == 0 {
+		busy = all
+	}
+	slices.Sort(busy) // map order is random; the seed alone decides
+	id = busy[rng.IntN(len(busy))]
+	if live[id] <= 0 {
+		t.Fatalf("no worker %d among %v", id, live)
+	}
+	return id, live[id]
 }
 
 // TestAdversarialFdExhaustion: under a low RLIMIT_NOFILE, clients open
 // HTTP and control connections until the master and the workers run out of
-// descriptors. Nothing may spin, the master must survive, and once the
-// clients let go both the control socket and HTTP serve again.
+// descriptors. Nothing may spin and the master must survive; once the
+// control clients let go, ctl answers, and once the HTTP clients do, HTTP
+// is served again.
 func TestAdversarialFdExhaustion(t *testing.T) {
 	for _, sched := range []string{"shared", "rr"} {
 		t.Run(sched, func(t *testing.T) { testFdExhaustion(t, sched) })
@@ -89,14 +112,15 @@ func testFdExhaustion(t *testing.T, sched string) {
 	for _, pid := range c.livePids() {
 		pids = append(pids, pid)
 	}
-	var held []net.Conn
-	release := func() {
-		for _, nc := range held {
+	held := map[string][]net.Conn{}
+	release := func(network string) {
+		for _, nc := range held[network] {
 			_ = nc.Close()
 		}
-		held = nil
+		delete(held, network)
 	}
-	defer release()
+	defer release("tcp")
+	defer release("unix")
 	logsBefore := c.lineCount()
 	// HTTP connections first, so that under rr the master hands them out
 	// until the workers are full; then silent control connections.
@@ -104,7 +128,7 @@ func testFdExhaustion(t *testing.T, sched string) {
 		target := map[string]string{"tcp": c.addr, "unix": path}[network]
 		for i := 0; i < 3*nofile; i++ {
 			if nc, err := net.DialTimeout(network, target, time.Second); err == nil {
-				held = append(held, nc)
+				held[network] = append(held[network], nc)
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -140,12 +164,15 @@ func testFdExhaustion(t *testing.T, sched string) {
 	if n := c.lineCount() - logsBefore; n > 20 {
 		t.Errorf("%d log lines at the fd limit, want a few (rate-limited)", n)
 	}
-	release()
+	// The control clients go first: the master answers while the workers
+	// are still full.
+	release("unix")
 	code, out, took := ctlProc(t, 10*time.Second, path, "status")
-	if code != 0 {
-		t.Errorf("ctl status after the fds were freed: exit %d after %v: %s", code, took, out)
+	if code != 0 || !strings.Contains(out, "2 workers") {
+		t.Errorf("ctl status after the master's fds were freed: exit %d after %v: %s", code, took, out)
 	}
-	t.Logf("ctl status answered %v after the fds were freed", took)
+	t.Logf("ctl status answered %v after the master's fds were freed", took)
+	release("tcp")
 	client := newConnClient()
 	waitFor(t, 5*time.Second, func() bool {
 		code, _, err := c.get(client, "/")
@@ -345,6 +372,7 @@ func TestAdversarialSilentControlFlood(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "2 workers") {
 			t.Fatalf("ctl status with %d silent control connections: exit %d after %v: %s", silent, code, took, out)
 		}
+		t.Logf("ctl status answered in %v behind %d silent control connections", took, silent)
 		if took > 3*time.Second {
 			t.Errorf("ctl status took %v with %d silent control connections", took, silent)
 		}

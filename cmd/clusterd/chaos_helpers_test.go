@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -159,6 +161,7 @@ func ctlProc(t *testing.T, d time.Duration, path string, args ...string) (code i
 // failure on any other connection is a stray, which must not happen.
 type chaosLoad struct {
 	addr string
+	want string // every answer's body
 	stop chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
@@ -173,8 +176,10 @@ type chaosLoad struct {
 
 type chaosConn struct{ doomed bool } // guarded by chaosLoad.mu
 
-func startChaosLoad(addr, path string, conns int, limit time.Duration) *chaosLoad {
-	l := &chaosLoad{addr: addr, stop: make(chan struct{}), open: map[int]*chaosConn{}, doomAt: map[int]bool{}}
+// startChaosLoad runs conns keep-alive connections sending GET path, each
+// answer of which must be want, until stopAndWait, for at most limit.
+func startChaosLoad(addr, path, want string, conns int, limit time.Duration) *chaosLoad {
+	l := &chaosLoad{addr: addr, want: want, stop: make(chan struct{}), open: map[int]*chaosConn{}, doomAt: map[int]bool{}}
 	deadline := time.Now().Add(limit)
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"
 	for i := 0; i < conns; i++ {
@@ -267,13 +272,15 @@ func (l *chaosLoad) serve(nc net.Conn, port int, c *chaosConn, req string, deadl
 		default:
 		}
 		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-		code, keep, err := roundTrip(nc, r, req)
+		code, body, keep, err := fetch(nc, r, req)
 		switch {
 		case err != nil:
 			l.failed(port, c, err.Error())
 			return
 		case code/100 != 2:
 			l.failed(port, c, "status "+strconv.Itoa(code))
+		case body != l.want:
+			l.failed(port, c, fmt.Sprintf("wrong body %.80q", body))
 		default:
 			l.ok.Add(1)
 		}
@@ -281,6 +288,23 @@ func (l *chaosLoad) serve(nc net.Conn, port int, c *chaosConn, req string, deadl
 			return
 		}
 	}
+}
+
+// fetch sends req and reads one response whole.
+func fetch(nc net.Conn, r *bufio.Reader, req string) (code int, body string, keepAlive bool, err error) {
+	if _, err := io.WriteString(nc, req); err != nil {
+		return 0, "", false, fmt.Errorf("write: %w", err)
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		return 0, "", false, fmt.Errorf("read: %w", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return resp.StatusCode, "", false, fmt.Errorf("read body: %w", err)
+	}
+	return resp.StatusCode, string(b), !resp.Close, nil
 }
 
 func (l *chaosLoad) String() string {

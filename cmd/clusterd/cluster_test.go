@@ -364,6 +364,13 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"--sched", "random"}, `--sched must be shared or rr, got "random"`},
 		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},
+		{[]string{"--admin-listen", "9090"}, "--admin-listen \"9090\": want host:port"},
+		{[]string{"--listen", "127.0.0.1:0", "--admin-listen", busy.Addr().String()}, "admin listener: listen tcp " + busy.Addr().String() + ": bind: address already in use"},
+		{[]string{"--shutdown-delay", "-1s"}, "--shutdown-delay must not be negative"},
+		{[]string{"--access-log-format", "xml"}, "--access-log-format must be common or json"},
+		{[]string{"--access-log", "/nonexistent/dir/access.log"}, "access log: open /nonexistent/dir/access.log: no such file or directory"},
+		{[]string{"--max-requests", "-1"}, "invalid value"},
+		{[]string{"--max-rss", "0"}, "invalid size"},
 	}
 	for _, tt := range tests {
 		code, stderr := runBinary(t, tt.args...)

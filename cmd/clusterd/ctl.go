@@ -15,9 +15,11 @@ import (
 
 // ctlConfig is what ctl's flags say.
 type ctlConfig struct {
-	control string
-	json    bool
-	timeout time.Duration
+	control  string
+	json     bool
+	timeout  time.Duration
+	interval time.Duration // top
+	count    int           // top
 }
 
 // ctlFlags is ctl's flag table (see serveFlags).
@@ -32,6 +34,10 @@ var ctlFlags = []flagRow[ctlConfig]{
 		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) {
 			fs.DurationVar(&c.timeout, name, master.DefaultControlTimeout, "")
 		}},
+	{name: "interval", arg: "D", help: "top: time between two frames",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.DurationVar(&c.interval, name, time.Second, "") }},
+	{name: "count", arg: "N", show: "until interrupted", help: "top: frames to show",
+		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.IntVar(&c.count, name, 0, "") }},
 }
 
 // ctl talks to a running master over its control socket.
@@ -46,6 +52,9 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = positiveDurations(fs)
 	}
+	if err == nil && cfg.count < 0 {
+		err = fmt.Errorf("--count must not be negative, got %d", cfg.count)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterd ctl: %v (see clusterd --help)\n", err)
 		return 2
@@ -56,6 +65,9 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "clusterd ctl: %v\n", err)
 			return 1
 		}
+	}
+	if req.Cmd == cmdTop {
+		return top(path, cfg.timeout, cfg.interval, cfg.count, stdout, stderr)
 	}
 	resp, err := master.Control(path, req, cfg.timeout)
 	if err == nil && !resp.OK {
@@ -83,7 +95,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 }
 
 // ctlCommands lists the commands for error messages.
-const ctlCommands = master.CmdStatus + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+const ctlCommands = master.CmdStatus + ", " + cmdTop + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
 
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
@@ -104,7 +116,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case master.CmdStatus, master.CmdReload, master.CmdStop:
+	case master.CmdStatus, master.CmdReload, master.CmdStop, cmdTop:
 	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {

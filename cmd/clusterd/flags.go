@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/master"
+	"github.com/clusterd/clusterd/worker"
 )
 
 // usage is what clusterd --help prints: usageHead, the flags of serve and
@@ -40,11 +42,17 @@ Usage:
   clusterd ctl [ctl flags] COMMAND
                                   control a running master (see ctl flags):
       status                      the master and a table of its workers
+      top                         a live view of the pool, a frame per --interval
+                                  until interrupted or --count frames:
+                                  requests/s, connections, in-flight requests,
+                                  resident memory and state of each worker
       reload                      rolling restart: one worker at a time, start a
                                   replacement, wait until it serves, drain the old
                                   one. Exits non-zero if a replacement fails; the
                                   remaining old workers keep serving. A reload
-                                  asked for while one runs is refused.
+                                  asked for while one runs is refused (one asked
+                                  for while --max-requests or --max-rss replaces
+                                  a worker follows it).
       scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
                                   ctl refuses a socket, or a directory holding
@@ -59,15 +67,18 @@ sizes in bytes or with a K, KiB, M or MiB suffix):
 const usageTail = `
 Signals to the master:
   SIGTERM, SIGINT   graceful stop: workers finish in-flight requests, then exit 0;
-                    a second signal stops at once
+                    a second signal stops at once (SIGTERM waits
+                    --shutdown-delay first, not ready but serving)
   SIGQUIT           immediate stop
   SIGHUP            rolling restart, as clusterd ctl reload
   SIGTTIN, SIGTTOU  one worker more, one fewer (never below 1)
+  SIGUSR1           the workers reopen the access log
 
 A worker that exits unexpectedly is replaced at once; one that keeps
 crashing is restarted after growing delays (100ms doubling up to 15s). A
-worker whose event loop stops turning is killed after --worker-timeout and
-replaced. A draining worker stops accepting at once, finishes its in-flight
+worker whose event loop stops turning for --worker-timeout is sent SIGQUIT:
+it writes the stacks of all its goroutines to the log (where it was stuck)
+and exits, or is killed 2s later; then it is replaced. A draining worker stops accepting at once, finishes its in-flight
 requests, answers the next request on each keep-alive connection with
 "Connection: close", and closes connections that stay idle for a second.
 When the master dies, its workers finish what they can within a second and
@@ -209,6 +220,33 @@ control socket then admits root and NAME only`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.logFormat, name, defaults.LogFormat, "")
 		}},
+	{name: "admin-listen", arg: "ADDR", help: `serve /metrics (Prometheus), /healthz and /readyz
+on ADDR from the master itself, never from a worker,
+so it answers while every worker is busy; off unless
+given, e.g. 127.0.0.1:9090`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AdminListen, name, "", "") }},
+	{name: "shutdown-delay", arg: "D", help: `on SIGTERM, fail /readyz at once and serve on for D
+before the graceful stop, so that a load balancer
+stops sending traffic first`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.DurationVar(&c.opts.ShutdownDelay, name, 0, "")
+		}},
+	{name: "max-requests", arg: "N", help: `replace a worker once it has served N requests:
+a replacement starts, then the worker drains, one
+worker at a time`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Uint64Var(&c.opts.MaxRequests, name, 0, "") }},
+	{name: "max-rss", arg: "SIZE", help: `replace a worker whose resident memory exceeds
+SIZE, as --max-requests does`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.maxRSS, name, "") }},
+	{name: "access-log", arg: "PATH|-", help: `append a line per response to PATH (- for standard
+output), written by each worker without blocking its
+loop; lines past a 1MiB queue are dropped and
+counted; SIGUSR1 reopens the file (logrotate)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AccessLog, name, "", "") }},
+	{name: "access-log-format", arg: "F", help: "common (NCSA, as nginx and Apache) or json",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.StringVar(&c.opts.AccessLogFormat, name, worker.AccessLogCommon, "")
+		}},
 }
 
 // serveConfig is what serve's flags say.
@@ -221,6 +259,7 @@ type serveConfig struct {
 	tlsCerts, tlsKeys  listFlag
 	sockets            socketFlags
 	maxHeader, maxBody sizeFlag
+	maxRSS             sizeFlag
 	logFormat          string
 }
 
@@ -244,6 +283,7 @@ func parseServe(args []string) (serveConfig, error) {
 	}
 	opts.HTTP.MaxHeaderBytes = int(cfg.maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
+	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
 	if err := validate(fs, *opts, cfg.logFormat); err != nil {
 		return cfg, err
@@ -260,7 +300,7 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	if opts.Workers > master.MaxWorkers {
 		return fmt.Errorf("--workers must be at most %d, got %d", master.MaxWorkers, opts.Workers)
 	}
-	if err := positiveDurations(fs); err != nil {
+	if err := positiveDurations(fs, "shutdown-delay"); err != nil { // a delay may be 0
 		return err
 	}
 	if hclog.LevelFromString(opts.LogLevel) == hclog.NoLevel {
@@ -271,6 +311,28 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
+	}
+	if opts.AdminListen != "" {
+		if err := checkAddr("admin-listen", opts.AdminListen); err != nil {
+			return err
+		}
+	}
+	if f := opts.AccessLogFormat; f != "common" && f != "json" {
+		return fmt.Errorf("--access-log-format must be common or json, got %q", f)
+	}
+	if opts.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay must not be negative, got %v", opts.ShutdownDelay)
+	}
+	return nil
+}
+
+func checkAddr(flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--%s %q: want host:port", flag, addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("--%s %q: bad port %q", flag, addr, port)
 	}
 	return nil
 }

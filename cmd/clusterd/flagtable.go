@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,12 +56,12 @@ func flagDuration(f *flag.Flag) (time.Duration, bool) {
 	return d, ok
 }
 
-// positiveDurations checks that every duration flag of fs, a timeout all,
-// is positive.
-func positiveDurations(fs *flag.FlagSet) error {
+// positiveDurations checks that every duration flag of fs but those named
+// in except, a timeout all, is positive.
+func positiveDurations(fs *flag.FlagSet, except ...string) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if d, ok := flagDuration(f); ok && d <= 0 && err == nil {
+		if d, ok := flagDuration(f); ok && d <= 0 && err == nil && !slices.Contains(except, f.Name) {
 			err = fmt.Errorf("--%s must be positive, got %v", f.Name, d)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,16 +53,29 @@ func startChild(dir string) {
 	}
 }
 
-// withHang adds GET /hang, which blocks the event loop for good: a handler
-// that breaks the rule that loop handlers must not block.
+// withHang adds GET /hang, which blocks the event loop for good, and GET
+// /spin, which keeps it busy for good: handlers that break the rule that
+// loop handlers must not block.
 func withHang(h httpcore.Handler) httpcore.Handler {
 	return httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
-		if r.Path() == "/hang" {
+		switch r.Path() {
+		case "/hang":
 			time.Sleep(time.Hour)
+		case "/spin":
+			spinForever()
 		}
 		h.ServeHTTP(w, r)
 	})
 }
+
+// spinForever never returns; its name is what a goroutine dump must show.
+func spinForever() {
+	for n := uint64(0); ; n++ {
+		spun.Store(n)
+	}
+}
+
+var spun atomic.Uint64
 
 // serveWithHang serves as clusterd does, with GET /hang added.
 func serveWithHang(args []string) int {

@@ -216,7 +216,7 @@ func TestHungWorkerIsReplaced(t *testing.T) {
 		t.Errorf("replaced after %v, want within worker-timeout + 1s", el)
 	}
 	c.waitLog(time.Second, func(l map[string]any) bool {
-		return l["@message"] == "killing worker" && strings.HasPrefix(l["reason"].(string), "event loop silent")
+		return (l["@message"] == "killing worker" || l["@message"] == hungMessage) && strings.HasPrefix(l["reason"].(string), "event loop silent")
 	})
 }
 
@@ -235,7 +235,7 @@ func TestBlockedLoopIsReplaced(t *testing.T) {
 		t.Fatal("GET /hang answered")
 	}
 	l := c.waitLog(3*time.Second, func(l map[string]any) bool {
-		return l["@message"] == "killing worker" && strings.HasPrefix(l["reason"].(string), "event loop silent")
+		return (l["@message"] == "killing worker" || l["@message"] == hungMessage) && strings.HasPrefix(l["reason"].(string), "event loop silent")
 	})
 	victim := int(l["pid"].(float64))
 	c.waitLog(2*time.Second, func(l map[string]any) bool {

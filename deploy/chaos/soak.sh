@@ -15,9 +15,12 @@
 # Then it checks, and exits 1 if any check fails:
 #   no panic in the log, and no worker exit other than the kills
 #   wrk: no non-2xx; socket errors <= the connections the killed workers held
-#   large POSTs: failures <= kills (one POST is in flight at a time)
-#   mean worker RSS at the end (idle) <= 1.2 x at the start (idle, warmed up)
-#   every reload succeeded and the master is still running
+#   large POSTs: failures <= kills (one POST is in flight at a time), and
+#     every reply byte for byte the one an idle server gave at the start
+#   mean worker RSS at the end (idle) <= 1.2 x at the start (idle, warmed up);
+#     the master's RSS <= 1.5 x (its few MiB move with the Go heap), and it
+#     holds no more fds than at the start (+2)
+#   every reload succeeded; the master still runs, with every worker serving
 # Needs go, wrk and curl. Only processes it started are signalled; all are
 # stopped when it exits.
 set -euo pipefail
@@ -32,8 +35,15 @@ tmp=$(mktemp -d)
 bin=$tmp/clusterd ctl=$tmp/ctl.sock log=$tmp/clusterd.log
 mpid='' bg=()
 
+# kill_tree PID: PID and, first, everything it started (a loop's curl).
+kill_tree() {
+	local child
+	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+	kill "$1" 2>/dev/null || true
+}
+
 cleanup() {
-	for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${bg[@]}"; do kill_tree "$p"; done
 	if [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null; then
 		kill -TERM "$mpid" 2>/dev/null || true
 		for _ in $(seq 100); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
@@ -62,6 +72,7 @@ wait_ready() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # mean_rss: the mean VmRSS of the serving workers, in KiB.
 mean_rss() {
@@ -81,16 +92,31 @@ held() {
 
 body() { yes '<<<<<<<<<<<<&>"\' | head -c "$1" >"$tmp/body$1" || true; }
 
-# post_loop END: large POSTs until END (epoch seconds); one line per POST.
+# post SIZE: POSTs the SIZE-byte body to /echo and prints the status and
+# whether the reply is the reference one for SIZE (ok, bad, or - when it
+# cannot tell: the request failed or there is no reference yet).
+post() {
+	local size=$1 code chunk=() reply=$tmp/reply.$BASHPID same=-
+	[ "$size" = 480000 ] && chunk=(-H 'Transfer-Encoding: chunked')
+	code=$(curl -sS -o "$reply" -w '%{http_code}' --max-time 10 "${chunk[@]}" \
+		--data-binary "@$tmp/body$size" "$url/echo" 2>/dev/null) || code=000
+	if [ "$code" = 200 ] && [ -s "$tmp/ref$size" ]; then
+		cmp -s "$reply" "$tmp/ref$size" && same=ok || same=bad
+		if [ "$same" = bad ] && [ ! -e "$tmp/bad" ]; then
+			cp "$reply" "$tmp/bad" && echo "$size" >"$tmp/bad.size"
+		fi
+	fi
+	echo "$code $same"
+	rm -f "$reply"
+}
+
+# post_loop END: large POSTs until END (epoch seconds); one line per POST:
+# size, status, and whether the reply was the reference one.
 post_loop() {
-	local end=$1 size code chunk
+	local end=$1 size
 	while [ "$(date +%s)" -lt "$end" ]; do
 		for size in 200000 480000 700000 1000000; do
-			chunk=()
-			[ "$size" = 480000 ] && chunk=(-H 'Transfer-Encoding: chunked')
-			code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "${chunk[@]}" \
-				--data-binary "@$tmp/body$size" "$url/echo" 2>/dev/null) || true
-			echo "$size $code" >>"$tmp/posts"
+			echo "$size $(post "$size")" >>"$tmp/posts"
 		done
 	done
 }
@@ -120,12 +146,25 @@ addr=$(grep '"@message":"listening"' "$log" | grep -o '"addr":"[^"]*"' | head -n
 port=${addr##*:} url=http://$addr
 wait_ready
 
+# The reference replies, one POST at a time on an idle server; every later
+# reply to the same body must be byte for byte the same.
+for size in 200000 480000 700000 1000000; do
+	chunk=()
+	[ "$size" = 480000 ] && chunk=(-H 'Transfer-Encoding: chunked')
+	curl -fsS -o "$tmp/ref$size" --max-time 10 "${chunk[@]}" --data-binary "@$tmp/body$size" "$url/echo"
+	if grep -q 'HTTP/1.1 ' "$tmp/ref$size"; then
+		echo "soak.sh: the /echo reply to $size bytes holds another response" >&2
+		exit 1
+	fi
+done
+
 # Warm up with the same mix, then take the idle baseline.
 warm=$(($(date +%s) + 5))
 post_loop "$warm"
 wrk -t2 -c64 -d3s "$url/" >/dev/null
 sleep 2
 rss_start=$(mean_rss)
+mrss_start=$(rss_kib "$mpid") mfds_start=$(fds "$mpid")
 : >"$tmp/posts"
 
 echo "soak: ${duration}s, $workers workers (${SCHED:-shared}) on $addr: wrk -t2 -c64, large POSTs, slow readers, ctl reload every 30s, kill -9 every 20s"
@@ -164,9 +203,11 @@ done
 wait "$wrkpid" || true
 for p in "${bg[@]}"; do wait "$p" 2>/dev/null || true; done
 bg=()
-wait_ready || true
+serving=0
+wait_ready && serving=1
 sleep 3
 rss_end=$(mean_rss)
+mrss_end=$(rss_kib "$mpid") mfds_end=$(fds "$mpid")
 
 # Figures.
 requests=$(awk '/requests in/ {print $1}' "$tmp/wrk")
@@ -176,6 +217,7 @@ non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/wrk")
 sockerr=${sockerr:-0} non2xx=${non2xx:-0}
 posts=$(wc -l <"$tmp/posts")
 post_fail=$(awk '$2 != "200"' "$tmp/posts" | wc -l)
+post_bad=$(awk '$3 == "bad"' "$tmp/posts" | wc -l)
 slow=$(awk '{s += $1} END {print s + 0}' "$tmp/slow" 2>/dev/null || echo 0)
 reloads=$(grep -c ok "$tmp/reloads" 2>/dev/null || true)
 reload_fail=$(grep -c fail "$tmp/reloads" 2>/dev/null || true)
@@ -188,18 +230,29 @@ check() { # check OK? MESSAGE
 }
 echo "soak: results after ${duration}s"
 echo "  wrk: ${requests:-0} requests, $non2xx non-2xx, $sockerr socket errors ($sockline)"
-echo "  large POSTs: $posts sent, $post_fail failed; slow readers: $slow started"
+echo "  large POSTs: $posts sent, $post_fail failed, $post_bad answered with a wrong reply; slow readers: $slow started"
 echo "  rolling restarts: $reloads ok, $reload_fail failed; kills: $kills (their workers held $cut connections)"
 echo "  worker RSS (mean, idle): start $rss_start KiB, end $rss_end KiB"
+echo "  master: RSS start $mrss_start KiB, end $mrss_end KiB; open fds start $mfds_start, end $mfds_end"
 check "$([ "$panics" -eq 0 ] && echo 1)" "panics in the log: $panics"
 check "$([ "$exits" -le "$kills" ] && echo 1)" "unexpected worker exits $exits <= kills $kills"
 check "$([ "$non2xx" -eq 0 ] && echo 1)" "wrk non-2xx responses: $non2xx"
 check "$([ "$sockerr" -le "$cut" ] && echo 1)" "wrk socket errors $sockerr <= connections held by killed workers $cut"
 check "$([ "${requests:-0}" -gt 0 ] && echo 1)" "wrk served requests: ${requests:-0}"
 check "$([ "$post_fail" -le "$kills" ] && echo 1)" "large POSTs failed $post_fail <= kills $kills"
+check "$([ "$post_bad" -eq 0 ] && echo 1)" "large POSTs answered with another reply than the reference: $post_bad"
 check "$([ "$reload_fail" -eq 0 ] && echo 1)" "rolling restarts failed: $reload_fail$([ -s "$tmp/reload.err" ] && echo " ($(tr '\n' ' ' <"$tmp/reload.err"))")"
 check "$([ $((rss_end * 10)) -le $((rss_start * 12)) ] && echo 1)" "worker RSS end/start: $(awk -v a="$rss_end" -v b="$rss_start" 'BEGIN {printf "%.2f", a / b}') <= 1.20"
+check "$([ $((mrss_end * 10)) -le $((mrss_start * 15)) ] && echo 1)" "master RSS end/start: $(awk -v a="$mrss_end" -v b="$mrss_start" 'BEGIN {printf "%.2f", a / b}') <= 1.50"
+check "$([ "$mfds_end" -le $((mfds_start + 2)) ] && echo 1)" "master fds $mfds_end <= $mfds_start + 2 (nothing leaks across restarts)"
 check "$(kill -0 "$mpid" 2>/dev/null && echo 1)" "master $mpid still running"
+check "$serving" "$workers workers serving at the end"
+if [ -e "$tmp/bad" ]; then
+	size=$(cat "$tmp/bad.size")
+	echo "soak: the first wrong reply to $size bytes, against the reference: $(cmp "$tmp/bad" "$tmp/ref$size" 2>&1 | head -n1)"
+	off=$(cmp "$tmp/bad" "$tmp/ref$size" 2>/dev/null | awk '{print $5 + 0}' | head -n1 || true)
+	echo "  wrong reply from there: $(tail -c +"${off:-1}" "$tmp/bad" 2>/dev/null | head -c 160 | tr -c '[:print:]' '.' || true)"
+fi
 if [ "$fails" -gt 0 ]; then
 	echo "soak: FAIL ($fails checks); last log lines:"
 	grep -v '"@level":"info"' "$log" | tail -n 15
