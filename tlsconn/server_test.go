@@ -2,6 +2,7 @@ package tlsconn
 
 import (
 	"bufio"
+	"fmt"
 	"context"
 	"crypto/tls"
 	"io"
@@ -28,6 +29,10 @@ func hello(w *httpcore.ResponseWriter, r *httpcore.Request) {
 }
 
 func newHarness(t *testing.T, hc httpcore.Config) *harness {
+	return newHarnessWith(t, hc, httpcore.HandlerFunc(hello))
+}
+
+func newHarnessWith(t *testing.T, hc httpcore.Config, handler httpcore.Handler) *harness {
 	t.Helper()
 	cert, err := testcert.New("localhost", "127.0.0.1")
 	if err != nil {
@@ -37,7 +42,7 @@ func newHarness(t *testing.T, hc httpcore.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := httpcore.NewServer(hc, httpcore.HandlerFunc(hello))
+	loop := httpcore.NewServer(hc, handler)
 	served := make(chan error, 1)
 	go func() { served <- loop.Serve(nil) }()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -148,5 +153,36 @@ func TestPipelinedHTTP1(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("after Connection: close: read %d, %v; want EOF", n, err)
+	}
+}
+
+// A net/http Handler (as RunHTTP serves it) works over HTTP/1.1 and HTTP/2,
+// request bodies and streamed responses included.
+func TestNetHTTPHandlerOverTLS(t *testing.T) {
+	h := newHarnessWith(t, httpcore.Config{}, httpcore.NetHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Remote", r.RemoteAddr)
+		for i := range 3 {
+			fmt.Fprintf(w, "%s %s %d %s\n", r.Method, r.URL.Path, i, body)
+			http.NewResponseController(w).Flush()
+		}
+	}), httpcore.NetHTTPConfig{}))
+	for _, h2 := range []bool{false, true} {
+		c := h.client(h2)
+		big := strings.Repeat("x", 100<<10) // several TLS records and socket buffers
+		resp, err := c.Post("https://"+h.addr+"/up", "text/plain", strings.NewReader(big))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := ""
+		for i := range 3 {
+			want += fmt.Sprintf("POST /up %d %s\n", i, big)
+		}
+		if string(got) != want || !strings.HasPrefix(resp.Header.Get("X-Remote"), "127.0.0.1:") {
+			t.Errorf("h2 %v: %s, %d bytes, X-Remote %q", h2, resp.Proto, len(got), resp.Header.Get("X-Remote"))
+		}
+		c.CloseIdleConnections()
 	}
 }

@@ -165,3 +165,36 @@ func TestTLSResumesOnAnyWorker(t *testing.T) {
 	}
 	t.Logf("resumed connections by worker pid: %v", pids)
 }
+
+// --root files, sent with sendfile into the socket pair, arrive whole over
+// HTTP/1.1 and HTTP/2.
+func TestTLSServesRoot(t *testing.T) {
+	dir := t.TempDir()
+	cert := writeCert(t, dir)
+	www := filepath.Join(dir, "www")
+	data := []byte(strings.Repeat("0123456789abcdef", 1<<16)) // 1 MiB
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := tlsCluster(t, 1, dir, "--root", www)
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}, ForceAttemptHTTP2: h2}
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		resp, err := client.Get("https://" + addr + "/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if resp.StatusCode != 200 || string(body) != string(data) {
+			t.Errorf("h2 %v: %s %d, %d of %d bytes", h2, resp.Proto, resp.StatusCode, len(body), len(data))
+		}
+	}
+}
