@@ -2,9 +2,9 @@ package tlsconn
 
 import (
 	"bufio"
-	"fmt"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
