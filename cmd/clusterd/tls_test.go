@@ -198,3 +198,46 @@ func TestTLSServesRoot(t *testing.T) {
 		}
 	}
 }
+
+// TLS flags that do not go together are a one-line error.
+func TestTLSFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-listen", ":8443"}, "--tls-listen needs --tls-cert and --tls-key"},
+		{[]string{"--tls-cert", "c", "--tls-key", "k"}, "--tls-cert needs --tls-listen"},
+		{[]string{"--tls-listen", ":8443", "--tls-cert", "c"}, "come in pairs, got 1 and 0"},
+		{[]string{"--tls-listen", ":8443", "--tls-cert", "c", "--tls-key", "k", "--tls-cert", "d"}, "come in pairs, got 2 and 1"},
+		{[]string{"--tls-listen", ":8443", "--tls-cert", "c", "--tls-key", "k", "--sched", "rr"}, "--tls-listen needs --sched shared"},
+	} {
+		_, err := parseServe(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	cfg, err := parseServe([]string{"--tls-listen", ":8443", "--tls-cert", "a.crt", "--tls-key", "a.key", "--tls-cert", "b.crt", "--tls-key", "b.key"})
+	if err != nil || len(cfg.opts.TLSCerts) != 2 || cfg.opts.TLSCerts[1].Cert != "b.crt" || cfg.opts.TLSCerts[1].Key != "b.key" {
+		t.Errorf("two pairs: %+v, %v", cfg.opts.TLSCerts, err)
+	}
+}
+
+// A certificate that does not load, or an address that is both TLS and
+// plaintext, stops the master before any worker starts.
+func TestTLSBadCertFailsStart(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir)
+	crt, key := filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key")
+	replace(t, key, []byte("not a key"))
+	code, stderr := failStart(t, mainCmd("--listen", "127.0.0.1:0", "--tls-listen", "localhost:0",
+		"--tls-cert", crt, "--tls-key", key, "--control", filepath.Join(dir, "ctl.sock")))
+	if code != 1 || !strings.Contains(stderr, "site.key") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q; want 1 and one line naming the key", code, stderr)
+	}
+	writeCert(t, dir)
+	code, stderr = failStart(t, mainCmd("--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0",
+		"--tls-cert", crt, "--tls-key", key, "--control", filepath.Join(dir, "ctl.sock")))
+	if code != 1 || !strings.Contains(stderr, "both a TLS and a plaintext listener") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
