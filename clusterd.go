@@ -25,6 +25,9 @@
 //		}
 //	}
 //
+// Options.TLSListen serves HTTPS (TLS 1.2 and 1.3, HTTP/1.1 and HTTP/2)
+// to the same handler; see package tlsconn.
+//
 // A native handler runs on the event loop itself, which is faster, but must
 // never block (see httpcore.Handler):
 //

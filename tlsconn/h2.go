@@ -149,6 +149,10 @@ func forward(w http.ResponseWriter, r *http.Request) {
 	f := r.Context().Value(fwdKey{}).(*forwarder)
 	out := r.Clone(r.Context())
 	out.URL.Scheme, out.URL.Host = "http", r.Host
+	if r.Host == "" { // HTTP/2 allows a request with no :authority
+		out.URL.Host = "localhost"
+		out.Host = ""
+	}
 	out.RequestURI = ""
 	for _, h := range hopHeaders {
 		out.Header.Del(h)
