@@ -28,11 +28,11 @@ func hello(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	_, _ = w.WriteString("Hello World from " + r.RemoteAddr() + "\n")
 }
 
-func newHarness(t *testing.T, hc httpcore.Config) *harness {
+func newHarness(t testing.TB, hc httpcore.Config) *harness {
 	return newHarnessWith(t, hc, httpcore.HandlerFunc(hello))
 }
 
-func newHarnessWith(t *testing.T, hc httpcore.Config, handler httpcore.Handler) *harness {
+func newHarnessWith(t testing.TB, hc httpcore.Config, handler httpcore.Handler) *harness {
 	t.Helper()
 	cert, err := testcert.New("localhost", "127.0.0.1")
 	if err != nil {
