@@ -182,7 +182,7 @@ func testKilledWorkerIsReplaced(t *testing.T, sched string) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	l := c.waitLog(2*time.Second, func(l map[string]any) bool {
+	l := c.waitLog(3*time.Second, func(l map[string]any) bool {
 		return l["@message"] == "worker ready" && l["id"] == float64(1) && int(l["pid"].(float64)) != victim
 	})
 	replacement := int(l["pid"].(float64))
@@ -194,8 +194,8 @@ func testKilledWorkerIsReplaced(t *testing.T, sched string) {
 	}
 	close(stop)
 	wg.Wait()
-	if readyAfter > time.Second {
-		t.Errorf("replacement ready after %v, want < 1s", readyAfter)
+	if readyAfter > 2*time.Second { // no back-off for a first crash; slack for a loaded machine
+		t.Errorf("replacement ready after %v, want < 2s", readyAfter)
 	}
 	if _, ok := served.Load(replacement); !ok {
 		t.Errorf("replacement %d served nothing", replacement)
@@ -460,8 +460,8 @@ func TestImpatientStops(t *testing.T) {
 				c.signal(sig)
 				time.Sleep(50 * time.Millisecond)
 			}
-			c.wait(2 * time.Second)
-			if el := time.Since(start); el > time.Second {
+			c.wait(3 * time.Second)
+			if el := time.Since(start); el > 2*time.Second { // not the 30s graceful timeout
 				t.Errorf("master took %v to stop", el)
 			}
 			if err := <-done; err == nil {
