@@ -192,7 +192,6 @@ func (s *Server) closeAll() {
 // handle runs the handshake on c, accepted at accepted, within the header
 // timeout, and serves it by the protocol the client chose.
 func (s *Server) handle(c net.Conn, accepted time.Time) {
-	defer s.untrack(c)
 	tc := tls.Server(c, s.tls)
 	deadline := accepted.Add(s.cfg.HTTP.HeaderTimeout)
 	_ = c.SetDeadline(deadline)
@@ -203,14 +202,20 @@ func (s *Server) handle(c net.Conn, accepted time.Time) {
 	if err != nil {
 		s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr(), "error", err)
 		_ = c.Close()
+		s.untrack(c)
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	if tc.ConnectionState().NegotiatedProtocol == ProtoH2 {
-		s.h2.serve(tc)
-		return
-	}
-	s.bridge(tc, accepted)
+	// The handshake grew this goroutine's stack; fresh goroutines with
+	// small stacks serve the connection, which may idle for long.
+	go func() {
+		defer s.untrack(c)
+		if tc.ConnectionState().NegotiatedProtocol == ProtoH2 {
+			s.h2.serve(tc)
+			return
+		}
+		s.bridge(tc, accepted)
+	}()
 }
 
 // StopAccepting closes the listeners and waits until the handshakes in
