@@ -51,11 +51,19 @@ const (
 	// connection races with the client's next request, which then fails;
 	// under load the next request arrives well within the grace and is
 	// answered with "Connection: close", so no request is lost.
-	drainIdleGrace  = time.Second
-	lingerMaxBytes  = 1 << 20
-	acceptBackoff   = 100 * time.Millisecond
-	maxAcceptsBatch = 64 // accepts per listener wakeup
-	rearmEvery      = 16 // accepts between EPOLLEXCLUSIVE re-registrations
+	drainIdleGrace = time.Second
+	lingerMaxBytes = 1 << 20
+	acceptBackoff  = 100 * time.Millisecond
+	// maxAcceptsBatch bounds the accepts per listener wake-up, and after
+	// rearmEvery accepts an EPOLLEXCLUSIVE listener is registered again,
+	// which moves this loop to the back of the kernel's wake-up order. With
+	// 64 and 16, one worker took all of a burst of 64 new keep-alive
+	// connections in 1 of 6 runs (4 workers on 2 busy cores) and only 2 of 6
+	// came out even; with 4 and 4, 4 of 6 came out even, no worker was left
+	// without connections, and new-connection throughput was the same
+	// (deploy/bench/balance.sh). nginx's multi_accept off is 1 per wake-up.
+	maxAcceptsBatch = 4
+	rearmEvery      = 4
 	maxPollWait     = time.Second
 	maxChunkLine    = 4096 // chunk-size line incl. extensions
 	maxMethodLen    = 32

@@ -23,7 +23,7 @@ type conn struct {
 	timer     timerEntry
 	lastWrite int64  // loop time of the last write progress
 	discarded int    // bytes read and dropped while lingering
-	peer      string // the client's address when ServeConnInfo named it
+	peer      string // the client's address: as ServeConnInfo named it, or once asked for (Request.RemoteAddr)
 }
 
 // connState is where a connection is in its life. setState is the only place
@@ -48,10 +48,11 @@ const (
 type connFlags uint8
 
 const (
-	connPeerEOF   connFlags = 1 << iota // the client has shut down its side
-	connNeedInput                       // in holds no complete request
-	connLinger                          // more input may be on its way: linger when closing
-	connHupSeen                         // EPOLLRDHUP was handled: stop watching for it
+	connPeerEOF    connFlags = 1 << iota // the client has shut down its side
+	connNeedInput                        // in holds no complete request
+	connLinger                           // more input may be on its way: linger when closing
+	connHupSeen                          // EPOLLRDHUP was handled: stop watching for it
+	connInputWaits                       // input came while a response is made off the loop
 )
 
 // pendingReq is the progress of a request that arrived in pieces. Offsets

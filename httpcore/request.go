@@ -110,10 +110,10 @@ func (r *Request) RemoteAddr() string {
 	if r.c == nil {
 		return ""
 	}
-	if r.c.peer != "" {
-		return r.c.peer
+	if r.c.peer == "" {
+		r.c.peer = peerAddr(r.c.fd) // once per connection: it cannot change
 	}
-	return peerAddr(r.c.fd)
+	return r.c.peer
 }
 
 // Query returns the first value of the named query parameter, decoded, or ""

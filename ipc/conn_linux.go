@@ -16,8 +16,8 @@ import (
 )
 
 // maxFDs bounds the descriptors accepted with one frame; anything beyond
-// what the message type carries is closed and reported as an error.
-const maxFDs = 4
+// what the message carries is closed and reported as an error.
+const maxFDs = MaxHandoff
 
 // Socketpair returns the two ends of a new SOCK_SEQPACKET socketpair, both
 // close-on-exec. The master keeps one and hands the other to a worker

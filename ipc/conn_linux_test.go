@@ -46,6 +46,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: ServerReply, Key: "tcp:x", RR: true},
 		{Type: HandoffReply, Seq: 1 << 60},
 		{Type: HandoffReply, Seq: 2, Err: "draining"},
+		{Type: HandoffReply, Seq: 3, N: MaxHandoff, Refused: []uint64{4, 9}, Err: "EMFILE"},
 		{Type: TicketKeys, Keys: [][]byte{bytes.Repeat([]byte{1}, TicketKeyLen), make([]byte, TicketKeyLen)}},
 	}
 	for _, m := range msgs {
@@ -242,4 +243,41 @@ func mustFD(t *testing.T, f *os.File) int {
 		t.Fatal(err)
 	}
 	return fd
+}
+
+// TestHandoffBatch: a Handoff carries N descriptors, 1 to MaxHandoff; a
+// count that does not match the descriptors, or is out of range, is a
+// frame error and every descriptor that came is closed.
+func TestHandoffBatch(t *testing.T) {
+	ca, cb := pair(t)
+	var files []*os.File
+	for i := 0; i < MaxHandoff+1; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		files = append(files, w)
+	}
+	for _, n := range []int{1, 2, MaxHandoff} {
+		msg := Message{Type: Handoff, Seq: 10, N: n}
+		if n == 1 {
+			msg.N = 0
+		}
+		if err := ca.Send(msg, files[:n]...); err != nil {
+			t.Fatalf("send %d: %v", n, err)
+		}
+		got, fs, err := cb.Recv()
+		if err != nil || got.Conns() != n || len(fs) != n {
+			t.Fatalf("batch of %d: %+v, %d files, %v", n, got, len(fs), err)
+		}
+		closeAll(fs)
+	}
+	if err := ca.Send(Message{Type: Handoff, N: 3}, files[:2]...); err == nil {
+		t.Error("a Handoff of 3 with 2 fds was sent")
+	}
+	if err := ca.Send(Message{Type: Handoff, N: MaxHandoff + 1}, files...); err == nil {
+		t.Error("a Handoff above MaxHandoff was sent")
+	}
 }

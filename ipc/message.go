@@ -54,11 +54,13 @@ const (
 	Heartbeat
 	// Drain (M→W): stop accepting, finish in-flight requests, exit.
 	Drain
-	// Handoff (M→W): serve the connection whose fd travels with it (Node's
-	// newconn); Seq identifies it in the answer.
+	// Handoff (M→W): serve the connections whose fds travel with it (Node's
+	// newconn): N of them (1 when N is 0, at most MaxHandoff), numbered
+	// Seq, Seq+1, … in the order of the fds.
 	Handoff
-	// HandoffReply (W→M): answers Handoff Seq; Err "" means the worker
-	// serves it, anything else that it refused (the master passes it on).
+	// HandoffReply (W→M): answers Handoff Seq with the same N. The worker
+	// serves every connection but those listed in Refused (Err says why;
+	// the master passes them on). Err with no Refused refuses them all.
 	HandoffReply
 	// TicketKeys (M→W): the TLS session ticket keys to use from now on,
 	// Keys[0] to encrypt new tickets, all of them to decrypt. The master
@@ -94,10 +96,23 @@ func (t Type) Valid() bool { return t > 0 && t < maxType }
 // fds is how many file descriptors a well-formed message of this type carries.
 func (m *Message) fds() int {
 	switch {
-	case m.Type == ServerReply && m.Err == "" && !m.RR, m.Type == Handoff:
+	case m.Type == ServerReply && m.Err == "" && !m.RR:
 		return 1
+	case m.Type == Handoff:
+		return m.Conns()
 	}
 	return 0
+}
+
+// MaxHandoff bounds the connections one Handoff carries.
+const MaxHandoff = 32
+
+// Conns is how many connections a Handoff or HandoffReply is about.
+func (m *Message) Conns() int {
+	if m.N <= 0 {
+		return 1
+	}
+	return m.N
 }
 
 // Message is one frame. Only the fields meaningful for Type are set.
@@ -111,6 +126,9 @@ type Message struct {
 	Err     string `json:"err,omitempty"`
 	RR      bool   `json:"rr,omitempty"`
 	Seq     uint64 `json:"seq,omitempty"`
+	N       int    `json:"n,omitempty"` // connections in a Handoff batch
+	// Refused lists the Seqs of a Handoff batch the worker does not serve.
+	Refused []uint64 `json:"refused,omitempty"`
 
 	LoopAge     time.Duration `json:"loop_age,omitempty"`
 	Requests    uint64        `json:"requests,omitempty"`
@@ -127,6 +145,9 @@ const TicketKeyLen = 32
 func (m *Message) marshal() ([]byte, error) {
 	if !m.Type.Valid() {
 		return nil, fmt.Errorf("ipc: marshal: unknown message %v", m.Type)
+	}
+	if m.N < 0 || m.N > MaxHandoff {
+		return nil, fmt.Errorf("ipc: marshal %v of %d connections, want 0..%d", m.Type, m.N, MaxHandoff)
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -158,6 +179,9 @@ func unmarshal(frame []byte) (Message, error) {
 	}
 	if err := json.Unmarshal(frame[headerLen:], &m); err != nil {
 		return m, fmt.Errorf("ipc: %v body: %w", m.Type, err)
+	}
+	if m.N < 0 || m.N > MaxHandoff {
+		return m, fmt.Errorf("ipc: %v of %d connections, want 0..%d", m.Type, m.N, MaxHandoff)
 	}
 	return m, nil
 }

@@ -25,6 +25,9 @@ type listener struct {
 	backlog int         // set by the master; 0: as inherited
 	file    *os.File    // no Go poller watches it; rr mode accepts on a listener made from it
 	sock    *socketFile // the socket file to remove at the end, if the master made it
+	// reuseport: file is bound with SO_REUSEPORT but does not listen; each
+	// worker slot gets a socket of its own bound to addr (rpGroup).
+	reuseport bool
 }
 
 // listenerTable holds the master's listening sockets by key.
@@ -34,16 +37,20 @@ type listenerTable struct {
 	order     []*listener
 	inherited []*inherited // from the service manager (LISTEN_FDS)
 	opened    bool         // the configured listeners are open
+	reuseport bool         // TCP listeners the master binds get a socket per slot
 }
 
-func newListenerTable(opts SocketOptions) *listenerTable {
-	return &listenerTable{opts: opts, byKey: map[string]*listener{}}
+func newListenerTable(opts SocketOptions, reuseport bool) *listenerTable {
+	return &listenerTable{opts: opts, byKey: map[string]*listener{}, reuseport: reuseport}
 }
 
 // get returns the listener for a --listen value, creating it on first use.
 func (t *listenerTable) get(key string) (*listener, error) {
 	if l, ok := t.byKey[key]; ok {
 		return l, nil
+	}
+	if in := t.upgradeKey(key); in != nil {
+		return t.adoptUpgrade(key, in)
 	}
 	spec, err := ParseListen(key)
 	if err != nil {
@@ -75,7 +82,11 @@ func (t *listenerTable) create(key string, spec ListenSpec) (*listener, error) {
 	var err error
 	switch spec.Form {
 	case FormTCP:
-		l.file, l.addr, err = bindTCP(spec.Addr, t.opts)
+		if l.reuseport = t.reuseport; l.reuseport {
+			l.file, l.addr, err = bindReuseportBase(spec.Addr, t.opts)
+		} else {
+			l.file, l.addr, err = bindTCP(spec.Addr, t.opts)
+		}
 	case FormUnix, FormAbstract:
 		l.addr = spec.Addr
 		l.file, l.sock, err = bindUnix(spec.Addr, t.opts)
@@ -242,7 +253,10 @@ func (t *listenerTable) closeAll() {
 // socket), and returns the keys of every configured listener.
 func (m *Master) takeInherited() ([]string, error) {
 	m.listeners.activate()
-	keys, err := m.listeners.expand(m.cfg.Listen)
+	keys, err := m.takeUpgrade()
+	if err == nil && keys == nil {
+		keys, err = m.listeners.expand(m.cfg.Listen)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +286,7 @@ func (m *Master) openListeners(keys []string) error {
 			return err
 		}
 		m.log.Info("listening", "addr", l.addr, "form", l.form, "backlog", l.backlog, "sched", m.cfg.Sched)
+		m.rpListen(l)
 	}
 	for _, in := range m.listeners.inherited {
 		if !in.used {

@@ -71,7 +71,7 @@ func TestSameTCPAddr(t *testing.T) {
 // TestInheritedOnlyAtStart: once the configured listeners are open, a
 // worker cannot have the master adopt one of its own descriptors.
 func TestInheritedOnlyAtStart(t *testing.T) {
-	tab := newListenerTable(SocketOptions{})
+	tab := newListenerTable(SocketOptions{}, false)
 	tab.opened = true
 	for _, key := range []string{"fd:0", "fd:3", "systemd:web"} {
 		if _, err := tab.get(key); err == nil || !strings.Contains(err.Error(), "only at start") {

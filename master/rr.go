@@ -1,12 +1,13 @@
 package master
 
 import (
-	"errors"
-	"fmt"
-	"net"
 	"os"
 	"sort"
+	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -18,7 +19,25 @@ const (
 	// SchedRR: the master accepts and hands each connection to the next
 	// ready worker in turn (Node's SCHED_RR).
 	SchedRR = "rr"
+	// SchedReuseport: each worker slot accepts on a SO_REUSEPORT socket of
+	// its own, which the master holds for as long as the slot lives.
+	SchedReuseport = "reuseport"
 )
+
+// Round-robin policies: which ready worker gets the next connection.
+const (
+	// RRPolicyRoundRobin: each ready worker in turn (Node's SCHED_RR).
+	RRPolicyRoundRobin = "round-robin"
+	// RRPolicyLeastConns: the worker with the fewest open connections, as
+	// its heartbeats report them plus those handed to it since.
+	RRPolicyLeastConns = "least-conns"
+)
+
+// RRPolicies lists the values Config.RRPolicy takes; the first is the default.
+var RRPolicies = []string{RRPolicyRoundRobin, RRPolicyLeastConns}
+
+// acceptBatch bounds the connections the master accepts per wake-up.
+const acceptBatch = 64
 
 // maxQueued bounds the connections the master holds while no worker is
 // ready to take them; beyond it new connections are closed.
@@ -33,7 +52,7 @@ type rrState struct {
 	next      int                 // the slot after the last one given a connection
 	pending   map[uint64]*handoff // sent, not yet answered
 	queue     []*os.File          // accepted while no worker was ready
-	acceptors map[string]net.Listener
+	acceptors map[string]*os.File // the master's pollable copies of the listeners
 }
 
 type handoff struct {
@@ -43,7 +62,7 @@ type handoff struct {
 }
 
 func newRRState() *rrState {
-	return &rrState{pending: map[uint64]*handoff{}, acceptors: map[string]net.Listener{}}
+	return &rrState{pending: map[uint64]*handoff{}, acceptors: map[string]*os.File{}}
 }
 
 // startAcceptor begins accepting on the listener for key, once.
@@ -51,7 +70,7 @@ func (m *Master) startAcceptor(key string, f *os.File) error {
 	if _, ok := m.rr.acceptors[key]; ok {
 		return nil
 	}
-	ln, err := net.FileListener(f)
+	ln, err := pollableCopy(f)
 	if err != nil {
 		return err
 	}
@@ -61,41 +80,69 @@ func (m *Master) startAcceptor(key string, f *os.File) error {
 	return nil
 }
 
-// acceptLoop accepts connections and passes them to the supervisor. At the
-// descriptor limit it pauses between attempts (5ms doubling to 1s) instead
-// of spinning, and logs once per burst.
-func (m *Master) acceptLoop(ln net.Listener) {
-	defer m.wg.Done()
-	var retry acceptRetry
-	for {
-		f, err := acceptFile(ln)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			if !m.acceptFailed(m.rrErrLog, &retry, "accept failed, retrying", err) {
-				return
-			}
-			continue
-		}
-		retry.reset()
-		m.send(func() { m.dispatch(&handoff{f: f}) }, f)
-	}
-}
-
-// acceptFile accepts a connection and returns it as a file the supervisor
-// can pass on.
-func acceptFile(ln net.Listener) (*os.File, error) {
-	c, err := ln.Accept()
+// pollableCopy returns a non-blocking duplicate of the listening socket f
+// that Go's poller watches, so that accepting waits without a thread.
+// (A net.Listener's raw connection cannot wait for reading.)
+func pollableCopy(f *os.File) (*os.File, error) {
+	fd, err := rawfd.DupFile(f)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	fc, ok := c.(interface{ File() (*os.File, error) }) // *net.TCPConn or *net.UnixConn
-	if !ok {
-		return nil, fmt.Errorf("accept: unexpected connection type %T", c)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
 	}
-	return fc.File()
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// acceptLoop accepts connections, as many as are queued (up to
+// acceptBatch) per wake-up, and passes them to the supervisor together. At
+// the descriptor limit it pauses between attempts (5ms doubling to 1s)
+// instead of spinning, and logs once per burst.
+func (m *Master) acceptLoop(ln *os.File) {
+	defer m.wg.Done()
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		m.log.Error("cannot accept", "error", err)
+		return
+	}
+	var retry acceptRetry
+	for {
+		batch, aerr, err := acceptBatchFrom(rc)
+		if len(batch) > 0 {
+			retry.reset()
+			m.send(func() { m.dispatchBatch(batch) }, batch...)
+		}
+		if err != nil { // the wait fails only once stopAccepting closed ln
+			return
+		}
+		if aerr != nil && !m.acceptFailed(m.rrErrLog, &retry, "accept failed, retrying", aerr) {
+			return
+		}
+	}
+}
+
+// acceptBatchFrom waits until the listener rc has connections and accepts
+// them, up to acceptBatch. aerr is an accept error after which the caller
+// pauses; err ends the wait (the listener was closed).
+func acceptBatchFrom(rc syscall.RawConn) (batch []*os.File, aerr, err error) {
+	err = rc.Read(func(fd uintptr) bool {
+		for len(batch) < acceptBatch {
+			nfd, _, e := unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+			switch e {
+			case nil:
+				batch = append(batch, os.NewFile(uintptr(nfd), "conn"))
+			case unix.EINTR, unix.ECONNABORTED:
+			case unix.EAGAIN:
+				return len(batch) > 0
+			default:
+				aerr = os.NewSyscallError("accept4", e)
+				return true
+			}
+		}
+		return true
+	})
+	return batch, aerr, err
 }
 
 // stopAccepting closes the acceptors and every connection not yet handed
@@ -111,49 +158,133 @@ func (m *Master) stopAccepting() {
 	m.rr.queue = nil
 }
 
-// dispatch hands f to the next ready worker, or queues it until one is.
+// dispatchBatch hands newly accepted connections to the ready workers,
+// one message per worker for all of its share.
+func (m *Master) dispatchBatch(files []*os.File) {
+	if m.stopping {
+		closeFiles(files)
+		return
+	}
+	byWorker := map[*worker][]*handoff{}
+	var order []*worker
+	for _, f := range files {
+		w := m.pick()
+		if w == nil {
+			m.queue(&handoff{f: f})
+			continue
+		}
+		if byWorker[w] == nil {
+			order = append(order, w)
+		}
+		byWorker[w] = append(byWorker[w], &handoff{f: f})
+		w.handed++
+	}
+	for _, w := range order {
+		m.handTo(w, byWorker[w])
+	}
+}
+
+// dispatch hands one connection to the next ready worker, or queues it
+// until one is.
 func (m *Master) dispatch(h *handoff) {
 	if m.stopping {
 		_ = h.f.Close()
 		return
 	}
-	for h.tries <= len(m.workers) {
-		w := m.nextReady()
-		if w == nil {
-			break
-		}
-		h.tries++
-		m.rr.seq++
-		if err := w.conn.Send(ipc.Message{Type: ipc.Handoff, Seq: m.rr.seq}, h.f); err != nil {
-			m.kill(w, "cannot hand it a connection: "+err.Error())
-			continue
-		}
-		h.w = w
-		m.rr.pending[m.rr.seq] = h
+	if h.tries > len(m.workers) {
+		m.drop(h)
 		return
 	}
-	if len(m.rr.queue) >= maxQueued || h.tries > len(m.workers) {
-		if ok, n := m.rrDropLog.allow(m.now()); ok {
-			m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries, "drops_not_logged", n)
+	w := m.pick()
+	if w == nil {
+		m.queue(h)
+		return
+	}
+	w.handed++
+	m.handTo(w, []*handoff{h})
+}
+
+// handTo sends hs to w, ipc.MaxHandoff connections a message; those it
+// cannot send go to another worker.
+func (m *Master) handTo(w *worker, hs []*handoff) {
+	for len(hs) > 0 {
+		n := min(len(hs), ipc.MaxHandoff)
+		chunk := hs[:n]
+		hs = hs[n:]
+		first := m.rr.seq + 1
+		files := make([]*os.File, n)
+		for i, h := range chunk {
+			h.tries++
+			h.w = w
+			files[i] = h.f
 		}
-		_ = h.f.Close()
+		m.rr.seq += uint64(n)
+		msg := ipc.Message{Type: ipc.Handoff, Seq: first}
+		if n > 1 {
+			msg.N = n
+		}
+		if err := w.conn.Send(msg, files...); err != nil {
+			m.kill(w, "cannot hand it a connection: "+err.Error())
+			for _, h := range append(chunk, hs...) {
+				h.w = nil
+				m.dispatch(h)
+			}
+			return
+		}
+		for i, h := range chunk {
+			m.rr.pending[first+uint64(i)] = h
+		}
+	}
+}
+
+// queue keeps a connection until a worker is ready for it, within maxQueued.
+func (m *Master) queue(h *handoff) {
+	if len(m.rr.queue) >= maxQueued {
+		m.drop(h)
 		return
 	}
 	m.rr.queue = append(m.rr.queue, h.f)
 }
 
-// nextReady returns the ready worker after the last one used, by slot.
-func (m *Master) nextReady() *worker {
+func (m *Master) drop(h *handoff) {
+	if ok, n := m.rrDropLog.allow(m.now()); ok {
+		m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries, "drops_not_logged", n)
+	}
+	_ = h.f.Close()
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// pick chooses the worker for the next connection by the policy.
+func (m *Master) pick() *worker {
+	if m.cfg.RRPolicy == RRPolicyLeastConns {
+		return m.leastConns()
+	}
+	return m.nextReady()
+}
+
+// readyWorkers returns the ready workers by slot.
+func (m *Master) readyWorkers() []*worker {
 	var ready []*worker
 	for w := range m.workers {
 		if w.state == Ready && w.killReason == "" {
 			ready = append(ready, w)
 		}
 	}
+	sort.Slice(ready, func(i, j int) bool { return ready[i].slot < ready[j].slot })
+	return ready
+}
+
+// nextReady returns the ready worker after the last one used, by slot.
+func (m *Master) nextReady() *worker {
+	ready := m.readyWorkers()
 	if len(ready) == 0 {
 		return nil
 	}
-	sort.Slice(ready, func(i, j int) bool { return ready[i].slot < ready[j].slot })
 	for _, w := range ready {
 		if w.slot >= m.rr.next {
 			m.rr.next = w.slot + 1
@@ -164,20 +295,54 @@ func (m *Master) nextReady() *worker {
 	return ready[0]
 }
 
-// handoffReply settles a handed-off connection: served, or passed on.
+// leastConns returns the ready worker with the fewest open connections:
+// those its last heartbeat reported, plus those handed to it since. Ties
+// go round, starting after the last one picked.
+func (m *Master) leastConns() *worker {
+	ready := m.readyWorkers()
+	if len(ready) == 0 {
+		return nil
+	}
+	start := 0
+	for i, w := range ready {
+		if w.slot >= m.rr.next {
+			start = i
+			break
+		}
+	}
+	best := ready[start]
+	for i := 1; i < len(ready); i++ {
+		if w := ready[(start+i)%len(ready)]; w.load() < best.load() {
+			best = w
+		}
+	}
+	m.rr.next = best.slot + 1
+	return best
+}
+
+// handoffReply settles the connections of a Handoff: served, or passed on.
 func (m *Master) handoffReply(w *worker, msg ipc.Message) {
-	h, ok := m.rr.pending[msg.Seq]
-	if !ok || h.w != w {
-		w.log.Warn("answer for an unknown connection", "seq", msg.Seq)
-		return
+	refused := map[uint64]bool{}
+	for _, seq := range msg.Refused {
+		refused[seq] = true
 	}
-	delete(m.rr.pending, msg.Seq)
-	if msg.Err == "" {
-		_ = h.f.Close()
-		return
+	all := msg.Err != "" && len(msg.Refused) == 0
+	for i := 0; i < msg.Conns(); i++ {
+		seq := msg.Seq + uint64(i)
+		h, ok := m.rr.pending[seq]
+		if !ok || h.w != w {
+			w.log.Warn("answer for an unknown connection", "seq", seq)
+			continue
+		}
+		delete(m.rr.pending, seq)
+		if !all && !refused[seq] {
+			_ = h.f.Close()
+			continue
+		}
+		w.log.Debug("connection refused, passing it on", "why", msg.Err)
+		h.w = nil
+		m.dispatch(h)
 	}
-	w.log.Debug("connection refused, passing it on", "why", msg.Err)
-	m.dispatch(h)
 }
 
 // redispatch passes on the connections w had not answered for when it ended.
@@ -185,6 +350,7 @@ func (m *Master) redispatch(w *worker) {
 	for seq, h := range m.rr.pending {
 		if h.w == w {
 			delete(m.rr.pending, seq)
+			h.w = nil
 			m.dispatch(h)
 		}
 	}

@@ -203,3 +203,81 @@ func TestQueryServerFails(t *testing.T) {
 		t.Errorf("worker got %v, master bound %v", ln.Addr(), h.m.listeners.byKey["127.0.0.1:0"].addr)
 	}
 }
+
+// Under least-conns a connection goes to the worker with the fewest open
+// connections: those it last reported plus those handed to it since.
+func TestRRLeastConns(t *testing.T) {
+	h := newHarness(t, 2, func(c *Config) { c.Sched = SchedRR; c.RRPolicy = RRPolicyLeastConns })
+	h.m.start()
+	for _, p := range h.sp.all() {
+		h.rrReady(p)
+	}
+	addr := h.m.listeners.byKey["127.0.0.1:0"].addr
+	busy, idle := h.proc(0), h.proc(1)
+	busy.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 3})
+	idle.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 0})
+	h.until(func() bool { return h.worker(busy).conns == 3 })
+	var got []int
+	for i := 0; i < 5; i++ {
+		h.dial(addr)
+		var p *fakeProc
+		for _, ho := range h.m.rr.pending {
+			p = h.proc(ho.w.pid - 1000)
+		}
+		seq, f := takeHandoff(t, p)
+		serve(t, h, p, seq, f, "")
+		got = append(got, p.pid)
+	}
+	// idle: 0, 1, 2 handed → ties with busy's 3, then they alternate.
+	want := []int{1001, 1001, 1001, 1000, 1001}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("served by %v, want %v", got, want)
+		}
+	}
+	// A heartbeat replaces the estimate with what the worker counts.
+	idle.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 9})
+	h.until(func() bool { return h.worker(idle).conns == 9 })
+	if w := h.m.pick(); w != h.worker(busy) {
+		t.Errorf("picked worker %d after the heartbeat, want the busy one (now the less loaded)", w.slot)
+	}
+}
+
+// A batch travels in one Handoff; its reply settles every connection in
+// it, and those refused go to another worker.
+func TestRRBatchReply(t *testing.T) {
+	h, _ := rrHarness(t, 2)
+	first, second := h.proc(0), h.proc(1)
+	var hs []*handoff
+	for i := 0; i < 3; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		hs = append(hs, &handoff{f: w})
+	}
+	if w := h.m.pick(); w != h.worker(first) {
+		t.Fatalf("picked worker %d first", w.slot)
+	}
+	h.m.handTo(h.worker(first), hs)
+	msg, files := first.recv(t)
+	if msg.Type != ipc.Handoff || msg.Conns() != 3 || len(files) != 3 || len(h.m.rr.pending) != 3 {
+		t.Fatalf("got %+v with %d fds, %d pending", msg, len(files), len(h.m.rr.pending))
+	}
+	closeFiles(files)
+	first.send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: 3, Refused: []uint64{msg.Seq + 1}, Err: "EMFILE"})
+	h.until(func() bool { return len(h.m.rr.pending) == 1 })
+	for _, ho := range h.m.rr.pending {
+		if ho.f != hs[1].f || ho.w == h.worker(first) {
+			t.Fatalf("pending %+v; want the refused connection, at another worker", ho)
+		}
+	}
+	msg, files = second.recv(t)
+	if msg.Type != ipc.Handoff || len(files) != 1 {
+		t.Fatalf("second worker got %+v with %d fds", msg, len(files))
+	}
+	closeFiles(files)
+	second.send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq})
+	h.until(func() bool { return len(h.m.rr.pending) == 0 })
+}

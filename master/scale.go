@@ -53,6 +53,9 @@ func (m *Master) removeSlot(s *slot) {
 		r.slot, r.next = nil, nil
 		m.rollNext()
 	}
+	if m.rpLeave(s) {
+		return // its worker drains once its sockets' queues are empty
+	}
 	if s.worker != nil {
 		m.drain(s.worker)
 	}

@@ -36,9 +36,13 @@ type worker struct {
 	drainBy    time.Time
 	requests   uint64
 	conns      int64
+	handed     int64     // connections handed to it since its last heartbeat
 	killReason string    // why the master killed it, if it did
 	dumpAt     time.Time // when the master asked it for a goroutine dump
 }
+
+// load is the worker's open connections as least-conns counts them.
+func (w *worker) load() int64 { return w.conns + w.handed }
 
 // setState is the only place a worker's state changes.
 func (w *worker) setState(to State) bool {

@@ -13,6 +13,7 @@ import (
 
 // fill starts a worker in slot s, or schedules a retry if that fails.
 func (m *Master) fill(s *slot) {
+	m.rpFill(s.id)
 	w, err := m.startWorker(spawnSpec{slot: s.id, generation: m.generation})
 	if err != nil {
 		m.log.Error("cannot start worker", "id", s.id, "error", err)
@@ -63,12 +64,13 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 			w.log.Info("worker ready", "generation", w.generation, "startup", w.readyAt.Sub(w.started).Round(time.Millisecond))
 			m.rollReady(w)
 			m.flushQueue()
+			m.rpSteer()
 		}
 	case ipc.HandoffReply:
 		m.handoffReply(w, msg)
 	case ipc.Heartbeat:
 		w.lastTick = m.now().Add(-msg.LoopAge)
-		w.requests, w.conns = msg.Requests, msg.Connections
+		w.requests, w.conns, w.handed = msg.Requests, msg.Connections, 0
 		m.stats.heartbeat(w, msg.Stats)
 		m.checkLimits(w)
 	default:
@@ -86,13 +88,17 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 		err = m.startAcceptor(key, l.file)
 		reply.RR = true
 	}
+	var file *os.File
+	if err == nil {
+		file, err = m.listenerFile(l, w.slot)
+	}
 	if err != nil {
 		reply.Err = err.Error()
 		w.log.Error("listener request failed", "key", key, "error", err)
 	}
 	var files []*os.File
 	if err == nil && !reply.RR {
-		files = append(files, l.file)
+		files = append(files, file)
 	}
 	if err := w.conn.Send(reply, files...); err != nil {
 		w.log.Warn("cannot answer worker", "error", err)
@@ -107,6 +113,7 @@ func (m *Master) exited(w *worker, waitErr error) {
 	defer m.stats.retire(w) // with its final state
 	_ = w.conn.Close()
 	m.redispatch(w)
+	defer m.rpExited()
 	status := exitStatus(waitErr)
 	uptime := m.now().Sub(w.started).Round(time.Millisecond)
 	if w.state == Draining && w.killReason == "" {
@@ -188,6 +195,7 @@ func (m *Master) stopGracefully() {
 	m.stats.shutting.Store(true)
 	m.cancelDelay()
 	m.rollAbort("the master is stopping")
+	m.upgradeAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
 	for w := range m.workers {
@@ -200,6 +208,7 @@ func (m *Master) stopNow(reason string) {
 	m.stats.shutting.Store(true)
 	m.cancelDelay()
 	m.rollAbort("the master is stopping")
+	m.upgradeAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
 	for w := range m.workers {

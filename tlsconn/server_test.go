@@ -14,6 +14,7 @@ import (
 
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/internal/testcert"
+	"github.com/clusterd/clusterd/nethttp"
 )
 
 // harness serves a native handler over TLS on a loopback port.
@@ -159,14 +160,14 @@ func TestPipelinedHTTP1(t *testing.T) {
 // A net/http Handler (as RunHTTP serves it) works over HTTP/1.1 and HTTP/2,
 // request bodies and streamed responses included.
 func TestNetHTTPHandlerOverTLS(t *testing.T) {
-	h := newHarnessWith(t, httpcore.Config{}, httpcore.NetHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := newHarnessWith(t, httpcore.Config{}, nethttp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Remote", r.RemoteAddr)
 		for i := range 3 {
 			fmt.Fprintf(w, "%s %s %d %s\n", r.Method, r.URL.Path, i, body)
 			http.NewResponseController(w).Flush()
 		}
-	}), httpcore.NetHTTPConfig{}))
+	}), nethttp.Config{}))
 	for _, h2 := range []bool{false, true} {
 		c := h.client(h2)
 		big := strings.Repeat("x", 100<<10) // several TLS records and socket buffers

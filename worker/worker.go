@@ -50,6 +50,9 @@ type Config struct {
 	// ticket keys the master sends.
 	TLS       *tls.Config
 	TLSListen []string
+	// OnShutdown functions are called, each on a goroutine of its own, when
+	// the worker starts draining (httpcore.Server.RegisterOnShutdown).
+	OnShutdown []func()
 	// AccessLog is a file to append a line per response to, "-" for
 	// standard output, "" for none; AccessLogFormat is AccessLogCommon
 	// (default) or AccessLogJSON. SIGUSR1 reopens the file.
@@ -183,6 +186,9 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 		return err
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
+	for _, f := range p.cfg.OnShutdown {
+		p.srv.RegisterOnShutdown(f)
+	}
 	p.self.srv = p.srv
 	fds, err := rawfd.All(files)
 	if err != nil {
@@ -307,7 +313,7 @@ func (p *proc) listenMaster(out chan<- error) {
 			out <- nil
 			return
 		case msg.Type == ipc.Handoff:
-			p.serveHandoff(msg.Seq, files[0])
+			p.serveHandoff(msg, files)
 		case msg.Type == ipc.TicketKeys:
 			p.setTicketKeys(msg)
 		default:
@@ -319,26 +325,34 @@ func (p *proc) listenMaster(out chan<- error) {
 	}
 }
 
-// serveHandoff gives a connection the master accepted to the event loop and
-// tells the master whether it is served; a draining loop refuses it, and
-// the master passes it to another worker.
-func (p *proc) serveHandoff(seq uint64, f *os.File) {
-	reply := ipc.Message{Type: ipc.HandoffReply, Seq: seq}
-	defer func() {
-		if err := p.conn.Send(reply); err != nil {
-			p.log.Warn("cannot answer a hand-off", "seq", seq, "error", err)
+// serveHandoff gives the connections the master accepted to the event
+// loop and tells the master, in one reply, which it serves; a draining
+// loop refuses them, and the master passes them to another worker.
+func (p *proc) serveHandoff(msg ipc.Message, files []*os.File) {
+	reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N}
+	for i, f := range files {
+		if err := p.serveConn(f); err != nil {
+			reply.Err = err.Error()
+			reply.Refused = append(reply.Refused, msg.Seq+uint64(i))
 		}
-	}()
+	}
+	if err := p.conn.Send(reply); err != nil {
+		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
+	}
+}
+
+// serveConn hands the loop its own copy of f's connection and closes f.
+func (p *proc) serveConn(f *os.File) error {
 	defer f.Close()
-	fd, err := rawfd.DupFile(f) // the loop owns its own copy
+	fd, err := rawfd.DupFile(f)
 	if err != nil {
-		reply.Err = err.Error()
-		return
+		return err
 	}
 	if err := p.srv.ServeConn(fd); err != nil {
 		_ = unix.Close(fd)
-		reply.Err = err.Error()
+		return err
 	}
+	return nil
 }
 
 // heartbeat tells the master how long ago the event loop last turned (it

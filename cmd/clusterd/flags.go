@@ -23,7 +23,7 @@ import (
 var usage = strings.NewReplacer("{maxWorkers}", strconv.Itoa(master.MaxWorkers)).Replace(
 	usageHead + flagUsage(serveFlags) + "\nctl flags:\n" + flagUsage(ctlFlags) + usageTail)
 
-const usageHead = `clusterd - a multi-process HTTP/1.1 server
+const usageHead = `clusterd - a multi-process HTTP/1.1 (and h2c) server
 
 A master process binds the listening sockets and starts N worker processes;
 each worker receives the sockets over a Unix socket and serves HTTP from its
@@ -39,6 +39,10 @@ on shutdown. Without --root, workers serve the built-in demo app:
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
+  clusterd check [flags]          check serve's flags and configuration (listeners,
+                                  --root, --user and --group) without binding or
+                                  starting anything, as nginx -t: exit 0 with
+                                  "configuration ok", or 1 with the reason
   clusterd ctl [ctl flags] COMMAND
                                   control a running master (see ctl flags):
       status                      the master and a table of its workers
@@ -53,6 +57,17 @@ Usage:
                                   asked for while one runs is refused (one asked
                                   for while --max-requests or --max-rss replaces
                                   a worker follows it).
+      upgrade                     master binary upgrade: start a new master from
+                                  the binary now on disk, with the same flags; it
+                                  checks itself (clusterd check), takes over the
+                                  listening and control sockets and starts its
+                                  workers; once they serve, it rewrites --pid-file
+                                  and tells systemd (MAINPID=), and this master
+                                  drains its workers and exits. A new master that
+                                  fails its check, exits, or is not serving within
+                                  --ready-timeout is killed: this one serves on
+                                  and ctl exits non-zero with the reason. Refused
+                                  during a reload or another upgrade.
       scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
                                   ctl refuses a socket, or a directory holding
@@ -71,6 +86,7 @@ Signals to the master:
                     --shutdown-delay first, not ready but serving)
   SIGQUIT           immediate stop
   SIGHUP            rolling restart, as clusterd ctl reload
+  SIGUSR2           master binary upgrade, as clusterd ctl upgrade
   SIGTTIN, SIGTTOU  one worker more, one fewer (never below 1)
   SIGUSR1           the workers reopen the access log
 
@@ -143,9 +159,25 @@ shared  every worker accepts on the master's socket
 rr      the master accepts and hands each connection
         to the next ready worker (Node's SCHED_RR); a
         connection a worker refuses, or that a dying
-        worker never took, goes to another worker`,
+        worker never took, goes to another worker
+reuseport  each worker slot accepts on a SO_REUSEPORT
+        socket of its own, held by the master for the
+        slot's life: a crash or a reload keeps its
+        queue; scaling down steers new connections
+        away (BPF) and closes a socket only once its
+        queue is empty. TCP listeners only; others
+        are shared`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.Sched, name, master.SchedShared, "")
+		}},
+	{name: "rr-policy", arg: "POLICY", help: `which worker gets a connection under --sched rr
+{default}:
+round-robin  each ready worker in turn
+least-conns  the one with the fewest open
+             connections (as its heartbeats report
+             them, plus those handed to it since)`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
+			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
 		}},
 	{name: "tls-listen", arg: "ADDR", help: `serve HTTPS on ADDR (any --listen form),
 repeatable: TLS 1.2 and 1.3, ALPN h2 and
@@ -166,6 +198,11 @@ GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
+	{name: "h2c", show: "off", help: `serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+prior knowledge (curl --http2-prior-knowledge) and
+Upgrade: h2c (curl --http2). The demo app then runs
+as a net/http Handler; not with --root`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.BoolVar(&c.h2c, name, false, "") }},
 	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
 with no supplementary groups; the master must be
 started as root, and keeps root to bind (ports
@@ -178,6 +215,11 @@ control socket then admits root and NAME only`,
 	{name: "control", arg: "PATH", show: "master-PID.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID",
 		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
+	{name: "pid-file", arg: "PATH", help: `write the master's pid here (temporary file and
+rename, so never half-written); a master upgrade
+rewrites it with the new master's pid. Removed on
+stop`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.PIDFile, name, "", "") }},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.HTTP.IdleTimeout, name, httpcore.DefaultIdleTimeout, "")
@@ -204,7 +246,7 @@ control socket then admits root and NAME only`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.GracefulTimeout, name, defaults.GracefulTimeout, "")
 		}},
-	{name: "ready-timeout", arg: "D", help: "a new worker must be serving within this",
+	{name: "ready-timeout", arg: "D", help: "a new worker must be serving within this; in a\nmaster upgrade, the new master and its workers",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.ReadyTimeout, name, defaults.ReadyTimeout, "")
 		}},
@@ -253,6 +295,7 @@ counted; SIGUSR1 reopens the file (logrotate)`,
 type serveConfig struct {
 	opts clusterd.Options
 	root string // serve files from here instead of the demo app
+	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 
 	listen             listFlag
 	tlsListen          listFlag
@@ -285,6 +328,9 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
+	if cfg.h2c && cfg.root != "" {
+		return cfg, errors.New("--h2c serves the demo app; it does not combine with --root")
+	}
 	if err := validate(fs, *opts, cfg.logFormat); err != nil {
 		return cfg, err
 	}
@@ -308,6 +354,9 @@ func validate(fs *flag.FlagSet, opts clusterd.Options, logFormat string) error {
 	}
 	if !slices.Contains(master.SchedModes, opts.Sched) {
 		return fmt.Errorf("--sched must be %s, got %q", orList(master.SchedModes), opts.Sched)
+	}
+	if !slices.Contains(master.RRPolicies, opts.RRPolicy) {
+		return fmt.Errorf("--rr-policy must be %s, got %q", orList(master.RRPolicies), opts.RRPolicy)
 	}
 	if logFormat != "text" && logFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", logFormat)
@@ -348,7 +397,7 @@ func (c *serveConfig) applyTLS() error {
 	case len(c.tlsListen) == 0 && len(c.tlsCerts) > 0:
 		return errors.New("--tls-cert needs --tls-listen")
 	case len(c.tlsListen) > 0 && c.opts.Sched == master.SchedRR:
-		return errors.New("--tls-listen needs --sched shared: under rr the master accepts, and the workers cannot tell which connections are TLS")
+		return errors.New("--tls-listen needs --sched shared or reuseport: under rr the master accepts, and the workers cannot tell which connections are TLS")
 	}
 	c.opts.TLSListen = c.tlsListen
 	for i := range c.tlsCerts {

@@ -68,7 +68,8 @@ func TestRollingRestartsDropNothing(t *testing.T) {
 		closeEach bool
 	}{
 		{"shared", 64, false}, {"shared", 256, false}, {"shared", 64, true},
-		{"rr", 64, false}, {"rr", 64, true},
+		{"rr", 64, false}, {"rr", 256, false}, {"rr", 64, true},
+		{"reuseport", 64, false}, {"reuseport", 256, false}, {"reuseport", 64, true},
 	} {
 		name := fmt.Sprintf("%s/c%d", tc.sched, tc.conns)
 		if tc.closeEach {
@@ -154,11 +155,18 @@ func TestFailedRollKeepsOldWorkers(t *testing.T) {
 	}
 }
 
-// TestScaleUnderLoad: scale 4 then 1 under load, with no error.
+// TestScaleUnderLoad: scale 4 then 1 under load, with no error, in every
+// scheduling mode.
 func TestScaleUnderLoad(t *testing.T) {
+	for _, sched := range master.SchedModes {
+		t.Run(sched, func(t *testing.T) { testScaleUnderLoad(t, sched) })
+	}
+}
+
+func testScaleUnderLoad(t *testing.T, sched string) {
 	path := ctlPath(t)
-	c := startCluster(t, 2, nil, "--workers", "2", "--control", path)
-	l := startLoad(c.addr, "/", 32, 30*time.Second)
+	c := startCluster(t, 2, nil, "--workers", "2", "--control", path, "--sched", sched)
+	l := startLoadMode(c.addr, "/", 32, 30*time.Second, sched == master.SchedReuseport)
 	if code, _, errOut := ctlRun(t, path, "scale", "4"); code != 0 {
 		t.Fatalf("scale 4: %s", errOut)
 	}

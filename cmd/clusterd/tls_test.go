@@ -209,7 +209,7 @@ func TestTLSFlagErrors(t *testing.T) {
 		{[]string{"--tls-cert", "c", "--tls-key", "k"}, "--tls-cert needs --tls-listen"},
 		{[]string{"--tls-listen", ":8443", "--tls-cert", "c"}, "come in pairs, got 1 and 0"},
 		{[]string{"--tls-listen", ":8443", "--tls-cert", "c", "--tls-key", "k", "--tls-cert", "d"}, "come in pairs, got 2 and 1"},
-		{[]string{"--tls-listen", ":8443", "--tls-cert", "c", "--tls-key", "k", "--sched", "rr"}, "--tls-listen needs --sched shared"},
+		{[]string{"--tls-listen", ":8443", "--tls-cert", "c", "--tls-key", "k", "--sched", "rr"}, "--tls-listen needs --sched shared or reuseport"},
 	} {
 		_, err := parseServe(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

@@ -23,11 +23,13 @@ waitup() {
 	return 1
 }
 
-# start_clusterd PORT [FLAGS…]: builds and starts clusterd; sets cpid.
+# start_clusterd PORT [FLAGS…]: builds (or copies $CLUSTERD) and starts clusterd; sets cpid.
 start_clusterd() {
 	local port=$1
 	shift
-	[ -x "$tmp/clusterd" ] || go build -o "$tmp/clusterd" "$root/cmd/clusterd"
+	if [ ! -x "$tmp/clusterd" ]; then
+		if [ -n "${CLUSTERD:-}" ]; then cp "$CLUSTERD" "$tmp/clusterd"; else go build -o "$tmp/clusterd" "$root/cmd/clusterd"; fi
+	fi
 	"$tmp/clusterd" --listen "127.0.0.1:$port" --workers "$workers" --control "$tmp/ctl.sock" --log-level warn "$@" &
 	cpid=$!
 	pids+=("$cpid")

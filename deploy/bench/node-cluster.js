@@ -26,7 +26,17 @@ if (cluster.isPrimary) {
     process.exit(0);
   });
 } else {
+  // COUNTS_FILE: each worker appends "pid requests" to it when it stops
+  // (deploy/bench/balance.sh).
+  let served = 0;
+  if (process.env.COUNTS_FILE) {
+    const fs = require('node:fs');
+    const save = () => { fs.appendFileSync(process.env.COUNTS_FILE, `${process.pid} ${served}\n`); process.exit(0); };
+    process.on('SIGTERM', save);
+    process.on('disconnect', save);
+  }
   http.createServer((req, res) => {
+    served++;
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('Hello World\n');
   }).listen(port, '127.0.0.1');
