@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -239,5 +240,25 @@ func TestTLSBadCertFailsStart(t *testing.T) {
 		"--tls-cert", crt, "--tls-key", key, "--control", filepath.Join(dir, "ctl.sock")))
 	if code != 1 || !strings.Contains(stderr, "both a TLS and a plaintext listener") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// clusterd check loads the certificates as a worker would.
+func TestTLSCheck(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir)
+	crt, key := filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key")
+	args := []string{"check", "--tls-listen", "localhost:0", "--tls-cert", crt, "--tls-key", key}
+	var out, errOut bytes.Buffer
+	if code := run(args, &out, &errOut); code != 0 || strings.TrimSpace(out.String()) != "configuration ok" {
+		t.Errorf("good pair: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	replace(t, key, []byte("broken"))
+	out.Reset()
+	errOut.Reset()
+	code := run(args, &out, &errOut)
+	got := strings.TrimSpace(errOut.String())
+	if code != 1 || !strings.HasPrefix(got, "clusterd check: certificate "+crt+", key "+key+": ") || strings.Contains(got, "\n") {
+		t.Errorf("broken key: exit %d, %q", code, got)
 	}
 }
