@@ -262,3 +262,64 @@ func TestTLSCheck(t *testing.T) {
 		t.Errorf("broken key: exit %d, %q", code, got)
 	}
 }
+
+// HTTP/2 clients ride through a roll: a draining worker sends GOAWAY and
+// finishes the streams it took, and the client goes on on a new
+// connection.
+func TestTLSHTTP2ThroughRoll(t *testing.T) {
+	dir := t.TempDir()
+	cert := writeCert(t, dir)
+	_, addr := tlsCluster(t, 2, dir)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	stop := make(chan struct{})
+	type result struct {
+		ok   int
+		errs []string
+	}
+	results := make(chan result, 8)
+	for range 8 {
+		go func() {
+			var r result
+			defer func() { results <- r }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get("https://" + addr + "/")
+				if err != nil {
+					r.errs = append(r.errs, err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+					r.errs = append(r.errs, resp.Proto+" "+resp.Status)
+					continue
+				}
+				r.ok++
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	for range 2 {
+		if code, _, errOut := ctlRun(t, filepath.Join(dir, "ctl.sock"), "reload"); code != 0 {
+			t.Errorf("reload: %d %s", code, errOut)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	var total result
+	for range 8 {
+		r := <-results
+		total.ok += r.ok
+		total.errs = append(total.errs, r.errs...)
+	}
+	if len(total.errs) > 0 || total.ok == 0 {
+		t.Errorf("%d ok, %d failed through two rolls: %v", total.ok, len(total.errs), total.errs[:min(len(total.errs), 5)])
+	}
+	t.Logf("%d HTTP/2 requests through two rolls", total.ok)
+}
