@@ -7,121 +7,41 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
-// h2Server serves HTTP/2 connections with net/http's server and forwards
-// every stream to the loop as an HTTP/1.1 request.
+// h2Server serves HTTP/2 connections with golang.org/x/net/http2 and
+// forwards every stream to the loop as an HTTP/1.1 request.
 type h2Server struct {
-	s    *Server
-	hs   *http.Server
-	ln   *connListener
-	once sync.Once
-	fwds sync.Map // net.Conn → *forwarder
+	s  *Server
+	hs *http.Server // carries a graceful shutdown to every connection
+	h2 *http2.Server
 }
 
-type fwdKey struct{}
-
 func newH2Server(s *Server) *h2Server {
-	h := &h2Server{s: s, ln: newConnListener()}
-	h.hs = &http.Server{
-		Handler:     http.HandlerFunc(forward),
-		IdleTimeout: s.cfg.HTTP.IdleTimeout,
-		// The handshake is done and ALPN said h2: net/http reads the
-		// negotiated protocol from the *tls.Conn and runs HTTP/2.
-		TLSConfig: &tls.Config{NextProtos: []string{ProtoH2}},
-	}
-	h.hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		f := newForwarder(s, c.RemoteAddr().String())
-		h.fwds.Store(c, f)
-		return context.WithValue(ctx, fwdKey{}, f)
-	}
-	h.hs.ConnState = func(c net.Conn, st http.ConnState) {
-		if st == http.StateClosed || st == http.StateHijacked {
-			if f, ok := h.fwds.LoadAndDelete(c); ok {
-				f.(*forwarder).t.CloseIdleConnections()
-			}
-			h.ln.closed(c)
-		}
-	}
+	h := &h2Server{s: s, hs: &http.Server{}, h2: &http2.Server{IdleTimeout: s.cfg.HTTP.IdleTimeout}}
+	_ = http2.ConfigureServer(h.hs, h.h2) // registers the connections for hs.Shutdown; never fails here
 	return h
 }
 
-// serve hands tc to the HTTP/2 server, starting it on first use, and waits
-// until the connection is done.
+// serve runs the HTTP/2 connection tc until it is done.
 func (h *h2Server) serve(tc *tls.Conn) {
-	h.once.Do(func() {
-		go func() { _ = h.hs.Serve(h.ln) }() // returns at Shutdown
-	})
-	h.ln.serve(tc)
+	f := newForwarder(h.s, tc.RemoteAddr().String())
+	defer f.t.CloseIdleConnections()
+	h.h2.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: h.hs, Handler: f})
 }
 
-// shutdown sends GOAWAY to every HTTP/2 client and waits for their
-// streams, or ctx.
+// shutdown sends GOAWAY to every HTTP/2 client: streams already taken are
+// finished, the connections close after them. Server.Shutdown waits.
 func (h *h2Server) shutdown(ctx context.Context) error {
-	_ = h.ln.Close() // Serve may not have started
 	err := h.hs.Shutdown(ctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
 }
-
-// connListener is a net.Listener fed with handshaken connections.
-type connListener struct {
-	conns chan net.Conn
-	mu    sync.Mutex
-	waits map[net.Conn]chan struct{}
-	stop  chan struct{}
-	once  sync.Once
-}
-
-func newConnListener() *connListener {
-	return &connListener{conns: make(chan net.Conn), waits: map[net.Conn]chan struct{}{}, stop: make(chan struct{})}
-}
-
-// serve passes c to Accept and returns when the server is done with it.
-func (l *connListener) serve(c net.Conn) {
-	end := make(chan struct{})
-	l.mu.Lock()
-	l.waits[c] = end
-	l.mu.Unlock()
-	select {
-	case l.conns <- c:
-		<-end
-	case <-l.stop:
-		l.closed(c)
-		_ = c.Close()
-	}
-}
-
-// closed reports that the server is done with c.
-func (l *connListener) closed(c net.Conn) {
-	l.mu.Lock()
-	end := l.waits[c]
-	delete(l.waits, c)
-	l.mu.Unlock()
-	if end != nil {
-		close(end)
-	}
-}
-
-func (l *connListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.stop:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *connListener) Close() error {
-	l.once.Do(func() { close(l.stop) })
-	return nil
-}
-
-func (l *connListener) Addr() net.Addr { return &net.UnixAddr{Net: "unix", Name: "tls"} }
 
 // A forwarder sends one HTTP/2 connection's streams to the loop as
 // HTTP/1.1 requests over socket pairs, kept alive between streams.
@@ -144,9 +64,8 @@ func newForwarder(s *Server, peer string) *forwarder {
 // hopHeaders are not forwarded in either direction (RFC 9110 7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer"}
 
-// forward answers an HTTP/2 stream with the loop's answer to it.
-func forward(w http.ResponseWriter, r *http.Request) {
-	f := r.Context().Value(fwdKey{}).(*forwarder)
+// ServeHTTP answers an HTTP/2 stream with the loop's answer to it.
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out := r.Clone(r.Context())
 	out.URL.Scheme, out.URL.Host = "http", r.Host
 	if r.Host == "" { // HTTP/2 allows a request with no :authority

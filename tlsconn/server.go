@@ -6,8 +6,8 @@
 //     into one end of a socket pair whose other end the loop serves as an
 //     ordinary connection (httpcore.Server.ServeConnInfo), so native
 //     handlers, static files and the net/http adapter all work over TLS;
-//   - HTTP/2 (ALPN "h2"): net/http's HTTP/2 server (the bundled
-//     golang.org/x/net/http2) serves the connection, and each stream is
+//   - HTTP/2 (ALPN "h2"): golang.org/x/net/http2 (as for h2c in package
+//     nethttp) serves the connection, and each stream is
 //     forwarded as an HTTP/1.1 request over such socket pairs, so the same
 //     handlers answer it.
 //
