@@ -215,11 +215,12 @@ func TestRRLeastConns(t *testing.T) {
 	addr := h.m.listeners.byKey["127.0.0.1:0"].addr
 	busy, idle := h.proc(0), h.proc(1)
 	busy.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 3})
-	idle.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 0})
-	h.until(func() bool { return h.worker(busy).conns == 3 })
+	idle.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 0, Requests: 1})
+	h.until(func() bool { return h.worker(busy).conns == 3 && h.worker(idle).requests == 1 })
 	var got []int
 	for i := 0; i < 5; i++ {
 		h.dial(addr)
+		h.until(func() bool { return len(h.m.rr.pending) == 1 })
 		var p *fakeProc
 		for _, ho := range h.m.rr.pending {
 			p = h.proc(ho.w.pid - 1000)
