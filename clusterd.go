@@ -10,10 +10,13 @@
 // cheap and free of side effects such as binding ports.
 //
 // Any http.Handler runs unchanged with RunHTTP: a ServeMux, a third-party
-// router, http.FileServer. Its handlers run on a bounded pool of goroutines
-// beside each worker's event loop (see httpcore.NetHTTP), with streamed
-// request and response bodies, http.Flusher, and a request context that is
-// cancelled when the client goes away. Hijack (WebSocket) is not supported.
+// router, http.FileServer, a WebSocket server. Its handlers run on a
+// bounded pool of goroutines beside each worker's event loop (see package
+// nethttp), with streamed request and response bodies, http.Flusher,
+// http.Hijacker, http.ResponseController deadlines, and a request context
+// that is cancelled when the client goes away; with Options.H2C it speaks
+// HTTP/2 over cleartext TCP too. A draining worker calls
+// Options.OnShutdown, where long-lived connections are told to close.
 //
 //	func main() {
 //		mux := http.NewServeMux()
@@ -40,8 +43,10 @@
 package clusterd
 
 import (
+	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,6 +54,7 @@ import (
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/master"
+	"github.com/clusterd/clusterd/nethttp"
 	"github.com/clusterd/clusterd/worker"
 )
 
@@ -78,7 +84,16 @@ type Options struct {
 	HTTP httpcore.Config
 	// NetHTTP configures how RunHTTP runs the net/http Handler in each
 	// worker: the bound on handler goroutines, by default 64×GOMAXPROCS.
-	NetHTTP httpcore.NetHTTPConfig
+	NetHTTP nethttp.Config
+	// H2C makes RunHTTP serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+	// prior knowledge and "Upgrade: h2c" (it sets NetHTTP.H2C).
+	H2C bool
+	// OnShutdown, if set, is called in a worker, on a goroutine of its
+	// own, when the worker starts draining (a rolling restart, a stop), as
+	// net/http's Server.RegisterOnShutdown functions are: the place to
+	// send WebSocket clients a close frame. The worker then waits for its
+	// hijacked connections to close, up to GracefulTimeout.
+	OnShutdown func()
 	// GracefulTimeout bounds a worker's drain before it is killed; default 30s.
 	GracefulTimeout time.Duration
 	// ReadyTimeout bounds a new worker's start-up; default 10s.
@@ -96,6 +111,10 @@ type Options struct {
 	// below 1024 too) and supervises as root; only root and User may use
 	// the control socket.
 	User, Group string
+	// PIDFile, if set, is where the master writes its pid (atomically; a
+	// new master rewrites it when a master upgrade hands over to it); it is
+	// removed when the master stops.
+	PIDFile string
 	// LogLevel is trace, debug, info, warn or error; default info.
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
@@ -117,6 +136,8 @@ type Options struct {
 	// worker at a time.
 	MaxRequests uint64
 	MaxRSS      uint64
+
+	onShutdown []func() // the handler's own hooks, before OnShutdown
 }
 
 // DefaultListen is the address served when Options.Listen is empty and
@@ -133,14 +154,37 @@ type SocketOptions = master.SocketOptions
 func IsWorker() bool { return worker.IsWorker() }
 
 // RunHTTP is Run for h, any standard net/http Handler, which each worker
-// serves through httpcore.NetHTTP(h, opts.NetHTTP).
+// serves through nethttp.New(h, opts.NetHTTP). A draining worker tells its
+// HTTP/2 connections to go away.
 func RunHTTP(opts Options, h http.Handler) error {
-	return Run(opts, httpcore.NetHTTP(h, opts.NetHTTP))
+	return RunHTTPFunc(opts, func(*worker.Worker) http.Handler { return h })
+}
+
+// RunHTTPFunc is RunHTTP for the net/http Handler newHandler returns in
+// each worker, given the running worker (its id, generation and request
+// count).
+func RunHTTPFunc(opts Options, newHandler func(*worker.Worker) http.Handler) error {
+	cfg := opts.NetHTTP
+	cfg.H2C = cfg.H2C || opts.H2C
+	var a *nethttp.Handler // set in the worker before it serves
+	opts.onShutdown = append(opts.onShutdown, func() {
+		if a != nil {
+			a.Shutdown()
+		}
+	})
+	return RunFunc(opts, func(w *worker.Worker) httpcore.Handler {
+		a = nethttp.New(newHandler(w), cfg)
+		return a
+	})
 }
 
 // Run runs the master or, in a process the master started, a worker
 // serving h. In the master it returns after a stop signal has been handled,
 // or with an error when it cannot start (a busy port, say).
+//
+// With master.EnvCheck=1 in the environment (as a master upgrade runs the
+// new binary first), Run only checks opts, as Check does, prints
+// "configuration ok" or the reason, and exits 0 or 1.
 func Run(opts Options, h httpcore.Handler) error {
 	return RunFunc(opts, func(*worker.Worker) httpcore.Handler { return h })
 }
@@ -151,12 +195,20 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 	if len(opts.Listen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
+	if os.Getenv(master.EnvCheck) == "1" && !worker.IsWorker() {
+		checkAndExit(opts)
+	}
 	level := hclog.LevelFromString(opts.LogLevel)
 	if level == hclog.NoLevel {
 		level = hclog.LevelFromString(defaults.LogLevel)
 	}
 	if worker.IsWorker() {
+		hooks := opts.onShutdown
+		if opts.OnShutdown != nil {
+			hooks = append(hooks, opts.OnShutdown)
+		}
 		return worker.RunFunc(worker.Config{
+			OnShutdown:      hooks,
 			Listen:          opts.Listen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
@@ -165,16 +217,55 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 			AccessLogFormat: opts.AccessLogFormat,
 		}, newHandler)
 	}
-	if opts.AccessLog != "" {
-		format := opts.AccessLogFormat
-		if format == "" {
-			format = worker.AccessLogCommon
-		}
-		if err := worker.CheckAccessLog(opts.AccessLog, format); err != nil {
-			return err
-		}
+	if err := checkAccessLog(opts); err != nil {
+		return err
 	}
-	m, err := master.New(master.Config{
+	cfg := masterConfig(opts)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{
+		Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
+	})
+	m, err := master.New(cfg)
+	if err != nil {
+		return err
+	}
+	return m.Run()
+}
+
+// Check checks opts as Run would, without binding or starting anything
+// (see master.Check): `clusterd check`, like `nginx -t`.
+func Check(opts Options) error {
+	if level := hclog.LevelFromString(opts.LogLevel); opts.LogLevel != "" && level == hclog.NoLevel {
+		return fmt.Errorf("unknown log level %q", opts.LogLevel)
+	}
+	if err := checkAccessLog(opts); err != nil {
+		return err
+	}
+	return master.Check(masterConfig(opts))
+}
+
+// checkAccessLog checks that the workers can open the access log.
+func checkAccessLog(opts Options) error {
+	if opts.AccessLog == "" {
+		return nil
+	}
+	format := opts.AccessLogFormat
+	if format == "" {
+		format = worker.AccessLogCommon
+	}
+	return worker.CheckAccessLog(opts.AccessLog, format)
+}
+
+func checkAndExit(opts Options) {
+	if err := Check(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: configuration check failed: %v\n", filepath.Base(os.Args[0]), err)
+		os.Exit(1)
+	}
+	fmt.Println("configuration ok")
+	os.Exit(0)
+}
+
+func masterConfig(opts Options) master.Config {
+	return master.Config{
 		Listen:          opts.Listen,
 		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
@@ -191,12 +282,6 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 		AccessLog:       opts.AccessLog,
 		User:            opts.User,
 		Group:           opts.Group,
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: "master", JSONFormat: opts.LogJSON, Output: os.Stderr, Level: level,
-		}),
-	})
-	if err != nil {
-		return err
+		PIDFile:         opts.PIDFile,
 	}
-	return m.Run()
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"net/http"
 	"testing"
 	"time"
 )
@@ -103,18 +102,6 @@ func skipResponse(br *bufio.Reader, n int) error {
 	}
 	_, err := io.CopyN(io.Discard, br, int64(n))
 	return err
-}
-
-// BenchmarkNetHTTPHello is BenchmarkServeHelloLoopback through the net/http
-// adapter: a ServeMux handler run on the pool, one round trip per iteration.
-func BenchmarkNetHTTPHello(b *testing.B) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "Hello World\n")
-	})
-	ts := startNetHTTP(b, Config{}, mux)
-	benchHello(b, ts.addr)
 }
 
 // BenchmarkStatusLine appends the status lines of a few common responses.

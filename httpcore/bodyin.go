@@ -7,14 +7,10 @@ import (
 	"os"
 )
 
-// Streamed request bodies. A handler that implements bodyStreamer (the
-// net/http adapter) is called as soon as a request's head is in, and its
-// body follows through a bodyPipe as it arrives; the connection is read
-// only while the pipe has room. Other handlers get the whole body at once.
-
-// bodyStreamer is implemented by handlers that take request bodies as they
-// arrive, from Request.stream.
-type bodyStreamer interface{ streamBodies() }
+// Streamed request bodies. A StreamingHandler (the net/http adapter) is
+// called as soon as a request's head is in, and its body follows through a
+// bodyPipe as it arrives; the connection is read only while the pipe has
+// room. Other handlers get the whole body at once.
 
 var (
 	// errBodyTimeout ends a body that did not arrive within RequestTimeout.

@@ -3,6 +3,7 @@ package httpcore
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // pipeSize bounds the request body bytes a bodyPipe holds.
@@ -25,6 +26,9 @@ type bodyPipe struct {
 	received bool    // some of the body has arrived
 	expect   bool    // the client asked for 100 Continue
 	started  bool    // Read has been called
+
+	deadline time.Time   // Read fails once it has passed; zero: none
+	timer    *time.Timer // wakes a waiting reader at the deadline
 
 	l      *loop
 	resume func()          // posted to the loop to resume reading
@@ -87,7 +91,7 @@ func (p *bodyPipe) Read(b []byte) (int, error) {
 		p.w.sendContinue()
 	}
 	p.mu.Lock()
-	for len(b) > 0 && p.off == len(p.buf) && !p.eof && p.err == nil && !p.closed {
+	for len(b) > 0 && p.off == len(p.buf) && !p.eof && p.err == nil && !p.closed && !p.expired() {
 		p.readable.Wait()
 	}
 	n := copy(b, p.buf[p.off:])
@@ -113,8 +117,35 @@ func (p *bodyPipe) readErr(n, want int) error {
 		return errBodyClosed
 	case p.err != nil:
 		return p.err
+	case !p.eof && p.expired():
+		return errReadDeadline
 	}
 	return io.EOF
+}
+
+// expired reports whether the read deadline has passed. p.mu is held.
+func (p *bodyPipe) expired() bool {
+	return !p.deadline.IsZero() && !time.Now().Before(p.deadline)
+}
+
+// setReadDeadline sets the read deadline, waking the reader at it.
+func (p *bodyPipe) setReadDeadline(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.deadline = t
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	if !t.IsZero() {
+		p.timer = time.AfterFunc(time.Until(t), p.wakeReader)
+	}
+}
+
+func (p *bodyPipe) wakeReader() {
+	p.mu.Lock()
+	p.readable.Broadcast()
+	p.mu.Unlock()
 }
 
 func (p *bodyPipe) firstRead() bool {
@@ -130,6 +161,10 @@ func (p *bodyPipe) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.buf, p.off = nil, 0
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
 	p.readable.Broadcast()
 	p.mu.Unlock()
 }

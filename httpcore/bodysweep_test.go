@@ -113,7 +113,7 @@ func TestBodySizeSweep(t *testing.T) {
 		h    Handler
 	}{
 		{"native", bodyEcho()},
-		{"nethttp", NetHTTP(netBodyEcho(), NetHTTPConfig{})},
+		{"streaming", streamEcho()},
 	}
 	for _, cf := range configs {
 		limit := int(cf.cfg.withDefaults().MaxBodyBytes)

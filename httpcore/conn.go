@@ -21,8 +21,9 @@ type conn struct {
 	body      *bodyIn         // request body being streamed to a handler; nil when none
 	req       pendingReq      // progress of the request at the start of in
 	timer     timerEntry
-	lastWrite int64 // loop time of the last write progress
-	discarded int   // bytes read and dropped while lingering
+	lastWrite int64  // loop time of the last write progress
+	discarded int    // bytes read and dropped while lingering
+	peer      string // the client's address, once asked for (Request.RemoteAddr)
 }
 
 // connState is where a connection is in its life. setState is the only place
@@ -47,10 +48,11 @@ const (
 type connFlags uint8
 
 const (
-	connPeerEOF   connFlags = 1 << iota // the client has shut down its side
-	connNeedInput                       // in holds no complete request
-	connLinger                          // more input may be on its way: linger when closing
-	connHupSeen                         // EPOLLRDHUP was handled: stop watching for it
+	connPeerEOF    connFlags = 1 << iota // the client has shut down its side
+	connNeedInput                        // in holds no complete request
+	connLinger                           // more input may be on its way: linger when closing
+	connHupSeen                          // EPOLLRDHUP was handled: stop watching for it
+	connInputWaits                       // input came while a response is made off the loop
 )
 
 // pendingReq is the progress of a request that arrived in pieces. Offsets

@@ -29,6 +29,13 @@ func (l *loop) onReadable(c *conn) {
 		l.discardInput(c)
 		return
 	}
+	if c.async != nil && c.body == nil && c.state == connActive {
+		// Input while a response is made off the loop waits for it, in the
+		// socket: stop watching it (see readInterest).
+		c.flags |= connInputWaits
+		l.setInterest(c)
+		return
+	}
 	buf, inConn := l.readSpace(c)
 	if len(buf) == 0 {
 		l.reject(c, errBodyTooLarge) // unreachable while the parser keeps its limits
@@ -250,6 +257,9 @@ func (l *loop) settle(c *conn) {
 // body has room; the client's hang-up while a response is made off the
 // loop; output while some is pending. It reports false if it had to close c.
 func (l *loop) setInterest(c *conn) bool {
+	if c.async == nil {
+		c.flags &^= connInputWaits
+	}
 	var ev uint32
 	switch c.state {
 	case connActive:
@@ -286,6 +296,12 @@ func (l *loop) readInterest(c *conn) uint32 {
 		return evRead
 	}
 	if c.async != nil && c.flags&(connPeerEOF|connHupSeen) == 0 {
+		if c.body == nil && len(c.in) == 0 && c.events == evRead && c.flags&connInputWaits == 0 {
+			// Keep the read interest while no input comes: the usual
+			// request, answered off the loop, then costs no epoll_ctl at
+			// all. Input (or EOF) turns it into hang-up watching.
+			return evRead
+		}
 		return evHangup
 	}
 	return 0
@@ -315,8 +331,8 @@ func (l *loop) setDeadline(c *conn) {
 
 func (l *loop) readDeadline(c *conn) int64 {
 	switch p := &c.req; {
-	case c.state != connActive || c.events&evRead == 0:
-		return 0
+	case c.state != connActive || c.events&evRead == 0 || c.async != nil && c.body == nil:
+		return 0 // not read, or read only to notice input (readInterest)
 	case c.body != nil:
 		return c.body.start + int64(l.cfg.RequestTimeout)
 	case l.draining && c.idle():

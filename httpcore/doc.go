@@ -31,8 +31,10 @@
 // valid only until ServeHTTP returns: copy (strings.Clone, bytes.Clone) what
 // must outlive it, in particular in asynchronous handlers.
 //
-// NetHTTP adapts any standard net/http Handler: it runs off the loop, on a
-// bounded pool of goroutines, with streamed request and response bodies.
+// Packages built on the engine use its documented extension API (see
+// StreamingHandler, Body, ResponseWriter.Hijack): clusterd's nethttp
+// package serves any standard net/http Handler that way, off the loop, on
+// a bounded pool of goroutines, with streamed request and response bodies.
 //
 // # Protocol
 //
@@ -42,7 +44,7 @@
 // connection is closed; the rest of its input is never parsed as another
 // request. Request bodies (Content-Length or chunked) are bounded by
 // Config.MaxBodyBytes; a native Handler gets them whole, read before it
-// runs, while NetHTTP handlers read them as they arrive. Responses have a
+// runs, while a StreamingHandler reads them as they arrive. Responses have a
 // Content-Length when the whole body is known, and are otherwise chunked
 // (HTTP/1.1) or delimited by closing the connection (HTTP/1.0).
 //

@@ -20,8 +20,8 @@ const connFuzzMaxBody = 300 << 10
 // FuzzConnStream feeds whole connections through a real loop: the input
 // with a filler of size bytes inserted at offset at, so that short inputs
 // carry bodies of any size (larger than every buffer), delivered whole and
-// in random pieces, to a native handler or the net/http adapter. Whatever
-// the bytes, the loop must not panic, its input buffer stays within the
+// in random pieces, to a native handler or a streaming one (as the net/http
+// adapter is). Whatever the bytes, the loop must not panic, its input buffer stays within the
 // limit, the output parses as one response per request served (plus, at
 // most, one refusal that comes last and closes the connection), and the
 // connection is closed after the client's EOF. The native handler's output
@@ -73,7 +73,7 @@ func (r *recorder) ServeHTTP(w *ResponseWriter, req *Request) {
 
 type streamingRecorder struct{ *recorder }
 
-func (streamingRecorder) streamBodies() {}
+func (streamingRecorder) StreamBodies() {}
 
 // fuzzConn feeds pieces to a new connection, then EOF, checks the
 // invariants and returns the output, without interim responses.
@@ -81,7 +81,7 @@ func fuzzConn(t *testing.T, pieces [][]byte, native bool) []byte {
 	rec := &recorder{h: bodyEcho()}
 	var h Handler = rec
 	if !native {
-		rec.h = NetHTTP(netBodyEcho(), NetHTTPConfig{})
+		rec.h = streamEcho()
 		h = streamingRecorder{rec}
 	}
 	hs := newHarness(t, Config{MaxBodyBytes: connFuzzMaxBody, MaxHeaderBytes: 4096}, h)

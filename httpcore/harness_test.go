@@ -148,7 +148,7 @@ func (h *harness) advance(d time.Duration) {
 func (h *harness) closed() bool { return h.c.state == connClosed }
 
 func readiness(fd int) uint32 {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT}}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT | unix.POLLRDHUP}}
 	if n, err := unix.Poll(pfd, 0); err != nil || n == 0 {
 		return 0
 	}
@@ -158,6 +158,9 @@ func readiness(fd int) uint32 {
 	}
 	if pfd[0].Revents&unix.POLLOUT != 0 {
 		ev |= evWrite
+	}
+	if pfd[0].Revents&unix.POLLRDHUP != 0 {
+		ev |= evHangup
 	}
 	if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
 		ev |= evError

@@ -40,7 +40,8 @@ type loop struct {
 	highWater int
 	readied   bool // the loop made goroutines runnable this iteration
 
-	streamBodies bool // the handler takes request bodies as they arrive (bodyStreamer)
+	streamBodies bool // the handler takes request bodies as they arrive (StreamingHandler)
+	h2Preface    bool // the handler takes HTTP/2 prior-knowledge connections
 	// userOnLoop is set while the loop goroutine runs a posted function,
 	// which may write to any asynchronous response. Such writes must not
 	// wait for room: only the loop can make it. (A write from another
@@ -80,7 +81,10 @@ func newLoop(s *Server) (*loop, error) {
 		highWater: highWater,
 	}
 	l.debug = l.log.IsDebug()
-	_, l.streamBodies = s.h.(bodyStreamer)
+	_, l.streamBodies = s.h.(StreamingHandler)
+	if ph, ok := s.h.(HTTP2PrefaceHandler); ok {
+		l.h2Preface = ph.HTTP2Preface()
+	}
 	l.w = newResponseWriter(l)
 	l.tick()
 	return l, nil
@@ -129,7 +133,17 @@ func (l *loop) run() error {
 	l.runTasks()
 	for !l.draining || l.nconns > 0 {
 		l.yieldIfReadied()
-		n, err := l.p.wait(l.pollTimeout())
+		// What the goroutines that just ran posted (a handler's End, the
+		// usual case) is done now, without an epoll_wait between.
+		if l.runTasks() {
+			l.yieldIfReadied()
+		}
+		timeout := l.pollTimeout()
+		if !l.s.startPoll() {
+			timeout = 0 // work was posted meanwhile: look, do not sleep
+		}
+		n, err := l.p.wait(timeout)
+		l.s.endPoll()
 		if err != nil {
 			return err
 		}
@@ -208,8 +222,9 @@ func (l *loop) handle(fd int, events uint32) {
 	}
 }
 
-// runTasks runs the work posted since the last iteration, in order.
-func (l *loop) runTasks() {
+// runTasks runs the work posted since the last iteration, in order, and
+// reports whether there was any.
+func (l *loop) runTasks() bool {
 	tasks := l.s.takeTasks(l.spare)
 	for i := range tasks {
 		t := tasks[i]
@@ -229,9 +244,12 @@ func (l *loop) runTasks() {
 			l.forceClose()
 		case taskConn:
 			l.adoptConn(t.fd)
+		case taskHijack:
+			l.wake(func() { t.reply <- l.hijack(t.w) })
 		}
 	}
 	l.spare = tasks[:0]
+	return len(tasks) > 0
 }
 
 // runTimers handles every connection whose deadline has passed.

@@ -110,7 +110,10 @@ func (r *Request) RemoteAddr() string {
 	if r.c == nil {
 		return ""
 	}
-	return peerAddr(r.c.fd)
+	if r.c.peer == "" {
+		r.c.peer = peerAddr(r.c.fd) // once per connection: it cannot change
+	}
+	return r.c.peer
 }
 
 // Query returns the first value of the named query parameter, decoded, or ""

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // A ResponseWriter builds the response to one request. The status is 200
@@ -57,6 +58,9 @@ type ResponseWriter struct {
 	state     atomic.Uint32 // rwSync, rwAsync, rwEnded
 	serving   atomic.Bool   // in ServeHTTP after Async: the loop goroutine may write
 	rl        relay         // streamed output on its way to the loop
+	reason    string        // reason phrase for the status line; "": StatusText
+	wdeadline time.Time     // see SetWriteDeadline
+	wtimer    *time.Timer   // closes the connection at wdeadline
 }
 
 type rwFlags uint16
@@ -137,6 +141,7 @@ func (w *ResponseWriter) reset() {
 	w.body = w.body[:0]
 	w.c = nil
 	w.status = 200
+	w.reason = ""
 	w.discarded = 0
 	w.length = -1
 	w.written = 0
@@ -235,7 +240,7 @@ func writeBody[T string | []byte](w *ResponseWriter, p T) (int, error) {
 		return len(p), err
 	}
 	if n, herr := streamBody(w, p); herr != nil {
-		return n, herr
+		return n, w.writeErr(herr)
 	}
 	return len(p), err
 }
@@ -286,7 +291,7 @@ func (w *ResponseWriter) Flush() error {
 		return nil // the file goes out as soon as the response ends
 	}
 	w.flags |= rwWroteHeader
-	return w.handOn()
+	return w.writeErr(w.handOn())
 }
 
 // SendFile sends n bytes of f starting at offset as the response body using
@@ -343,6 +348,9 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 func (w *ResponseWriter) Async() {
 	if w.state.CompareAndSwap(rwSync, rwAsync) {
 		w.serving.Store(true) // until ServeHTTP returns
+		// Whoever finishes the response is likely made runnable now, as
+		// by wake: let it run before the loop blocks.
+		w.l.readied = true
 	}
 }
 
@@ -351,6 +359,7 @@ func (w *ResponseWriter) Async() {
 // nothing. The loop queues the response in request order. The
 // ResponseWriter must not be used after End.
 func (w *ResponseWriter) End() {
+	w.stopWriteTimer()
 	if w.state.CompareAndSwap(rwAsync, rwEnded) {
 		w.l.s.postEnd(w)
 	}
@@ -381,4 +390,50 @@ func (w *ResponseWriter) dropFile() {
 // keepAlive reports whether the connection may stay open after w.
 func (w *ResponseWriter) keepAlive() bool {
 	return w.flags&rwKeepAlive != 0 && w.flags&rwClose == 0
+}
+
+// SetWriteDeadline bounds the time for writing the rest of an
+// asynchronous response: once t has passed the connection is closed, and
+// Write and Flush fail with an error wrapping os.ErrDeadlineExceeded. The
+// zero t removes the deadline. Config.WriteTimeout applies as well. It
+// returns ErrNotAsync without Async and ErrResponseEnded after End.
+func (w *ResponseWriter) SetWriteDeadline(t time.Time) error {
+	switch w.state.Load() {
+	case rwSync:
+		return ErrNotAsync
+	case rwEnded:
+		return ErrResponseEnded
+	}
+	w.stopWriteTimer()
+	w.wdeadline = t
+	if !t.IsZero() {
+		w.wtimer = time.AfterFunc(time.Until(t), func() {
+			w.l.s.Post(func() { w.l.writeDeadlinePassed(w) })
+		})
+	}
+	return nil
+}
+
+func (w *ResponseWriter) stopWriteTimer() {
+	if w.wtimer != nil {
+		w.wtimer.Stop()
+		w.wtimer = nil
+	}
+}
+
+// writeErr reports ErrConnClosed as a deadline error if the write
+// deadline closed the connection.
+func (w *ResponseWriter) writeErr(err error) error {
+	if err == ErrConnClosed && !w.wdeadline.IsZero() && !time.Now().Before(w.wdeadline) {
+		return errWriteDeadline
+	}
+	return err
+}
+
+// writeDeadlinePassed closes the connection of w if its response is still
+// being written. Loop only.
+func (l *loop) writeDeadlinePassed(w *ResponseWriter) {
+	if c := w.c; c != nil && c.async == w && c.state != connClosed {
+		l.closeConn(c)
+	}
 }

@@ -22,7 +22,11 @@ func (w *ResponseWriter) appendResponse(b, date []byte, keep bool) []byte {
 // Date, Connection and the final CRLF are left to appendHeadEnd: the loop
 // decides them.
 func (w *ResponseWriter) appendHead(b []byte, length int64, chunked bool) []byte {
-	b = appendStatusLine(b, w.status)
+	if w.reason != "" {
+		b = append(append(append(append(append(b, "HTTP/1.1 "...), strconv.Itoa(w.status)...), ' '), w.reason...), "\r\n"...)
+	} else {
+		b = appendStatusLine(b, w.status)
+	}
 	for _, f := range w.hdr {
 		b = append(b, f.name...)
 		b = append(b, ": "...)
@@ -71,6 +75,8 @@ func (w *ResponseWriter) contentLength() int64 {
 		return w.length
 	case w.flags&rwHead == 0:
 		return int64(len(w.body))
+	case len(w.trailer) > 0 && w.length < 0:
+		return -1 // as the chunked GET response would be
 	case w.length >= 0:
 		return w.length
 	case w.discarded > 0:

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -290,61 +288,5 @@ func checkTimeout(t *testing.T, got []byte, status int, elapsed, after time.Dura
 		t.Fatalf("closed after %v, before %v", elapsed, after)
 	case elapsed > after+time.Second:
 		t.Fatalf("closed after %v, want about %v", elapsed, after)
-	}
-}
-
-// TestRFC9112UnreadBodyNetHTTP covers a body the handler does not read,
-// through the net/http adapter (the native API reads whole bodies before
-// the handler runs, see TestRFC9112KeepAlive). RFC 9110 9.3 leaves a choice:
-// read and discard the rest of the body, or close the connection. Either
-// is accepted; what is not is parsing the unread body as requests, so every
-// body here is made of requests.
-func TestRFC9112UnreadBodyNetHTTP(t *testing.T) {
-	var smuggled atomic.Int32
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/smuggled":
-			smuggled.Add(1)
-		case "/ignore":
-			io.WriteString(w, "ignored")
-			return
-		}
-		io.WriteString(w, "Hello World\n")
-	})
-	ts := startNetHTTP(t, Config{MaxBodyBytes: 1 << 20}, h)
-	const post = "POST /ignore HTTP/1.1\r\nHost: a\r\n"
-	big := strings.Repeat(smuggledReq, 200<<10/len(smuggledReq)) // over the 64 KiB pipe
-	chunk := func(s string) string { return strconv.FormatInt(int64(len(s)), 16) + "\r\n" + s + "\r\n" }
-	cases := []struct{ name, req string }{
-		{"small Content-Length body", post + "Content-Length: " + strconv.Itoa(len(smuggledReq)) + "\r\n\r\n" + smuggledReq},
-		{"large Content-Length body", post + "Content-Length: " + strconv.Itoa(len(big)) + "\r\n\r\n" + big},
-		{"small chunked body", post + "Transfer-Encoding: chunked\r\n\r\n" + chunk(smuggledReq) + "0\r\n\r\n"},
-		{"large chunked body", post + "Transfer-Encoding: chunked\r\n\r\n" + chunk(big[:100<<10]) + chunk(big[100<<10:]) + "0\r\n\r\n"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := ts.dial(t)
-			sent := make(chan struct{})
-			go func() { // the server may stop reading before all is sent
-				defer close(sent)
-				_, _ = io.WriteString(c, tc.req+"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
-			}()
-			if r := c.read("GET"); r.StatusCode != 200 || r.body != "ignored" {
-				t.Fatalf("response %d %q", r.StatusCode, r.body)
-			} else if r.Close {
-				c.expectClosed()
-				t.Logf("unread body: Connection: close, then closed")
-			} else {
-				if r := c.read("GET"); r.body != "Hello World\n" {
-					t.Fatalf("request after the unread body: %q", r.body)
-				}
-				t.Logf("unread body: discarded, connection kept")
-			}
-			c.Close()
-			<-sent
-			if n := smuggled.Load(); n != 0 {
-				t.Fatalf("%d requests inside an unread body were served", n)
-			}
-		})
 	}
 }

@@ -50,6 +50,7 @@ func (l *loop) serveOne(c *conn, b []byte) int {
 		return l.stop(c, err)
 	}
 	c.req = pendingReq{}
+	r.head = b[:p.headLen]
 	l.dispatch(c, r)
 	return end
 }
@@ -75,6 +76,9 @@ func (l *loop) readHead(c *conn, r *Request, b []byte) error {
 		return errIncomplete
 	}
 	hb := b[:min(len(b), limit)]
+	if l.h2Preface && isPreface(hb) {
+		return readPreface(p, r, hb)
+	}
 	n, err := r.parseHead(hb, &l.lim)
 	switch {
 	case err == errIncomplete && len(hb) == limit:
@@ -94,6 +98,30 @@ func (l *loop) readHead(c *conn, r *Request, b []byte) error {
 	if r.flags&reqChunked != 0 {
 		p.bodyLen = -1
 	}
+	return nil
+}
+
+// h2PrefaceHead is the part of the HTTP/2 client preface that reads as a
+// request head (RFC 9113 3.4); "SM\r\n\r\n" follows.
+const h2PrefaceHead = "PRI * HTTP/2.0\r\n\r\n"
+
+// isPreface reports whether b starts with h2PrefaceHead or with a part of it.
+func isPreface(b []byte) bool {
+	k := min(len(b), len(h2PrefaceHead))
+	return k > 0 && string(b[:k]) == h2PrefaceHead[:k]
+}
+
+// readPreface makes r the request an HTTP2PrefaceHandler gets for the
+// HTTP/2 client preface at the start of b, or waits for all of it.
+func readPreface(p *pendingReq, r *Request, b []byte) error {
+	if len(b) < len(h2PrefaceHead) {
+		p.scanned = len(b)
+		return errIncomplete
+	}
+	r.reset()
+	r.method, r.target, r.path, r.proto = "PRI", "*", "*", "HTTP/2.0"
+	r.flags |= reqClose
+	p.headLen, p.bodyLen = len(h2PrefaceHead), 0
 	return nil
 }
 
@@ -166,6 +194,9 @@ func (l *loop) dispatch(c *conn, r *Request) {
 	w.start = l.now
 	if l.cfg.OnResponse != nil {
 		w.reqLine = append(append(append(append(append(w.reqLine[:0], r.method...), ' '), r.target...), ' '), r.proto...)
+	}
+	if r.stream != nil {
+		r.stream.w = w // answers Expect: 100-continue on the first Read
 	}
 	if !l.callHandler(w, r) {
 		l.handlerPanicked(c, w)

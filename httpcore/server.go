@@ -17,8 +17,12 @@ type Server struct {
 	tasks       []task // posted work, run by the loop in order
 	wakeFD      int    // the loop's eventfd while serving, else -1
 	wakePending bool   // an eventfd wakeup is on its way
+	polling     bool   // the loop sleeps in epoll_wait, or is about to
 	draining    bool   // Shutdown has asked the loop to drain
 	done        chan struct{}
+
+	onShutdown []func()    // run when Shutdown begins
+	hijacked   hijackedSet // connections taken out with Hijack, still open
 
 	requests atomic.Uint64
 	conns    atomic.Int64
@@ -44,21 +48,23 @@ const (
 
 // A task is work for the loop.
 type task struct {
-	kind taskKind
-	f    func()
-	w    *ResponseWriter
-	fd   int
+	kind  taskKind
+	f     func()
+	w     *ResponseWriter
+	fd    int
+	reply chan<- hijackReply // taskHijack
 }
 
 type taskKind uint8
 
 const (
-	taskFunc  taskKind = iota // run f
-	taskEnd                   // finish the asynchronous response w
-	taskTake                  // write out what the asynchronous response w handed over
-	taskDrain                 // Shutdown: stop accepting, drain connections
-	taskForce                 // Shutdown's context ended: close everything
-	taskConn                  // serve the connection fd
+	taskFunc   taskKind = iota // run f
+	taskEnd                    // finish the asynchronous response w
+	taskTake                   // write out what the asynchronous response w handed over
+	taskDrain                  // Shutdown: stop accepting, drain connections
+	taskForce                  // Shutdown's context ended: close everything
+	taskConn                   // serve the connection fd
+	taskHijack                 // take w's connection out of the loop
 )
 
 // Stats are counters of a Server.
@@ -143,16 +149,40 @@ func dropTask(t task) {
 		closeConnFD(t.fd)
 	case taskEnd:
 		t.w.dropFile()
+	case taskHijack:
+		t.reply <- hijackReply{err: ErrConnClosed}
 	}
 }
 
-// wakeLocked wakes the loop unless a wakeup is already pending; the eventfd
-// is written under s.mu so it cannot be closed under our feet.
+// wakeLocked wakes the loop if it sleeps in epoll_wait, unless a wakeup
+// is already pending. An awake loop needs none: it looks at the tasks
+// before it sleeps (startPoll), which saves the eventfd's write, read and
+// epoll wakeup on every response finished off the loop. The eventfd is
+// written under s.mu so it cannot be closed under our feet.
 func (s *Server) wakeLocked() {
-	if s.wakeFD >= 0 && !s.wakePending {
+	if s.wakeFD >= 0 && s.polling && !s.wakePending {
 		s.wakePending = true
 		wakeEventfd(s.wakeFD)
 	}
+}
+
+// startPoll notes that the loop is about to sleep in epoll_wait, and
+// reports true, unless tasks are queued: then it must not sleep.
+func (s *Server) startPoll() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tasks) > 0 {
+		return false
+	}
+	s.polling = true
+	return true
+}
+
+// endPoll notes that the loop is awake again.
+func (s *Server) endPoll() {
+	s.mu.Lock()
+	s.polling = false
+	s.mu.Unlock()
 }
 
 // takeTasks swaps the task queue with spare and returns the queued tasks.
@@ -165,18 +195,31 @@ func (s *Server) takeTasks(spare []task) []task {
 	return t
 }
 
+// RegisterOnShutdown registers f to be called, on a goroutine of its own,
+// when Shutdown begins, as net/http's Server.RegisterOnShutdown does: the
+// place to tell long-lived hijacked connections (WebSockets) to close.
+// Call it before Serve.
+func (s *Server) RegisterOnShutdown(f func()) {
+	s.mu.Lock()
+	s.onShutdown = append(s.onShutdown, f)
+	s.mu.Unlock()
+}
+
 // Shutdown stops the server gracefully. It is safe from any goroutine and
 // may be called more than once. The loop stops accepting at once (its
 // listener duplicates are closed), closes idle connections, and lets
 // requests in flight finish, including asynchronous ones; each of those
 // responses carries Connection: close and its connection is closed after
-// it. Shutdown returns nil once every connection is closed and Serve has
-// returned. If ctx ends first, the remaining connections are closed at once
-// and, after Serve has returned, Shutdown returns ctx.Err().
+// it. The first call runs the functions given to RegisterOnShutdown.
+// Shutdown returns nil once every connection is closed, hijacked ones
+// included, and Serve has returned. If ctx ends first, the remaining
+// connections, hijacked ones too, are closed at once and, after Serve has
+// returned, Shutdown returns ctx.Err().
 //
 // Shutdown before Serve makes Serve return ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	var hooks []func()
 	switch s.state {
 	case serverIdle:
 		s.state = serverClosed
@@ -186,24 +229,49 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case serverServing:
 		if !s.draining {
 			s.draining = true
+			hooks = s.onShutdown
 			s.tasks = append(s.tasks, task{kind: taskDrain})
 			s.wakeLocked()
 		}
 	}
 	s.mu.Unlock()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
+	for _, f := range hooks {
+		go f()
 	}
-	select {
-	case <-s.done:
-		return nil // drained just in time
-	default:
+	if s.waitDrained(ctx) {
+		return nil
 	}
 	s.post(task{kind: taskForce})
 	<-s.done
+	s.closeHijacked()
 	return ctx.Err()
+}
+
+// waitDrained waits until the loop has finished and no hijacked
+// connection is open, polling the latter with a back-off as net/http's
+// Shutdown polls idle connections. It reports false if ctx ended first.
+func (s *Server) waitDrained(ctx context.Context) bool {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		select {
+		case <-s.done: // drained just in time
+		default:
+			return false
+		}
+	}
+	wait := time.Millisecond
+	for s.HijackedConns() > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return s.HijackedConns() == 0
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+	return true
 }
 
 // startServing moves the server to serverServing with the loop's eventfd.

@@ -1,7 +1,6 @@
 package httpcore
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,21 +40,6 @@ func TestSendFileMemory(t *testing.T) {
 		_ = w.SendFile(f, 0, bigTransfer)
 	})
 	checkSlowTransfer(t, startServer(t, Config{}, h), "sendfile")
-}
-
-func TestNetHTTPStreamMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100 MB transfer")
-	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		piece := make([]byte, 32<<10)
-		for sent := 0; sent < bigTransfer; sent += len(piece) {
-			if _, err := w.Write(piece); err != nil {
-				return
-			}
-		}
-	})
-	checkSlowTransfer(t, startNetHTTP(t, Config{}, h), "net/http streamed (chunked)")
 }
 
 // checkSlowTransfer fetches bigTransfer bytes from ts with a slow reader and

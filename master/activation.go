@@ -17,6 +17,9 @@ type inherited struct {
 	form, addr string // as checkInherited found it
 	err        error  // why it cannot be served
 	used       bool
+	key        string // in an upgrade: the --listen value the old master served it as
+	sockFile   bool   // in an upgrade: the master removes its socket file when it stops
+	backlog    int    // in an upgrade: as the old master set it
 }
 
 // Activated reports whether the service manager passed this process

@@ -36,7 +36,7 @@ type admin struct {
 // listenAdmin binds the admin address, before any worker starts, so a busy
 // port fails the start.
 func (m *Master) listenAdmin(addr string) (*admin, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := m.adminListener(addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}

@@ -18,7 +18,7 @@ import (
 
 // Request is one command on the control socket: a JSON line.
 type Request struct {
-	Cmd string `json:"cmd"`         // CmdStatus, CmdReload, CmdScale or CmdStop
+	Cmd string `json:"cmd"`         // CmdStatus, CmdReload, CmdUpgrade, CmdScale or CmdStop
 	N   int    `json:"n,omitempty"` // for scale
 	// WaitMS is how long the client waits for each line of the answer, in
 	// milliseconds; the master says a long command is still running at
@@ -261,6 +261,10 @@ func (m *Master) control(r *request) {
 	case CmdReload:
 		if err = m.startRoll(r.reply); err == nil {
 			return // the roll answers when it ends
+		}
+	case CmdUpgrade:
+		if err = m.startUpgrade(r.reply); err == nil {
+			return // the upgrade answers when it ends
 		}
 	case CmdScale:
 		if err = m.scale(r.N); err == nil {

@@ -57,7 +57,7 @@ func (realClock) AfterFunc(d time.Duration, f func()) timer { return time.AfterF
 // Signals the master handles; the rest keep their default action.
 var handledSignals = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-	syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU,
+	syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR2,
 	syscall.SIGUSR1, // reopen the workers' access logs
 	// Without this a write to a closed stdout or stderr (a log reader
 	// that went away) would kill the master, and with it the pool.

@@ -49,6 +49,9 @@ func (t *listenerTable) get(key string) (*listener, error) {
 	if l, ok := t.byKey[key]; ok {
 		return l, nil
 	}
+	if in := t.upgradeKey(key); in != nil {
+		return t.adoptUpgrade(key, in)
+	}
 	spec, err := ParseListen(key)
 	if err != nil {
 		return nil, err
@@ -250,7 +253,10 @@ func (t *listenerTable) closeAll() {
 // socket), and returns the keys of every configured listener.
 func (m *Master) takeInherited() ([]string, error) {
 	m.listeners.activate()
-	keys, err := m.listeners.expand(m.cfg.Listen)
+	keys, err := m.takeUpgrade()
+	if err == nil && keys == nil {
+		keys, err = m.listeners.expand(m.cfg.Listen)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package master
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -57,6 +58,10 @@ type Config struct {
 	// starts and stops the workers, and only root and User may use the
 	// control socket.
 	User, Group string
+	// PIDFile, if set, is written with the master's pid at start (and by
+	// a new master when an upgrade hands over to it), atomically, and
+	// removed at stop.
+	PIDFile string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
 	// AdminListen, if set, is the address of the admin HTTP server
@@ -158,6 +163,13 @@ type Master struct {
 	recycle  recycler
 	delay    timer // the shutdown delay running; nil when none
 
+	ctl        *net.UnixListener // the control socket
+	upgrade    *upgrade          // an upgrade to a new master in progress (upgrade.go)
+	handover   *handover         // this master starts as an upgrade, not yet committed
+	handedOver bool              // a new master took over: leave it the socket files
+	admin      *admin            // the --admin-listen server, if any
+	adminFile  *os.File          // its socket, from the old master in an upgrade
+
 	ctlErrLog *burst // control socket accept errors
 	rrErrLog  *burst // rr accept and hand-off errors
 	rrDropLog *burst // connections rr had to drop
@@ -205,21 +217,25 @@ func (m *Master) now() time.Time { return m.clock.Now() }
 
 // Run binds the listeners, starts the pool and supervises it until a stop
 // signal has been handled. It returns an error only when it cannot start.
-func (m *Master) Run() error {
+func (m *Master) Run() (err error) {
 	defer m.listeners.closeAll()
+	defer m.handoverFailed(&err)
 	keys, err := m.takeInherited()
 	if err != nil {
 		return err
 	}
-	ctl, err := m.listenControl(m.cfg.Control)
-	if err != nil {
-		return err
+	if m.ctl == nil { // else inherited in an upgrade
+		if m.ctl, err = m.listenControl(m.cfg.Control); err != nil {
+			return err
+		}
 	}
+	ctl := m.ctl
 	adm, err := m.startAdmin() // a busy port fails the start before anything else
 	if err != nil {
 		_ = ctl.Close()
 		return err
 	}
+	m.admin = adm
 	defer adm.close()
 	if err := m.openListeners(keys); err != nil {
 		m.stopAccepting()
@@ -227,19 +243,24 @@ func (m *Master) Run() error {
 		return err
 	}
 	m.log.Info("control socket", "path", m.ctlPath)
-	m.wg.Add(1)
-	go m.serveControl(ctl)
+	if m.handover == nil {
+		m.writePIDFile()
+		m.serveControlSocket()
+		m.sd = newNotifier(m.log)
+	}
 	signal.Notify(m.sigs, handledSignals...)
 	if m.pid1 = os.Getpid() == 1; m.pid1 {
 		signal.Notify(m.sigs, syscall.SIGCHLD)
 	}
-	m.sd = newNotifier(m.log)
 	defer signal.Stop(m.sigs)
 	m.start()
 	m.loop()
 	m.shutdown()
-	if err := ctl.Close(); err != nil { // removes the socket file
-		m.log.Warn("closing the control socket", "error", err)
+	if !m.handedOver {
+		if err := ctl.Close(); err != nil { // removes the socket file, if this master serves it
+			m.log.Warn("closing the control socket", "error", err)
+		}
+		m.removePIDFile()
 	}
 	m.wg.Wait()
 	m.log.Info("stopped")
@@ -283,7 +304,14 @@ func (m *Master) loop() {
 			m.signal(sig)
 		}
 		m.notifyServiceManager()
+		m.handoverTick()
 	}
+}
+
+// serveControlSocket starts answering the control socket.
+func (m *Master) serveControlSocket() {
+	m.wg.Add(1)
+	go m.serveControl(m.ctl)
 }
 
 // shutdown ends the goroutines the supervisor fed; events still on their
@@ -293,6 +321,9 @@ func (m *Master) shutdown() {
 	m.stopAccepting()
 	m.rpCloseAll()
 	close(m.done)
+	if m.handover != nil { // ends awaitCommit
+		_ = m.handover.ch.Close()
+	}
 }
 
 // send delivers ev to the supervisor unless it has finished; then the
@@ -325,6 +356,8 @@ func (m *Master) signal(sig os.Signal) {
 		m.stopNow("immediate stop")
 	case syscall.SIGHUP:
 		m.reloadSignal()
+	case syscall.SIGUSR2:
+		m.upgradeSignal()
 	case syscall.SIGTTIN, syscall.SIGTTOU:
 		n := len(m.slots) + 1
 		if sig == syscall.SIGTTOU {

@@ -88,7 +88,12 @@ func zombieChildren() []int {
 	return out
 }
 
+// isWorker reports whether pid is a worker, or a new master being
+// started for an upgrade, whose exit status is its watcher's.
 func (m *Master) isWorker(pid int) bool {
+	if m.upgrade != nil && m.upgrade.pid == pid {
+		return true
+	}
 	for w := range m.workers {
 		if w.pid == pid {
 			return true

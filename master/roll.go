@@ -57,6 +57,8 @@ func (m *Master) startRoll(reply chan<- response) error {
 		return nil
 	case m.roll != nil:
 		return errRolling
+	case m.upgrade != nil:
+		return errUpgrading
 	}
 	m.generation++
 	r := &roll{generation: m.generation, started: m.now()}

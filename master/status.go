@@ -18,6 +18,7 @@ type MasterStatus struct {
 	Sched      string           `json:"sched"`
 	Workers    int              `json:"workers"` // the pool size it maintains
 	Rolling    bool             `json:"rolling"`
+	Upgrading  bool             `json:"upgrading"` // a new master is starting (ctl upgrade)
 	Stopping   bool             `json:"stopping"`
 	Listeners  []ListenerStatus `json:"listeners"`
 	Uptime     float64          `json:"uptime_seconds"`
@@ -46,6 +47,7 @@ func (m *Master) status() *Status {
 		Sched:      m.cfg.Sched,
 		Workers:    len(m.slots),
 		Rolling:    m.roll != nil,
+		Upgrading:  m.upgrade != nil,
 		Stopping:   m.stopping,
 		Uptime:     now.Sub(m.started).Seconds(),
 	}}

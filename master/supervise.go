@@ -194,6 +194,7 @@ func (m *Master) stopGracefully() {
 	m.stats.shutting.Store(true)
 	m.cancelDelay()
 	m.rollAbort("the master is stopping")
+	m.upgradeAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
 	for w := range m.workers {
@@ -206,6 +207,7 @@ func (m *Master) stopNow(reason string) {
 	m.stats.shutting.Store(true)
 	m.cancelDelay()
 	m.rollAbort("the master is stopping")
+	m.upgradeAbort("the master is stopping")
 	m.cancelRespawns()
 	m.stopAccepting()
 	for w := range m.workers {

@@ -43,6 +43,9 @@ type Config struct {
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
+	// OnShutdown functions are called, each on a goroutine of its own, when
+	// the worker starts draining (httpcore.Server.RegisterOnShutdown).
+	OnShutdown []func()
 	// AccessLog is a file to append a line per response to, "-" for
 	// standard output, "" for none; AccessLogFormat is AccessLogCommon
 	// (default) or AccessLogJSON. SIGUSR1 reopens the file.
@@ -173,6 +176,9 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 		return err
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
+	for _, f := range p.cfg.OnShutdown {
+		p.srv.RegisterOnShutdown(f)
+	}
 	p.self.srv = p.srv
 	fds, err := rawfd.All(files)
 	if err != nil {

@@ -221,10 +221,12 @@ func (l *chaosLoad) register(port int) *chaosConn {
 }
 
 // failed records a failure on the connection at port (0: a failed dial).
-func (l *chaosLoad) failed(port int, c *chaosConn, msg string) {
+// A kill cuts a connection; it cannot make a wrong answer, so only an I/O
+// error (cut) on a doomed connection is excused.
+func (l *chaosLoad) failed(port int, c *chaosConn, cut bool, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c != nil && c.doomed {
+	if c != nil && c.doomed && cut {
 		l.doomedFails.Add(1)
 		return
 	}
@@ -250,7 +252,7 @@ func (l *chaosLoad) run(req string, deadline time.Time) {
 		}
 		nc, err := net.DialTimeout("tcp", l.addr, 2*time.Second)
 		if err != nil {
-			l.failed(0, nil, "dial: "+err.Error())
+			l.failed(0, nil, true, "dial: "+err.Error())
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
@@ -275,12 +277,12 @@ func (l *chaosLoad) serve(nc net.Conn, port int, c *chaosConn, req string, deadl
 		code, body, keep, err := fetch(nc, r, req)
 		switch {
 		case err != nil:
-			l.failed(port, c, err.Error())
+			l.failed(port, c, true, err.Error())
 			return
 		case code/100 != 2:
-			l.failed(port, c, "status "+strconv.Itoa(code))
+			l.failed(port, c, false, "status "+strconv.Itoa(code))
 		case body != l.want:
-			l.failed(port, c, fmt.Sprintf("wrong body %.80q", body))
+			l.failed(port, c, false, fmt.Sprintf("wrong body %.80q", body))
 		default:
 			l.ok.Add(1)
 		}

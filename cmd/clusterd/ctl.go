@@ -95,7 +95,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 }
 
 // ctlCommands lists the commands for error messages.
-const ctlCommands = master.CmdStatus + ", " + cmdTop + ", " + master.CmdReload + ", " + master.CmdScale + " N or " + master.CmdStop
+const ctlCommands = master.CmdStatus + ", " + cmdTop + ", " + master.CmdReload + ", " + master.CmdUpgrade + ", " + master.CmdScale + " N or " + master.CmdStop
 
 // parseCtl accepts flags before or after the command.
 func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
@@ -116,7 +116,7 @@ func parseCtl(fs *flag.FlagSet, args []string) (master.Request, error) {
 	req := master.Request{Cmd: words[0]}
 	want := 1
 	switch req.Cmd {
-	case master.CmdStatus, master.CmdReload, master.CmdStop, cmdTop:
+	case master.CmdStatus, master.CmdReload, master.CmdUpgrade, master.CmdStop, cmdTop:
 	case master.CmdScale:
 		want = 2
 		if len(words) < 2 {
@@ -144,6 +144,8 @@ func printStatus(w io.Writer, st *master.Status) error {
 		state = "stopping"
 	case m.Rolling:
 		state = "rolling restart"
+	case m.Upgrading:
+		state = "upgrading"
 	}
 	if _, err := fmt.Fprintf(w, "master pid %d, %s, generation %d, %d workers (%s), up %v\n",
 		m.PID, state, m.Generation, m.Workers, m.Sched, secs(m.Uptime)); err != nil {

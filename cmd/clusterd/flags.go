@@ -23,7 +23,7 @@ import (
 var usage = strings.NewReplacer("{maxWorkers}", strconv.Itoa(master.MaxWorkers)).Replace(
 	usageHead + flagUsage(serveFlags) + "\nctl flags:\n" + flagUsage(ctlFlags) + usageTail)
 
-const usageHead = `clusterd - a multi-process HTTP/1.1 server
+const usageHead = `clusterd - a multi-process HTTP/1.1 (and h2c) server
 
 A master process binds the listening sockets and starts N worker processes;
 each worker receives the sockets over a Unix socket and serves HTTP from its
@@ -39,6 +39,10 @@ on shutdown. Without --root, workers serve the built-in demo app:
 
 Usage:
   clusterd [serve] [flags]        run a master and its workers (the default)
+  clusterd check [flags]          check serve's flags and configuration (listeners,
+                                  --root, --user and --group) without binding or
+                                  starting anything, as nginx -t: exit 0 with
+                                  "configuration ok", or 1 with the reason
   clusterd ctl [ctl flags] COMMAND
                                   control a running master (see ctl flags):
       status                      the master and a table of its workers
@@ -53,6 +57,17 @@ Usage:
                                   asked for while one runs is refused (one asked
                                   for while --max-requests or --max-rss replaces
                                   a worker follows it).
+      upgrade                     master binary upgrade: start a new master from
+                                  the binary now on disk, with the same flags; it
+                                  checks itself (clusterd check), takes over the
+                                  listening and control sockets and starts its
+                                  workers; once they serve, it rewrites --pid-file
+                                  and tells systemd (MAINPID=), and this master
+                                  drains its workers and exits. A new master that
+                                  fails its check, exits, or is not serving within
+                                  --ready-timeout is killed: this one serves on
+                                  and ctl exits non-zero with the reason. Refused
+                                  during a reload or another upgrade.
       scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
                                   ctl refuses a socket, or a directory holding
@@ -71,6 +86,7 @@ Signals to the master:
                     --shutdown-delay first, not ready but serving)
   SIGQUIT           immediate stop
   SIGHUP            rolling restart, as clusterd ctl reload
+  SIGUSR2           master binary upgrade, as clusterd ctl upgrade
   SIGTTIN, SIGTTOU  one worker more, one fewer (never below 1)
   SIGUSR1           the workers reopen the access log
 
@@ -169,6 +185,11 @@ GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
+	{name: "h2c", show: "off", help: `serve HTTP/2 over cleartext TCP besides HTTP/1.1:
+prior knowledge (curl --http2-prior-knowledge) and
+Upgrade: h2c (curl --http2). The demo app then runs
+as a net/http Handler; not with --root`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.BoolVar(&c.h2c, name, false, "") }},
 	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
 with no supplementary groups; the master must be
 started as root, and keeps root to bind (ports
@@ -181,6 +202,11 @@ control socket then admits root and NAME only`,
 	{name: "control", arg: "PATH", show: "master-PID.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID",
 		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
+	{name: "pid-file", arg: "PATH", help: `write the master's pid here (temporary file and
+rename, so never half-written); a master upgrade
+rewrites it with the new master's pid. Removed on
+stop`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.PIDFile, name, "", "") }},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.HTTP.IdleTimeout, name, httpcore.DefaultIdleTimeout, "")
@@ -207,7 +233,7 @@ control socket then admits root and NAME only`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.GracefulTimeout, name, defaults.GracefulTimeout, "")
 		}},
-	{name: "ready-timeout", arg: "D", help: "a new worker must be serving within this",
+	{name: "ready-timeout", arg: "D", help: "a new worker must be serving within this; in a\nmaster upgrade, the new master and its workers",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.DurationVar(&c.opts.ReadyTimeout, name, defaults.ReadyTimeout, "")
 		}},
@@ -256,6 +282,7 @@ counted; SIGUSR1 reopens the file (logrotate)`,
 type serveConfig struct {
 	opts clusterd.Options
 	root string // serve files from here instead of the demo app
+	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 
 	listen             listFlag
 	sockets            socketFlags
@@ -283,6 +310,9 @@ func parseServe(args []string) (serveConfig, error) {
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.MaxRSS = uint64(cfg.maxRSS)
 	opts.LogJSON = cfg.logFormat == "json"
+	if cfg.h2c && cfg.root != "" {
+		return cfg, errors.New("--h2c serves the demo app; it does not combine with --root")
+	}
 	if err := validate(fs, *opts, cfg.logFormat); err != nil {
 		return cfg, err
 	}

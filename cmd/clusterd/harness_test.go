@@ -21,6 +21,7 @@ import (
 
 	"github.com/clusterd/clusterd/httpcore"
 	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/master"
 	"github.com/clusterd/clusterd/worker"
 )
 
@@ -35,6 +36,9 @@ const (
 	envChild     = "CLUSTERD_TEST_CHILD"
 	envSleep     = "CLUSTERD_TEST_SLEEP"      // the process sleeps a minute
 	envSlowStart = "CLUSTERD_TEST_SLOW_START" // workers after the first generation take N ms to start
+	// envUpgradeFail: a master started for an upgrade exits 1 at once
+	// (after passing its configuration check).
+	envUpgradeFail = "CLUSTERD_TEST_UPGRADE_FAIL"
 )
 
 // startChild starts a process that holds this worker's stderr open.
@@ -112,6 +116,10 @@ func TestMain(m *testing.M) {
 		}
 		if dir := os.Getenv(envChild); dir != "" && os.Getenv(ipc.EnvWorkerID) != "" {
 			startChild(dir)
+		}
+		if os.Getenv(envUpgradeFail) == "1" && os.Getenv(master.EnvUpgrade) != "" {
+			fmt.Fprintln(os.Stderr, "simulated new master failure: cannot load its plugins")
+			os.Exit(1)
 		}
 		if os.Getenv(envHang) == "1" {
 			os.Exit(serveWithHang(os.Args[1:]))

@@ -28,7 +28,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "ctl", "version", "help":
+		case "serve", "check", "ctl", "version", "help":
 			cmd, args = args[0], args[1:]
 		}
 	}
@@ -41,8 +41,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "ctl":
 		return ctl(args, stdout, stderr)
+	case "check":
+		return check(args, stdout, stderr)
 	}
 	return serve(args, stdout, stderr)
+}
+
+// check checks serve's flags and configuration without binding or
+// starting anything, as nginx -t does: exit 0 with "configuration ok", or
+// 1 with the reason on one line.
+func check(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServe(args)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err == nil && cfg.root != "" {
+		var files *static.Handler
+		if files, err = static.New(cfg.root); err == nil {
+			_ = files.Close()
+		} else {
+			err = fmt.Errorf("--root: %w", err)
+		}
+	}
+	if err == nil {
+		err = clusterd.Check(cfg.opts)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd check: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "configuration ok")
+	return 0
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -79,7 +109,12 @@ func newApp(cfg serveConfig) (func(*worker.Worker) httpcore.Handler, func(), err
 
 // runApp runs the master, or in a worker serves app, and returns the exit code.
 func runApp(cfg serveConfig, app func(*worker.Worker) httpcore.Handler, stderr io.Writer) int {
-	if err := clusterd.RunFunc(cfg.opts, app); err != nil {
+	run := func() error { return clusterd.RunFunc(cfg.opts, app) }
+	if cfg.h2c { // the demo app through the net/http adapter, which speaks h2c
+		cfg.opts.H2C = true
+		run = func() error { return clusterd.RunHTTPFunc(cfg.opts, demoHTTP) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintf(stderr, "clusterd: %v\n", err)
 		return 1
 	}

@@ -1,35 +1,44 @@
-package httpcore
+package nethttp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"strings"
+	"time"
 	"unsafe"
+
+	"github.com/clusterd/clusterd/httpcore"
 )
 
-// newNetRequest builds the *http.Request for r, with context ctx. Its
-// strings come from one copy of the raw head, so they outlive the loop's
-// buffers. The body is set by the caller.
-func newNetRequest(ctx context.Context, r *Request) (*http.Request, error) {
-	rb := rebaser{raw: string(r.head), head: r.head}
-	target := rb.str(r.target)
-	u, err := parseTarget(r.method, target)
+// newRequest builds the *http.Request for r, with context ctx. Its strings
+// come from one copy of the raw head, so they outlive the loop's buffers.
+// The body is set by the caller.
+func newRequest(ctx context.Context, r *httpcore.Request) (*http.Request, error) {
+	head := r.RawHead()
+	rb := rebaser{raw: string(head), head: head}
+	target := rb.str(r.Target())
+	u, err := parseTarget(r.Method(), target)
 	if err != nil {
 		return nil, err
 	}
-	hdr := netHeader(r, rb)
+	hdr := header(r, rb)
 	host := u.Host
 	if host == "" {
 		host = hdr.Get("Host")
 	}
 	delete(hdr, "Host")
+	proto, major := rb.str(r.Proto()), 1
+	if proto == "HTTP/2.0" {
+		major = 2 // the HTTP/2 preface (see httpcore.HTTP2PrefaceHandler)
+	}
 	req := http.Request{
-		Method: rb.str(r.method), URL: u, Proto: rb.str(r.proto), ProtoMajor: 1, ProtoMinor: int(r.minor),
+		Method: rb.str(r.Method()), URL: u, Proto: proto, ProtoMajor: major, ProtoMinor: r.ProtoMinor(),
 		Header: hdr, Host: host, RequestURI: target, RemoteAddr: r.RemoteAddr(),
-		Close: !r.keepAlive(), Body: http.NoBody,
+		Close: !r.KeepAlive(), Body: http.NoBody,
 	}
 	setFraming(&req, r)
 	return req.WithContext(ctx), nil
@@ -49,34 +58,37 @@ func parseTarget(method, target string) (*url.URL, error) {
 	return u, nil
 }
 
-// netHeader returns r's header fields with canonical keys. The values of
-// all fields share one backing array.
-func netHeader(r *Request, rb rebaser) http.Header {
-	hdr := make(http.Header, len(r.headers))
-	vals := make([]string, len(r.headers))
-	for i, f := range r.headers {
-		key := http.CanonicalHeaderKey(rb.str(f.name))
-		vals[i] = rb.str(f.value)
+// header returns r's header fields with canonical keys. The values of all
+// fields share one backing array.
+func header(r *httpcore.Request, rb rebaser) http.Header {
+	var n int
+	r.VisitHeaders(func(string, string) { n++ })
+	hdr := make(http.Header, n)
+	vals := make([]string, 0, n)
+	r.VisitHeaders(func(name, value string) {
+		key := http.CanonicalHeaderKey(rb.str(name))
+		vals = append(vals, rb.str(value))
+		i := len(vals) - 1
 		if old, ok := hdr[key]; ok {
 			hdr[key] = append(old, vals[i]) // old has no room: this copies
 		} else {
 			hdr[key] = vals[i : i+1 : i+1]
 		}
-	}
+	})
 	return hdr
 }
 
 // setFraming sets the body framing fields. Transfer-Encoding moves from
 // Header to TransferEncoding, and a chunked body's declared trailers are
 // announced in Trailer, as net/http does.
-func setFraming(req *http.Request, r *Request) {
+func setFraming(req *http.Request, r *httpcore.Request) {
 	switch {
-	case r.flags&reqChunked != 0:
+	case r.Chunked():
 		req.ContentLength = -1
 		req.TransferEncoding = []string{"chunked"}
 		req.Trailer = declaredTrailer(req.Header)
-	case r.contentLength > 0:
-		req.ContentLength = r.contentLength
+	case r.ContentLength() > 0:
+		req.ContentLength = r.ContentLength()
 	}
 	delete(req.Header, "Transfer-Encoding")
 }
@@ -100,8 +112,18 @@ func declaredTrailer(hdr http.Header) http.Header {
 	return t
 }
 
+// forbiddenTrailer reports fields that must not be trailers (RFC 9110
+// 6.5.1), as net/http refuses them.
+func forbiddenTrailer(k string) bool {
+	switch k {
+	case "Content-Length", "Transfer-Encoding", "Trailer", "Host", "Connection", "Content-Type":
+		return true
+	}
+	return false
+}
+
 // rebaser maps strings pointing into a raw head to the same bytes of a
-// copy of it.
+// copy of it; other strings are copied.
 type rebaser struct {
 	raw  string
 	head []byte
@@ -118,46 +140,41 @@ func (rb rebaser) str(s string) string {
 	return strings.Clone(s)
 }
 
-// netBody is the Body of an adapted request: the bytes of a bodyPipe, with
+// body is the Body of an adapted request: the streamed body, with
 // net/http's errors and trailers.
-type netBody struct {
-	p     *bodyPipe
-	req   *http.Request
-	limit int64 // MaxBodyBytes
-	eof   bool
+type body struct {
+	b   *httpcore.Body
+	req *http.Request
+	eof bool
 }
 
 // Read reads the body as it arrives. At EOF the trailer fields of a chunked
 // body are merged into the request's Trailer; a body over MaxBodyBytes
 // fails with *http.MaxBytesError.
-func (b *netBody) Read(p []byte) (int, error) {
-	n, err := b.p.Read(p)
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.b.Read(p)
+	var tooLarge *httpcore.BodyTooLargeError
 	switch {
 	case err == io.EOF && !b.eof:
 		b.eof = true
 		b.setTrailer()
-	case err == errBodyTooLarge:
-		err = &http.MaxBytesError{Limit: b.limit}
+	case errors.As(err, &tooLarge):
+		err = &http.MaxBytesError{Limit: tooLarge.Limit}
 	}
 	return n, err
 }
 
 // Close stops reading; the rest of the body is dropped as it arrives.
-func (b *netBody) Close() error {
-	b.p.Close()
-	return nil
-}
+func (b *body) Close() error { return b.b.Close() }
 
-func (b *netBody) setTrailer() {
-	fields := b.p.trailers()
-	if len(fields) == 0 {
-		return
-	}
-	if b.req.Trailer == nil {
-		b.req.Trailer = make(http.Header, len(fields))
-	}
-	for _, f := range fields {
-		k := http.CanonicalHeaderKey(f.name)
-		b.req.Trailer[k] = append(b.req.Trailer[k], f.value)
-	}
+func (b *body) setReadDeadline(t time.Time) { b.b.SetReadDeadline(t) }
+
+func (b *body) setTrailer() {
+	b.b.VisitTrailers(func(name, value string) {
+		if b.req.Trailer == nil {
+			b.req.Trailer = make(http.Header)
+		}
+		k := http.CanonicalHeaderKey(name)
+		b.req.Trailer[k] = append(b.req.Trailer[k], value)
+	})
 }

@@ -1,0 +1,464 @@
+package master
+
+// Master binary upgrade (`clusterd ctl upgrade`, SIGUSR2): the running
+// ("old") master hands its listening sockets and its control socket to a
+// new master running the binary now on disk, and exits once the new one's
+// workers serve.
+//
+// Why a child and not exec in place: execve replaces the running master
+// for good. If the new binary cannot start (a bad build, a missing
+// library, a config it rejects), there is nothing left to fall back to,
+// and the workers lose their master. Started as a child, the new master
+// can fail in any way and the old one, still holding every socket,
+// kills it and serves on; nothing changed. The cost is that the master's
+// PID changes, so the service manager must be told: the old master sends
+// sd_notify MAINPID=<new> (it is still the main PID when it does, so
+// NotifyAccess=main suffices), and the new master rewrites --pid-file
+// atomically. The new master is reparented to init (or to the nearest
+// subreaper) when the old one exits; under systemd, MAINPID is what the
+// service manager tracks.
+//
+// Steps, each with a way back:
+//
+//  1. The old master runs the new binary with the same arguments and
+//     EnvCheck=1: it parses its flags and checks its configuration
+//     without binding (as `clusterd check` does) and exits. A failure
+//     ends the upgrade with the line it printed.
+//  2. It starts the new binary as a child in a process group of its own,
+//     with EnvUpgrade describing the inherited descriptors: a readiness
+//     channel, the control socket and every listener, by the --listen key
+//     the workers ask for (LISTEN_FDS cannot be used: LISTEN_PID must name
+//     the child, whose pid exec cannot know in advance). Unix socket files
+//     stay where they are; the new master removes them when it stops.
+//  3. The new master starts its workers; once every slot serves it says
+//     "ready". If it exits first, or is not ready within --ready-timeout,
+//     the old master kills its process group and keeps serving.
+//  4. The old master answers "commit"; the new master rewrites the PID
+//     file, serves the control socket and answers "done". The old master
+//     then sends MAINPID=, stops answering the control socket (leaving its
+//     file for the new master), drains its workers and exits 0.
+//
+// An upgrade is refused while another one or a rolling restart runs, and
+// in a master running as PID 1, whose exit would end its PID namespace.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
+)
+
+// Environment of the processes the old master starts for an upgrade.
+const (
+	// EnvCheck set to 1 asks the program to check its flags and
+	// configuration, print "configuration ok" or the reason, and exit 0
+	// or 1, without binding or starting anything.
+	EnvCheck = "CLUSTERD_CHECK"
+	// EnvUpgrade tells a new master what it inherits from the old one: a
+	// JSON upgradeEnv.
+	EnvUpgrade = "CLUSTERD_UPGRADE"
+)
+
+// The lines of the readiness channel between the masters.
+const (
+	lineReady  = "ready"  // new → old: every worker serves
+	lineCommit = "commit" // old → new: take over
+	lineDone   = "done"   // new → old: PID file and control socket taken over
+	lineFailed = "failed" // new → old: "failed REASON", it cannot start
+)
+
+// checkOK is what a successful check prints: a binary that exits 0
+// without it did not check anything (it predates EnvCheck).
+const checkOK = "configuration ok"
+
+// upgradeEnv is EnvUpgrade's value.
+type upgradeEnv struct {
+	Channel     int               `json:"channel"`      // the readiness channel's descriptor
+	Control     int               `json:"control"`      // the control socket's descriptor
+	ControlPath string            `json:"control_path"` // and its path
+	Keys        []string          `json:"keys"`         // the listeners every worker serves
+	Listeners   []upgradeListener `json:"listeners"`
+	Admin       int               `json:"admin,omitempty"` // the --admin-listen socket's descriptor
+	Generation  int               `json:"generation"`      // of the new master's first workers
+	Workers     int               `json:"workers"`         // the pool size, as scaled since the start
+}
+
+// upgradeListener is one inherited listening socket.
+type upgradeListener struct {
+	Key      string `json:"key"` // the --listen value workers ask for
+	FD       int    `json:"fd"`
+	Form     string `json:"form"`
+	Backlog  int    `json:"backlog,omitempty"`   // as the old master set it; 0: as inherited
+	SockFile bool   `json:"sock_file,omitempty"` // the master removes its socket file when it stops
+}
+
+// errUpgrading refuses a reload or a second upgrade while one runs.
+var errUpgrading = errors.New("a master upgrade is in progress; try again when it has finished")
+
+// upgrade is an upgrade in progress, as the old master sees it.
+type upgrade struct {
+	pid     int // the new master's, once started
+	started time.Time
+	waiters []chan<- response
+	abort   chan string // the supervisor gives up: the reason
+}
+
+// upgradeSignal starts an upgrade for SIGUSR2.
+func (m *Master) upgradeSignal() {
+	if err := m.startUpgrade(nil); err != nil {
+		m.log.Warn("upgrade refused", "signal", "SIGUSR2", "error", err)
+	}
+}
+
+// startUpgrade begins a master upgrade. reply, if not nil, receives the
+// outcome when it ends.
+func (m *Master) startUpgrade(reply chan<- response) error {
+	switch {
+	case m.stopping:
+		return errors.New("the master is stopping")
+	case m.upgrade != nil:
+		return errUpgrading
+	case m.roll != nil:
+		return errRolling
+	case m.handover != nil:
+		return errors.New("this master is itself starting as an upgrade; try again when it serves")
+	case m.pid1:
+		return errors.New("the master is PID 1, whose exit would end every process of its PID namespace; restart the container instead")
+	case m.ctl == nil:
+		return errors.New("no control socket to hand over")
+	}
+	files, env, err := m.upgradeFiles()
+	if err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	u := &upgrade{started: m.now(), abort: make(chan string, 1)}
+	if reply != nil {
+		u.waiters = append(u.waiters, reply)
+	}
+	m.upgrade = u
+	m.log.Info("master upgrade", "binary", m.cfg.Command[0])
+	m.wg.Add(1)
+	go m.runUpgrade(u, files, env)
+	return nil
+}
+
+// upgradeFiles duplicates the descriptors the new master inherits — the
+// readiness channel's end is added later as fd 3 — and describes them.
+// Duplicates made here keep the sockets' blocking mode untouched when
+// exec hands them over (see rawfd).
+func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
+	env := upgradeEnv{Channel: 3, Control: 4, ControlPath: m.ctlPath, Keys: m.listenKeys,
+		Generation: m.generation + 1, Workers: len(m.slots)}
+	var files []*os.File
+	fail := func(err error) ([]*os.File, upgradeEnv, error) {
+		closeFiles(files)
+		return nil, env, err
+	}
+	ctlFD, err := dupListener(m.ctl)
+	if err != nil {
+		return fail(fmt.Errorf("control socket: %w", err))
+	}
+	files = append(files, os.NewFile(uintptr(ctlFD), "control"))
+	for _, l := range m.listeners.order {
+		fd, err := rawfd.DupFile(l.file)
+		if err != nil {
+			return fail(fmt.Errorf("listener %s: %w", l.key, err))
+		}
+		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 5 + len(env.Listeners), Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
+		files = append(files, os.NewFile(uintptr(fd), l.key))
+	}
+	if m.admin != nil {
+		fd, err := dupListener(m.admin.ln)
+		if err != nil {
+			return fail(fmt.Errorf("admin listener: %w", err))
+		}
+		env.Admin = 4 + len(files) // fd 3 is the channel, files follow from 4
+		files = append(files, os.NewFile(uintptr(fd), "admin"))
+	}
+	return files, env, nil
+}
+
+// dupListener returns a close-on-exec duplicate of ln's descriptor.
+func dupListener(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor", ln)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { nfd, derr = rawfd.Dup(int(fd)) }); err != nil {
+		return -1, err
+	}
+	return nfd, derr
+}
+
+// runUpgrade checks and starts the new master, waits for it, and reports
+// the outcome to the supervisor (upgradeFinished).
+func (m *Master) runUpgrade(u *upgrade, files []*os.File, env upgradeEnv) {
+	defer m.wg.Done()
+	pid, err := m.upgradeSteps(u, files, env)
+	m.send(func() { m.upgradeFinished(u, pid, err) })
+}
+
+func (m *Master) upgradeSteps(u *upgrade, files []*os.File, env upgradeEnv) (int, error) {
+	defer closeFiles(files)
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ReadyTimeout)
+	defer cancel()
+	if err := checkBinary(ctx, m.cfg.Command); err != nil {
+		return 0, err
+	}
+	nm, err := startNewMaster(m.cfg.Command, files, env)
+	if err != nil {
+		return 0, err
+	}
+	m.send(func() { u.pid = nm.pid() })
+	m.log.Info("new master started", "pid", nm.pid())
+	err = m.awaitNewMaster(ctx, u, nm)
+	if err != nil {
+		nm.kill()
+	}
+	return nm.pid(), err
+}
+
+// checkBinary runs command with EnvCheck=1 and returns its reason if the
+// check fails. A binary that ignores EnvCheck may start serving instead:
+// its process group is killed when ctx ends.
+func checkBinary(ctx context.Context, command []string) error {
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
+	cmd.Env = append(childEnv(os.Environ()), EnvCheck+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // for what its group left holding the output
+	out, err := cmd.CombinedOutput()
+	switch {
+	case ctx.Err() != nil:
+		return errors.New("the new binary's configuration check did not finish within the ready timeout; killed it")
+	case err != nil:
+		return fmt.Errorf("the new binary failed its configuration check (%s): %s", exitStatus(err), lastLine(out))
+	case !strings.Contains(string(out), checkOK):
+		return fmt.Errorf("the new binary did not check its configuration (no %q; does it support upgrades?): %s", checkOK, lastLine(out))
+	}
+	return nil
+}
+
+// lastLine is the last non-empty line of out, or a note that there is none.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if s := strings.TrimSpace(lines[len(lines)-1]); s != "" {
+		return s
+	}
+	return "it printed nothing"
+}
+
+// childEnv is the environment for the new binary: the master's, without
+// what it was told for itself alone. WATCHDOG_PID names this master: the
+// new one, without it, pings the watchdog once it is the main process.
+func childEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !hasAnyPrefix(kv, []string{EnvCheck + "=", EnvUpgrade + "=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "WATCHDOG_PID="}) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// nextMaster is the new master process, as the old one sees it.
+type nextMaster struct {
+	cmd    *exec.Cmd
+	ch     *os.File
+	lines  chan string // from the channel; closed at EOF
+	exited chan error  // Wait's result
+	// committed: it was told to take over, and may be serving the
+	// control socket, whose file a graceful stop would remove.
+	committed bool
+}
+
+func (n *nextMaster) pid() int { return n.cmd.Process.Pid }
+
+// startNewMaster starts command with the readiness channel as fd 3, then files.
+func startNewMaster(command []string, files []*os.File, env upgradeEnv) (*nextMaster, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	// Ours non-blocking, so that closing it ends the read in progress.
+	if err := unix.SetNonblock(pair[0], true); err != nil {
+		_, _ = unix.Close(pair[0]), unix.Close(pair[1])
+		return nil, os.NewSyscallError("set the upgrade channel non-blocking", err)
+	}
+	ours, theirs := os.NewFile(uintptr(pair[0]), "upgrade"), os.NewFile(uintptr(pair[1]), "upgrade")
+	defer theirs.Close()
+	b, _ := json.Marshal(env)
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Env = append(childEnv(os.Environ()), EnvUpgrade+"="+string(b))
+	cmd.ExtraFiles = append([]*os.File{theirs}, files...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = ours.Close()
+		return nil, fmt.Errorf("start the new binary: %w", err)
+	}
+	n := &nextMaster{cmd: cmd, ch: ours, lines: make(chan string, 4), exited: make(chan error, 1)}
+	go func() { n.exited <- cmd.Wait() }() // after a successful upgrade, the new master outlives us
+	go func() {
+		defer close(n.lines)
+		sc := bufio.NewScanner(ours)
+		for sc.Scan() {
+			n.lines <- sc.Text()
+		}
+	}()
+	return n, nil
+}
+
+// Stopping a failed new master: SIGQUIT first, so that it kills its
+// workers (which may be stuck in start-up, deaf to their channel), then
+// SIGKILL to its process group after newMasterQuitGrace. One that was
+// told to commit gets SIGKILL at once: it must not remove the control
+// socket file as it stops, and its workers, all serving by then, end
+// when their channel does.
+const (
+	newMasterQuitGrace = 2 * time.Second
+	newMasterKillWait  = 5 * time.Second
+)
+
+// kill stops the new master and waits for it.
+func (n *nextMaster) kill() {
+	defer func() { _ = n.ch.Close() }()
+	if n.waitExit(0) {
+		return
+	}
+	if !n.committed {
+		_ = syscall.Kill(n.pid(), syscall.SIGQUIT)
+		if n.waitExit(newMasterQuitGrace) {
+			return
+		}
+	}
+	_ = syscall.Kill(-n.pid(), syscall.SIGKILL)
+	n.waitExit(newMasterKillWait)
+}
+
+// waitExit waits up to d for the new master to have exited.
+func (n *nextMaster) waitExit(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-n.exited:
+		n.exited <- err
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// awaitNewMaster follows the handshake until the new master is done, or
+// fails: exits, says nothing in time, or the supervisor gives up.
+func (m *Master) awaitNewMaster(ctx context.Context, u *upgrade, nm *nextMaster) error {
+	defer func() { _ = nm.ch.Close() }()
+	for {
+		select {
+		case line, ok := <-nm.lines:
+			switch {
+			case !ok:
+				return m.newMasterExited(nm)
+			case line == lineReady:
+				m.log.Info("new master ready", "pid", nm.pid())
+				nm.committed = true
+				if _, err := fmt.Fprintln(nm.ch, lineCommit); err != nil {
+					return fmt.Errorf("the new master (pid %d) went away: %w", nm.pid(), err)
+				}
+			case line == lineDone:
+				return nil
+			case strings.HasPrefix(line, lineFailed+" "):
+				return fmt.Errorf("the new master (pid %d) could not start: %s", nm.pid(), strings.TrimPrefix(line, lineFailed+" "))
+			}
+		case err := <-nm.exited:
+			nm.exited <- err
+			return m.newMasterExited(nm)
+		case <-ctx.Done():
+			return fmt.Errorf("the new master (pid %d) was not ready within %v; killed it", nm.pid(), m.cfg.ReadyTimeout)
+		case why := <-u.abort:
+			return errors.New(why)
+		}
+	}
+}
+
+// newMasterExited is the error for a new master whose channel ended.
+func (m *Master) newMasterExited(nm *nextMaster) error {
+	select {
+	case err := <-nm.exited:
+		nm.exited <- err
+		return fmt.Errorf("the new master (pid %d) exited during start-up (%s)", nm.pid(), exitStatus(err))
+	case <-time.After(logGrace):
+		return fmt.Errorf("the new master (pid %d) closed its channel during start-up", nm.pid())
+	}
+}
+
+// upgradeAbort ends an upgrade in progress; the new master is killed.
+func (m *Master) upgradeAbort(reason string) {
+	if u := m.upgrade; u != nil {
+		select {
+		case u.abort <- "upgrade aborted: " + reason:
+		default:
+		}
+	}
+}
+
+// upgradeFinished runs on the supervisor once the upgrade has ended. On
+// success it hands the service over and drains its workers.
+func (m *Master) upgradeFinished(u *upgrade, pid int, err error) {
+	m.upgrade = nil
+	resp := response{OK: err == nil}
+	if err != nil {
+		resp.Error = err.Error()
+		m.log.Error("master upgrade failed; serving on", "error", err)
+		m.writePIDFile() // in case the new master wrote it
+	} else {
+		resp.Message = fmt.Sprintf("upgraded: new master pid %d serves; pid %d drains its workers and exits", pid, os.Getpid())
+		m.log.Info("master upgrade done: handing over", "new_pid", pid,
+			"took", m.now().Sub(u.started).Round(time.Millisecond))
+		m.handOver(pid)
+	}
+	for _, c := range u.waiters {
+		c <- resp
+	}
+	if err == nil {
+		m.stopGracefully()
+	}
+}
+
+// handOver leaves the service to the new master pid: the service manager
+// is told, and the control and Unix socket files are left in place.
+func (m *Master) handOver(pid int) {
+	if m.sd != nil {
+		m.sd.notify("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1")
+		m.sd = nil // from now on the new master speaks for the service
+	}
+	m.handedOver = true
+	for _, l := range m.listeners.order {
+		l.sock = nil
+	}
+	m.ctl.SetUnlinkOnClose(false)
+	if err := m.ctl.Close(); err != nil {
+		m.log.Warn("closing the control socket", "error", err)
+	}
+	// The admin socket is the new master's too: stop answering on it
+	// before draining, or /readyz would fail there meanwhile. Its
+	// requests are short; close waits for them at most a second.
+	m.admin.close()
+}

@@ -1,0 +1,337 @@
+package nethttp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/httpcore"
+)
+
+// TestMain fails the run if goroutines running adapter or engine code, or
+// file descriptors, outlive the tests.
+func TestMain(m *testing.M) {
+	// Start the runtime's network poller (an epoll fd and an eventfd that
+	// stay open) before counting descriptors.
+	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+	}
+	fds := countFDs()
+	code := m.Run()
+	if code == 0 {
+		if err := checkLeaks(fds); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func checkLeaks(fds int) error {
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		leaked, f := leakedGoroutines(), countFDs()
+		if len(leaked) == 0 && f <= fds {
+			return nil
+		}
+		err = fmt.Errorf("leak: fds %d -> %d, goroutines:\n%s", fds, f, strings.Join(leaked, "\n\n"))
+	}
+	return err
+}
+
+// leakedGoroutines returns the stacks of goroutines, other than this one,
+// that run code of the adapter or the engine.
+func leakedGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	stacks := strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+	var leaked []string
+	for _, g := range stacks[1:] { // stacks[0] is this goroutine
+		if strings.Contains(g, "clusterd/httpcore.") || strings.Contains(g, "clusterd/nethttp.") {
+			leaked = append(leaked, g)
+		}
+	}
+	return leaked
+}
+
+func countFDs() int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(entries)
+}
+
+// listenLoopback returns a listening TCP socket on 127.0.0.1 and its address.
+func listenLoopback(t testing.TB) (int, string) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 512); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return fd, "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+}
+
+type testServer struct {
+	*httpcore.Server
+	addr string
+	errc chan error
+}
+
+// startNetHTTP serves h through the adapter on a loopback socket until the
+// test ends, when it shuts the server down and checks that Serve returned
+// nil.
+func startNetHTTP(t testing.TB, cfg httpcore.Config, h http.Handler) *testServer {
+	t.Helper()
+	return startHandler(t, cfg, New(h, Config{}))
+}
+
+// startHandler serves a, an adapter, like startNetHTTP.
+func startHandler(t testing.TB, cfg httpcore.Config, a *Handler) *testServer {
+	t.Helper()
+	fd, addr := listenLoopback(t)
+	ts := &testServer{Server: httpcore.NewServer(cfg, a), addr: addr, errc: make(chan error, 1)}
+	ts.RegisterOnShutdown(a.Shutdown)
+	go func() { ts.errc <- ts.Serve([]int{fd}) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ts.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-ts.errc; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		unix.Close(fd)
+	})
+	return ts
+}
+
+func (ts *testServer) dial(t testing.TB) *clientConn {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &clientConn{Conn: c, br: bufio.NewReader(c), t: t}
+}
+
+// clientConn is a raw HTTP/1.1 client connection for tests.
+type clientConn struct {
+	net.Conn
+	br *bufio.Reader
+	t  testing.TB
+}
+
+func (c *clientConn) send(raw string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c, raw); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// response reads one response; method tells whether it has a body.
+type response struct {
+	*http.Response
+	body string
+}
+
+func (c *clientConn) read(method string) response {
+	c.t.Helper()
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		c.t.Fatalf("read response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("read body: %v", err)
+	}
+	return response{resp, string(body)}
+}
+
+// expectClosed checks that the server closes the connection with nothing
+// more to read.
+func (c *clientConn) expectClosed() {
+	c.t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	b, err := c.br.ReadByte()
+	if err == nil {
+		rest, _ := c.br.Peek(c.br.Buffered())
+		c.t.Fatalf("expected close, read %q", append([]byte{b}, rest...))
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, unix.ECONNRESET) {
+		c.t.Fatalf("expected EOF, got %v", err)
+	}
+}
+
+// readResp reads a response head; its body is left to the caller.
+func readResp(c *clientConn, method string) (*http.Response, error) {
+	return http.ReadResponse(c.br, &http.Request{Method: method})
+}
+
+// httpClient returns a client for ts whose connections are closed when the
+// test ends (TestMain counts descriptors).
+func (ts *testServer) httpClient(t testing.TB) *http.Client {
+	tr := &http.Transport{
+		DialContext:        (&net.Dialer{}).DialContext,
+		DisableCompression: true,
+		MaxIdleConns:       16,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+func (ts *testServer) url(path string) string { return "http://" + ts.addr + path }
+
+// httpGet fetches url and returns the response with its body read.
+func httpGet(t testing.TB, c *http.Client, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body: %v", url, err)
+	}
+	return resp, string(b)
+}
+
+// readHead reads a response head, up to the empty line, from a raw client.
+func (c *clientConn) readHead() string {
+	c.t.Helper()
+	var b strings.Builder
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("read head: %v (so far %q)", err, b.String())
+		}
+		b.WriteString(line)
+		if line == "\r\n" {
+			return b.String()
+		}
+	}
+}
+
+// heapSampler records the largest heap seen while it runs.
+type heapSampler struct {
+	base uint64
+	peak atomic.Uint64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startHeapSampler() *heapSampler {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := &heapSampler{base: ms.HeapAlloc, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+func (s *heapSampler) run() {
+	defer close(s.done)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc > s.peak.Load() {
+			s.peak.Store(ms.HeapAlloc)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// finish stops sampling and returns the baseline and the peak heap.
+func (s *heapSampler) finish() (base, peak uint64) {
+	close(s.stop)
+	<-s.done
+	return s.base, s.peak.Load()
+}
+
+// slowRead reads n bytes from r in reads of at most 64 KiB, pausing every
+// step, and returns how many it read.
+func slowRead(r io.Reader, n int64, pause time.Duration) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var got int64
+	for got < n {
+		k, err := r.Read(buf[:min(int64(len(buf)), n-got)])
+		got += int64(k)
+		if err != nil {
+			return got, err
+		}
+		time.Sleep(pause)
+	}
+	return got, nil
+}
+
+const mib = 1 << 20
+
+func bigBody(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}
+
+func isReset(err error) bool { return errors.Is(err, unix.ECONNRESET) }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+	}
+}
+
+// readResponse reads one GET response and returns its body.
+func readResponse(c *clientConn) (string, error) {
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func closeFD(fd int) { _ = unix.Close(fd) }
+
+// nullLog silences net/http's server log.
+func nullLog() *log.Logger { return log.New(io.Discard, "", 0) }
