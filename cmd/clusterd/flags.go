@@ -175,8 +175,9 @@ reuseport  each worker slot accepts on a SO_REUSEPORT
 {default}:
 round-robin  each ready worker in turn
 least-conns  the one with the fewest open
-             connections (as its heartbeats report
-             them, plus those handed to it since)`,
+             connections (as it reports them with
+             each hand-off answer and heartbeat,
+             plus those handed to it since)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
 		}},
