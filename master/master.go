@@ -201,6 +201,11 @@ func New(cfg Config) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cred != nil && cfg.Sockets.Owner == nil {
+		// Unix socket files belong to the workers' user, as the files a
+		// service under that user would create.
+		cfg.Sockets.Owner = &SocketOwner{UID: int(cred.Uid), GID: int(cred.Gid)}
+	}
 	m := newMaster(cfg, execSpawner{command: cfg.Command, cred: cred}, realClock{})
 	m.cred, m.ctlGID = cred, ctlGID
 	return m, nil
