@@ -48,9 +48,11 @@ func testKillWorkersUnderLoad(t *testing.T, sched string) {
 		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		killed := time.Now()
 		c.waitLog(5*time.Second, func(m map[string]any) bool {
 			return m["@message"] == "worker ready" && m["id"] == float64(id) && int(m["pid"].(float64)) != victim
 		})
+		t.Logf("kill %d: worker %d (pid %d) replaced in %v", i+1, id, victim, time.Since(killed).Round(time.Millisecond))
 	}
 	okBefore := l.ok.Load()
 	time.Sleep(300 * time.Millisecond)
@@ -75,9 +77,10 @@ func testKillWorkersUnderLoad(t *testing.T, sched string) {
 func pickVictim(t *testing.T, rng *rand.Rand, live map[int]int, port int) (id, pid int) {
 	t.Helper()
 	var busy, all []int
+	conns := serverConns(t, port)
 	for id, pid := range live {
 		all = append(all, id)
-		if len(peerPorts(t, pid, port)) > 0 {
+		if len(heldBy(t, pid, conns)) > 0 {
 			busy = append(busy, id)
 		}
 	}

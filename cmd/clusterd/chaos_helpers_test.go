@@ -97,20 +97,47 @@ func countFds(pid int) int {
 // holds on server port port: the connections a kill of pid would cut.
 func peerPorts(t *testing.T, pid, port int) map[int]bool {
 	t.Helper()
-	inodes := socketInodes(t, pid)
-	b, err := os.ReadFile("/proc/net/tcp")
+	return heldBy(t, pid, serverConns(t, port))
+}
+
+// heldBy returns the client ports of the connections in conns (inode →
+// client port) that pid holds.
+func heldBy(t *testing.T, pid int, conns map[string]int) map[int]bool {
+	t.Helper()
+	out := map[int]bool{}
+	for inode := range socketInodes(t, pid) {
+		if p, ok := conns[inode]; ok {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// serverConns maps the inode of each TCP connection (not listener) on
+// local port port to its client's port, in one pass over /proc/net/tcp,
+// which on a busy machine holds tens of thousands of lines.
+func serverConns(t *testing.T, port int) map[string]int {
+	t.Helper()
+	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int]bool{}
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 10 || !inodes[f[9]] || f[3] == "0A" { // 0A: TCP_LISTEN
+	defer f.Close()
+	local := fmt.Sprintf(":%04X ", port)
+	out := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, local); i < 0 || i > 24 { // in the local address
 			continue
 		}
-		if hexPort(f[1]) == port {
-			out[hexPort(f[2])] = true
+		fields := strings.Fields(line)
+		if len(fields) >= 10 && hexPort(fields[1]) == port && fields[3] != "0A" { // 0A: TCP_LISTEN
+			out[fields[9]] = hexPort(fields[2])
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
