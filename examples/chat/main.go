@@ -15,9 +15,7 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"log"
 	"net/http"
 	"os"
 	"sync"
@@ -25,21 +23,15 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/examples/internal/examplemain"
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:8080", "address to serve (port 0: any free port, logged)")
-	workers := flag.Int("workers", 2, "worker processes")
-	flag.Parse()
+	opts := examplemain.Flags()
 	hub := newHub()
-	opts := clusterd.Options{
-		Listen: []string{*listen}, Workers: *workers, OnShutdown: hub.Shutdown,
-		GracefulTimeout: 10 * time.Second,
-	}
-	if err := clusterd.RunHTTP(opts, hub.routes()); err != nil {
-		log.Fatal(err)
-	}
+	opts.OnShutdown = hub.Shutdown
+	opts.GracefulTimeout = 10 * time.Second
+	examplemain.Serve(opts, hub.routes())
 }
 
 // writeWait bounds each write to a client, so a stalled one cannot hold
