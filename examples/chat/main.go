@@ -16,8 +16,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -107,10 +109,7 @@ func (h *hub) leave(c *client) {
 
 func (h *hub) broadcast(msg []byte) {
 	h.mu.Lock()
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
+	clients := slices.Collect(maps.Keys(h.clients))
 	h.mu.Unlock()
 	for _, c := range clients {
 		c.send(websocket.TextMessage, msg)
@@ -139,10 +138,7 @@ func (c *client) close(code int, text string) {
 func (h *hub) Shutdown() {
 	h.mu.Lock()
 	h.closing = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
+	clients := slices.Collect(maps.Keys(h.clients))
 	h.mu.Unlock()
 	for _, c := range clients {
 		c.close(websocket.CloseGoingAway, "server shutting down")
