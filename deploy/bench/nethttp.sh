@@ -36,7 +36,6 @@ for r in $(seq "$rounds"); do
 	done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 printf '%-9s %18s %18s %12s\n' server "keep-alive req/s" "pipelined req/s" "c1 p50 us"
 for n in "${names[@]}"; do
