@@ -177,7 +177,7 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 	select {
 	case m.events <- func() { m.control(r) }:
 	case <-m.done:
-		reply(response{Error: "the master is stopping"})
+		reply(response{Error: errStopping.Error()})
 		return
 	}
 	tick := time.NewTicker(req.pendingEvery())

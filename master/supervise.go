@@ -190,14 +190,17 @@ func (m *Master) drain(w *worker) {
 	w.drainBy = m.now().Add(m.cfg.GracefulTimeout)
 }
 
+// errStopping refuses what a stopping master no longer starts.
+var errStopping = errors.New("the master is stopping")
+
 // beginStop is what every stop does before it drains or kills the workers:
 // no more rolls, upgrades, respawns or accepting.
 func (m *Master) beginStop() {
 	m.stopping = true
 	m.stats.shutting.Store(true)
 	m.cancelDelay()
-	m.rollAbort("the master is stopping")
-	m.upgradeAbort("the master is stopping")
+	m.rollAbort(errStopping.Error())
+	m.upgradeAbort(errStopping.Error())
 	m.cancelRespawns()
 	m.stopAccepting()
 }

@@ -131,19 +131,12 @@ type upgrade struct {
 	abort   chan string // the supervisor gives up: the reason
 }
 
-// upgradeSignal starts an upgrade for SIGUSR2.
-func (m *Master) upgradeSignal() {
-	if err := m.startUpgrade(nil); err != nil {
-		m.log.Warn("upgrade refused", "signal", "SIGUSR2", "error", err)
-	}
-}
-
 // startUpgrade begins a master upgrade. reply, if not nil, receives the
 // outcome when it ends.
 func (m *Master) startUpgrade(reply chan<- response) error {
 	switch {
 	case m.stopping:
-		return errors.New("the master is stopping")
+		return errStopping
 	case m.upgrade != nil:
 		return errUpgrading
 	case m.roll != nil:
