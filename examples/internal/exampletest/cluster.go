@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/internal/testserve"
 )
 
 // RunMain runs main instead of the tests when the variable env is "1":
@@ -173,20 +175,9 @@ func (c *Cluster) kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for pid := range c.workers {
-		if alive(pid) {
+		if testserve.Alive(pid) {
 			c.t.Errorf("worker %d outlived the master", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-}
-
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }
