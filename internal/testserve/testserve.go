@@ -53,6 +53,17 @@ func Loop(t testing.TB, srv *httpcore.Server) string {
 	return ln.Addr().String()
 }
 
+// Poll calls cond every 10ms until it holds or d has passed, and reports
+// which.
+func Poll(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // Alive reports whether pid is a running (not zombie) process.
 func Alive(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

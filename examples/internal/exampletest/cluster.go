@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/internal/testserve"
 )
@@ -98,12 +99,7 @@ func (c *Cluster) readyWorkers() int {
 
 // WaitFor polls cond until it holds or d has passed, and reports which.
 func (c *Cluster) WaitFor(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
+	return testserve.Poll(d, cond)
 }
 
 // Addr is the address the master listens on.
@@ -153,7 +149,7 @@ func (c *Cluster) Signal(sig os.Signal) {
 // Stop stops the cluster with SIGTERM and checks it exits 0 within d.
 func (c *Cluster) Stop(d time.Duration) {
 	c.t.Helper()
-	c.Signal(syscall.SIGTERM)
+	c.Signal(unix.SIGTERM)
 	select {
 	case <-c.exited:
 	case <-time.After(d):
@@ -177,7 +173,7 @@ func (c *Cluster) kill() {
 	for pid := range c.workers {
 		if testserve.Alive(pid) {
 			c.t.Errorf("worker %d outlived the master", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
 }
