@@ -61,6 +61,8 @@ const (
 	// HandoffReply (W→M): answers Handoff Seq with the same N. The worker
 	// serves every connection but those listed in Refused (Err says why;
 	// the master passes them on). Err with no Refused refuses them all.
+	// Connections is how many connections the worker has open, those it
+	// just took included.
 	HandoffReply
 	maxType
 )

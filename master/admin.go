@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,9 +29,10 @@ const (
 
 // admin is the --admin-listen HTTP server: /metrics, /healthz, /readyz.
 type admin struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
+	srv      *http.Server
+	ln       net.Listener
+	done     chan struct{}
+	handedUp atomic.Bool // stopAccepting closed ln: a new master answers on it
 }
 
 // listenAdmin binds the admin address, before any worker starts, so a busy
@@ -58,12 +60,22 @@ func (m *Master) listenAdmin(addr string) (*admin, error) {
 	}
 	go func() {
 		defer close(a.done)
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !a.handedUp.Load() {
 			m.log.Error("admin server failed", "error", err)
 		}
 	}()
 	m.log.Info("admin listener", "addr", ln.Addr().String())
 	return a, nil
+}
+
+// stopAccepting stops accepting on the admin socket, which a new master
+// answers on after an upgrade; the connections already accepted are
+// served. (Shutdown would drop a request read after it began.)
+func (a *admin) stopAccepting() {
+	if a != nil {
+		a.handedUp.Store(true)
+		_ = a.ln.Close()
+	}
 }
 
 // close stops the admin server, letting scrapes in progress finish briefly.
@@ -96,6 +108,8 @@ func (m *Master) healthz(w http.ResponseWriter, _ *http.Request) {
 func (m *Master) readyz(w http.ResponseWriter, _ *http.Request) {
 	s := m.stats.latest.Load()
 	switch {
+	case m.stats.handedOver.Load():
+		_, _ = w.Write([]byte("ok\n")) // a new master serves (upgrade.go)
 	case m.stats.shutting.Load():
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 	case s == nil || !s.ready():

@@ -20,6 +20,7 @@ type poolStats struct {
 	rolls       [2]uint64                // rolling restarts: [0] done, [1] failed
 	recycled    map[string]uint64        // workers replaced for a limit, by limit
 	shutting    atomic.Bool              // a stop signal came: not ready any more
+	handedOver  atomic.Bool              // a new master took over: ready, whatever this pool does
 	latest      atomic.Pointer[snapshot]
 	publishedAt time.Time
 }

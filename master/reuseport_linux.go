@@ -207,15 +207,15 @@ const (
 )
 
 // steerProgram returns a program that sends a connection to
-// idx[(source port / 2) % len(idx)]. A client's kernel gives its
-// successive connections successive even ports (Linux's connect), so one
-// client's connections go round the sockets in turn, while many clients'
-// random ports spread evenly; a SYN sent again goes where the first went.
-// The source port is read past a 20-byte IPv4 header (one with options
-// reads other bytes: still a valid choice) or a 40-byte IPv6 header. The
-// index is the remainder itself when idx is 0..n-1, else found by a chain
-// of compare-and-return pairs (short jumps only, so any pool size fits
-// under the kernel's 4096 instructions).
+// idx[(source port / 2) % len(idx)]: many clients' ports spread evenly, a
+// SYN sent again goes where the first went, and one client's successive
+// connections (even ports in turn from Linux's connect before 5.19, with
+// small random steps since) spread as evenly as chance makes them. The
+// source port is read past a 20-byte IPv4 header (one with options reads
+// other bytes: still a valid choice) or a 40-byte IPv6 header. The index
+// is the remainder itself when idx is 0..n-1, else found by a chain of
+// compare-and-return pairs (short jumps only, so any pool size fits under
+// the kernel's 4096 instructions).
 func steerProgram(idx []int) []unix.SockFilter {
 	prog := []unix.SockFilter{
 		{Code: bpfLdBAbs, K: uint32(skfNetOff & 0xffffffff)}, // version and header length

@@ -193,9 +193,11 @@ func TestReuseportAddressForms(t *testing.T) {
 	}
 }
 
-// TestSteerSpreadsOneClientEvenly: one client's successive connections go
-// round the sockets, over IPv4 and IPv6.
-func TestSteerSpreadsOneClientEvenly(t *testing.T) {
+// TestSteerSpreadsOneClient: one client's successive connections spread
+// over every socket, over IPv4 and IPv6. (Kernels before 5.19 give them
+// successive even ports, and the spread is exact; newer ones add random
+// steps, and it is as even as chance makes it.)
+func TestSteerSpreadsOneClient(t *testing.T) {
 	for _, host := range []string{"127.0.0.1", "[::1]"} {
 		base, addr, err := bindReuseportBase(host+":0", SocketOptions{})
 		if err != nil {
@@ -213,8 +215,8 @@ func TestSteerSpreadsOneClientEvenly(t *testing.T) {
 		}
 		got := connectN(t, g, 200)
 		for slot := 1; slot <= 4; slot++ {
-			if got[slot] < 40 || got[slot] > 60 {
-				t.Errorf("%s: connections by slot %v; want 50 ± 10 each", host, got)
+			if got[slot] < 25 || got[slot] > 75 { // 50 ± 4 standard deviations
+				t.Errorf("%s: connections by slot %v; want about 50 each", host, got)
 				break
 			}
 		}

@@ -29,7 +29,8 @@ const (
 	// RRPolicyRoundRobin: each ready worker in turn (Node's SCHED_RR).
 	RRPolicyRoundRobin = "round-robin"
 	// RRPolicyLeastConns: the worker with the fewest open connections, as
-	// its heartbeats report them plus those handed to it since.
+	// it last reported them (with each hand-off answer and heartbeat) plus
+	// those handed to it since.
 	RRPolicyLeastConns = "least-conns"
 )
 
@@ -296,8 +297,8 @@ func (m *Master) nextReady() *worker {
 }
 
 // leastConns returns the ready worker with the fewest open connections:
-// those its last heartbeat reported, plus those handed to it since. Ties
-// go round, starting after the last one picked.
+// those it last reported, plus those handed to it since. Ties go round,
+// starting after the last one picked.
 func (m *Master) leastConns() *worker {
 	ready := m.readyWorkers()
 	if len(ready) == 0 {
@@ -321,7 +322,17 @@ func (m *Master) leastConns() *worker {
 }
 
 // handoffReply settles the connections of a Handoff: served, or passed on.
+// The worker's count of open connections replaces the estimate least-conns
+// keeps between heartbeats.
 func (m *Master) handoffReply(w *worker, msg ipc.Message) {
+	defer func() {
+		w.conns, w.handed = msg.Connections, 0
+		for _, h := range m.rr.pending {
+			if h.w == w {
+				w.handed++
+			}
+		}
+	}()
 	refused := map[uint64]bool{}
 	for _, seq := range msg.Refused {
 		refused[seq] = true

@@ -215,20 +215,25 @@ func TestRRLeastConns(t *testing.T) {
 	addr := h.m.listeners.byKey["127.0.0.1:0"].addr
 	busy, idle := h.proc(0), h.proc(1)
 	busy.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 3})
-	idle.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 0})
-	h.until(func() bool { return h.worker(busy).conns == 3 })
+	idle.send(t, ipc.Message{Type: ipc.Heartbeat, Connections: 0, Requests: 1})
+	h.until(func() bool { return h.worker(busy).conns == 3 && h.worker(idle).requests == 1 })
 	var got []int
+	open := map[*fakeProc]int64{busy: 3}
 	for i := 0; i < 5; i++ {
 		h.dial(addr)
+		h.until(func() bool { return len(h.m.rr.pending) == 1 })
 		var p *fakeProc
 		for _, ho := range h.m.rr.pending {
 			p = h.proc(ho.w.pid - 1000)
 		}
 		seq, f := takeHandoff(t, p)
-		serve(t, h, p, seq, f, "")
+		_ = f.Close()
+		open[p]++ // the client keeps each connection open
+		p.send(t, ipc.Message{Type: ipc.HandoffReply, Seq: seq, Connections: open[p]})
+		h.until(func() bool { return len(h.m.rr.pending) == 0 && h.worker(p).conns == open[p] })
 		got = append(got, p.pid)
 	}
-	// idle: 0, 1, 2 handed → ties with busy's 3, then they alternate.
+	// idle: 0, 1, 2 open → ties with busy's 3, then they alternate.
 	want := []int{1001, 1001, 1001, 1000, 1001}
 	for i := range want {
 		if got[i] != want[i] {

@@ -38,8 +38,9 @@ package master
 //     then sends MAINPID=, stops answering the control socket (leaving its
 //     file for the new master), drains its workers and exits 0.
 //
-// An upgrade is refused while another one or a rolling restart runs, and
-// in a master running as PID 1, whose exit would end its PID namespace.
+// An upgrade is refused while another one or a rolling restart runs, in a
+// master running as PID 1, whose exit would end its PID namespace, and
+// under reuseport scheduling (see startUpgrade).
 
 import (
 	"bufio"
@@ -138,6 +139,11 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 		return errors.New("the master is PID 1, whose exit would end every process of its PID namespace; restart the container instead")
 	case m.ctl == nil:
 		return errors.New("no control socket to hand over")
+	case m.cfg.Sched == SchedReuseport:
+		// Each slot's socket would have to pass too, with its steering:
+		// one closed with the old master resets the connections queued
+		// on it.
+		return errors.New("a master upgrade is not supported with --sched reuseport yet; restart the service, or roll the workers (ctl reload)")
 	}
 	files, env, err := m.upgradeFiles()
 	if err != nil {
@@ -154,8 +160,9 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 	return nil
 }
 
-// upgradeFiles duplicates the descriptors the new master inherits — the
-// readiness channel's end is added later as fd 3 — and describes them.
+// upgradeFiles duplicates the descriptors the new master inherits and
+// describes them: files[i] becomes fd 4+i, after the readiness channel's
+// end, which startNewMaster puts at fd 3.
 // Duplicates made here keep the sockets' blocking mode untouched when
 // exec hands them over (see rawfd).
 func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
@@ -176,16 +183,17 @@ func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
 		if err != nil {
 			return fail(fmt.Errorf("listener %s: %w", l.key, err))
 		}
-		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 5 + len(env.Listeners), Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
 		files = append(files, os.NewFile(uintptr(fd), l.key))
+		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 3 + len(files),
+			Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
 	}
 	if m.admin != nil {
 		fd, err := dupListener(m.admin.ln)
 		if err != nil {
 			return fail(fmt.Errorf("admin listener: %w", err))
 		}
-		env.Admin = 4 + len(files) // fd 3 is the channel, files follow from 4
 		files = append(files, os.NewFile(uintptr(fd), "admin"))
+		env.Admin = 3 + len(files)
 	}
 	return files, env, nil
 }
@@ -457,8 +465,8 @@ func (m *Master) handOver(pid int) {
 	if err := m.ctl.Close(); err != nil {
 		m.log.Warn("closing the control socket", "error", err)
 	}
-	// The admin socket is the new master's too: stop answering on it
-	// before draining, or /readyz would fail there meanwhile. Its
-	// requests are short; close waits for them at most a second.
-	m.admin.close()
+	// The admin socket is the new master's too: stop accepting on it. A
+	// request already accepted is answered as the service's: ready.
+	m.stats.handedOver.Store(true)
+	m.admin.stopAccepting()
 }

@@ -311,6 +311,9 @@ func (p *proc) serveHandoff(msg ipc.Message, files []*os.File) {
 			reply.Refused = append(reply.Refused, msg.Seq+uint64(i))
 		}
 	}
+	// The loop counts the connections it has opened; those just posted to
+	// it are on their way.
+	reply.Connections = p.srv.Stats().Connections + int64(len(files)-len(reply.Refused))
 	if err := p.conn.Send(reply); err != nil {
 		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
 	}

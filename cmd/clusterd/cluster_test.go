@@ -361,7 +361,7 @@ func TestBadStartGivesOneLineReason(t *testing.T) {
 		{[]string{"--idle-timeout", "-1s"}, "--idle-timeout must be positive"},
 		{[]string{"--log-format", "xml"}, "--log-format must be text or json"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
-		{[]string{"--sched", "random"}, `--sched must be shared or rr, got "random"`},
+		{[]string{"--sched", "random"}, `--sched must be shared, rr or reuseport, got "random"`},
 		{[]string{"--root", "/nonexistent/dir"}, "--root: static root: open /nonexistent/dir: no such file or directory"},
 		{[]string{"--h2c", "--root", "/tmp"}, "--h2c serves the demo app; it does not combine with --root"},
 		{[]string{"--listen", busy.Addr().String()}, "address already in use"},

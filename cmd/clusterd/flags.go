@@ -67,7 +67,8 @@ Usage:
                                   fails its check, exits, or is not serving within
                                   --ready-timeout is killed: this one serves on
                                   and ctl exits non-zero with the reason. Refused
-                                  during a reload or another upgrade.
+                                  during a reload or another upgrade, and under
+                                  --sched reuseport.
       scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
                                   ctl refuses a socket, or a directory holding
@@ -174,8 +175,9 @@ reuseport  each worker slot accepts on a SO_REUSEPORT
 {default}:
 round-robin  each ready worker in turn
 least-conns  the one with the fewest open
-             connections (as its heartbeats report
-             them, plus those handed to it since)`,
+             connections (as it reports them with
+             each hand-off answer and heartbeat,
+             plus those handed to it since)`,
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
 		}},

@@ -212,7 +212,7 @@ func startProbe(addr string) *probeReady {
 				err = fmt.Errorf("%s: %d %q", time.Now().Format("15:04:05.000"), resp.StatusCode, body)
 			}
 			p.bad.Add(1)
-			p.first.CompareAndSwap(nil, err.Error())
+			p.first.CompareAndSwap(nil, time.Now().Format("15:04:05.000000")+" "+err.Error())
 		}
 	}()
 	return p
@@ -638,5 +638,36 @@ func TestMasterUpgradePrivilegeDrop(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("GET / on %s: %d", addr, resp.StatusCode)
+	}
+}
+
+// TestMasterUpgradeOldMasterDies: when the old master dies (kill -9) while
+// the new one starts, the new master takes over once its workers serve:
+// it writes the PID file and answers the control socket.
+func TestMasterUpgradeOldMasterDies(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "clusterd")
+	install(t, os.Args[0], exe)
+	c, ctl, pidFile := upgradeCluster(t, exe, []string{envSlowStart + "=1000"})
+	old := c.cmd.Process.Pid
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"ctl", "--control", ctl, "upgrade"}, io.Discard, io.Discard) }()
+	started := c.waitLog(10*time.Second, func(l map[string]any) bool { return l["@message"] == "new master started" })
+	newPid := int(started["pid"].(float64))
+	remember(newPid)
+	c.signal(syscall.SIGKILL)
+	if code := <-done; code != 1 {
+		t.Errorf("ctl upgrade whose master was killed: exit %d, want 1", code)
+	}
+	c.waitLog(10*time.Second, func(l map[string]any) bool {
+		return l["@message"] == "upgrade committed: this master serves"
+	})
+	if pid := readPID(t, pidFile); pid != newPid {
+		t.Errorf("PID file names %d, want the new master %d (the old was %d)", pid, newPid, old)
+	}
+	if st := status(t, ctl); st.Master.PID != newPid || len(servingPids(t, ctl)) != 2 {
+		t.Errorf("status: master %d serving %v; want %d with 2 workers", st.Master.PID, servingPids(t, ctl), newPid)
+	}
+	if code, _, err := c.get(newConnClient(), "/"); err != nil || code != 200 {
+		t.Errorf("GET / after the takeover: %d %v", code, err)
 	}
 }

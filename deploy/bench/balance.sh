@@ -32,6 +32,16 @@ load() {
 	wrk -t2 -c"$conns" -d"${secs}s" "${hdr[@]}" "$1" | awk '/^Requests\/sec/ {printf "%.0f", $2}'
 }
 
+# wait_workers: until every clusterd worker is ready (waitup needs only one).
+wait_workers() {
+	for _ in $(seq 100); do
+		[ "$("$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | jq '[.workers[] | select(.state == "ready")] | length')" = "$workers" ] && return 0
+		sleep 0.1
+	done
+	echo "not every worker is ready" >&2
+	return 1
+}
+
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 row() { printf '%-20s %-10s %9s req/s  workers:%s' "$1" "$2" "$3" "$4"; }
@@ -42,6 +52,7 @@ for mode in ${MODES:-shared rr reuseport}; do
 	for how in keepalive close; do
 		port=$((port + 1))
 		start_clusterd "$port" --sched "$mode"
+		wait_workers
 		rps=$(load "http://127.0.0.1:$port/" "$how")
 		counts=$("$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | jq -r '[.workers[].requests] | join(" ")')
 		row "clusterd $mode" "$how" "$rps" "$(spread <<<"$counts")"

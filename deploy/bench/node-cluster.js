@@ -31,9 +31,8 @@ if (cluster.isPrimary) {
   let served = 0;
   if (process.env.COUNTS_FILE) {
     const fs = require('node:fs');
-    const save = () => { fs.appendFileSync(process.env.COUNTS_FILE, `${process.pid} ${served}\n`); process.exit(0); };
-    process.on('SIGTERM', save);
-    process.on('disconnect', save);
+    process.on('exit', () => fs.appendFileSync(process.env.COUNTS_FILE, `${process.pid} ${served}\n`));
+    process.on('SIGTERM', () => process.exit(0));
   }
   http.createServer((req, res) => {
     served++;

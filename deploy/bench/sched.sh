@@ -13,7 +13,7 @@ rounds=${1:-3} secs=${2:-5} conns=${3:-64}
 . "$(dirname "$0")/lib.sh"
 need_wrk
 
-declare -A port=([shared]=8191 [rr]=8192 [rr-least-conns]=8193 [reuseport]=8194)
+declare -A port=([shared]=8391 [rr]=8392 [rr-least-conns]=8393 [reuseport]=8394)
 names=(${NAMES:-shared rr rr-least-conns reuseport})
 for n in "${names[@]}"; do
 	case $n in
