@@ -279,3 +279,45 @@ func TestHandoffBatch(t *testing.T) {
 		t.Error("a Handoff above MaxHandoff was sent")
 	}
 }
+
+// TestHandoffFDsTruncated: when a Handoff's descriptors do not all arrive
+// (here the receive buffer holds one; at the fd limit the kernel drops
+// them the same way), Recv reports ErrFDsTruncated with the message, so
+// that the receiver can refuse the connections, and leaks nothing.
+func TestHandoffFDsTruncated(t *testing.T) {
+	ca, cb := pair(t)
+	cb.oobBuf = make([]byte, unix.CmsgSpace(4)) // room for one fd
+	var files []*os.File
+	for i := 0; i < 3; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		files = append(files, w)
+	}
+	before := openFDs(t)
+	if err := ca.Send(Message{Type: Handoff, Seq: 7, N: 3}, files...); err != nil {
+		t.Fatal(err)
+	}
+	msg, fs, err := cb.Recv()
+	if !errors.Is(err, ErrFDsTruncated) || !errors.As(err, new(*FrameError)) {
+		t.Fatalf("Recv error %v, want ErrFDsTruncated in a FrameError", err)
+	}
+	if msg.Type != Handoff || msg.Seq != 7 || msg.Conns() != 3 || fs != nil {
+		t.Errorf("Recv = %+v, %d files; want the Handoff of 3 from 7 and no files", msg, len(fs))
+	}
+	if n := openFDs(t); n != before {
+		t.Errorf("%d fds open after the truncated Recv, %d before: the one that arrived leaked", n, before)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
