@@ -28,6 +28,9 @@
 //		}
 //	}
 //
+// Options.TLSListen serves HTTPS (TLS 1.2 and 1.3, HTTP/1.1 and HTTP/2)
+// to the same handler; see package tlsconn.
+//
 // A native handler runs on the event loop itself, which is faster, but must
 // never block (see httpcore.Handler):
 //
@@ -43,6 +46,7 @@
 package clusterd
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -119,6 +123,21 @@ type Options struct {
 	LogLevel string
 	// LogJSON logs JSON lines instead of text.
 	LogJSON bool
+
+	// TLSListen lists listeners, in the forms of Listen, served over TLS
+	// 1.2 and 1.3 with ALPN h2 and http/1.1 (see package tlsconn). They
+	// need a certificate: TLSCerts, or TLSConfig's.
+	TLSListen []string
+	// TLSCerts are certificate and key files, loaded by every worker as it
+	// starts: a rolling restart picks up files replaced on disk, and one
+	// that does not load refuses the restart with the reason. With several,
+	// the client's server name (SNI) picks one.
+	TLSCerts []CertFile
+	// TLSConfig, if set, is the base of the workers' TLS configuration
+	// (certificates, GetCertificate, cipher suites, client auth). Its
+	// session ticket keys are replaced by the master's, shared by every
+	// worker and rotated hourly, unless SessionTicketsDisabled.
+	TLSConfig *tls.Config
 	// AdminListen, if set, is the address of the master's admin HTTP
 	// server: /metrics (Prometheus), /healthz, /readyz. Off by default.
 	AdminListen string
@@ -192,7 +211,7 @@ func Run(opts Options, h httpcore.Handler) error {
 // RunFunc is Run for the handler newHandler returns in each worker, given
 // the running worker (its id, generation and request count).
 func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) error {
-	if len(opts.Listen) == 0 && !master.Activated() {
+	if len(opts.Listen) == 0 && len(opts.TLSListen) == 0 && !master.Activated() {
 		opts.Listen = []string{DefaultListen}
 	}
 	if os.Getenv(master.EnvCheck) == "1" && !worker.IsWorker() {
@@ -202,6 +221,11 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 	if level == hclog.NoLevel {
 		level = hclog.LevelFromString(defaults.LogLevel)
 	}
+	tlsCfg, err := tlsConfig(opts) // in the master: checks the files now
+	if err != nil {
+		return err
+	}
+	listen := append(opts.Listen[:len(opts.Listen):len(opts.Listen)], opts.TLSListen...)
 	if worker.IsWorker() {
 		hooks := opts.onShutdown
 		if opts.OnShutdown != nil {
@@ -209,7 +233,9 @@ func RunFunc(opts Options, newHandler func(*worker.Worker) httpcore.Handler) err
 		}
 		return worker.RunFunc(worker.Config{
 			OnShutdown:      hooks,
-			Listen:          opts.Listen,
+			Listen:          listen,
+			TLS:             tlsCfg,
+			TLSListen:       opts.TLSListen,
 			HTTP:            opts.HTTP,
 			GracefulTimeout: opts.GracefulTimeout,
 			Logger:          hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: level}),
@@ -240,6 +266,9 @@ func Check(opts Options) error {
 	if err := checkAccessLog(opts); err != nil {
 		return err
 	}
+	if _, err := tlsConfig(opts); err != nil {
+		return err
+	}
 	return master.Check(masterConfig(opts))
 }
 
@@ -266,7 +295,9 @@ func checkAndExit(opts Options) {
 
 func masterConfig(opts Options) master.Config {
 	return master.Config{
-		Listen:          opts.Listen,
+		Listen:          append(opts.Listen[:len(opts.Listen):len(opts.Listen)], opts.TLSListen...),
+		TicketKeys:      len(opts.TLSListen) > 0 && (opts.TLSConfig == nil || !opts.TLSConfig.SessionTicketsDisabled),
+		CheckReload:     func() error { _, err := tlsConfig(opts); return err },
 		Sockets:         opts.Sockets,
 		Workers:         opts.Workers,
 		Sched:           opts.Sched,

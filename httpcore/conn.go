@@ -23,7 +23,7 @@ type conn struct {
 	timer     timerEntry
 	lastWrite int64  // loop time of the last write progress
 	discarded int    // bytes read and dropped while lingering
-	peer      string // the client's address, once asked for (Request.RemoteAddr)
+	peer      string // the client's address: as ServeConnInfo named it, or once asked for (Request.RemoteAddr)
 }
 
 // connState is where a connection is in its life. setState is the only place

@@ -174,8 +174,8 @@ func (l *loop) dropListener(ln *listener, err error) {
 }
 
 // adoptConn starts serving a connection given to ServeConn.
-func (l *loop) adoptConn(fd int) {
-	if l.draining {
+func (l *loop) adoptConn(fd int, info ConnInfo) {
+	if l.draining && !info.EvenDraining {
 		closeConnFD(fd)
 		return
 	}
@@ -185,18 +185,26 @@ func (l *loop) adoptConn(fd int) {
 		closeConnFD(fd)
 		return
 	}
-	l.openConn(fd)
+	c := l.openConn(fd)
+	if c == nil {
+		return
+	}
+	c.peer = info.Peer
+	if !info.Accepted.IsZero() {
+		c.req.start = max(l.now-int64(max(time.Since(info.Accepted), 0)), 1) // 0 would mean idle
+		l.setDeadline(c)
+	}
 }
 
 func closeConnFD(fd int) { _ = unix.Close(fd) }
 
-// openConn starts serving an accepted connection.
-func (l *loop) openConn(fd int) {
+// openConn starts serving an accepted connection; nil if it cannot.
+func (l *loop) openConn(fd int) *conn {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // fails harmlessly on Unix sockets
 	if err := l.p.add(fd, evRead); err != nil {
 		l.log.Error("register connection", "error", err)
 		_ = unix.Close(fd)
-		return
+		return nil
 	}
 	c := &conn{fd: fd, events: evRead, timer: timerEntry{index: -1}}
 	// The first request's head is due HeaderTimeout after accept. Loop time
@@ -208,6 +216,7 @@ func (l *loop) openConn(fd int) {
 	l.track(c)
 	l.st.Accepted++
 	l.setDeadline(c)
+	return c
 }
 
 // peerAddr returns the address of the peer of socket fd: "ip:port" over

@@ -243,7 +243,7 @@ func (l *loop) runTasks() bool {
 		case taskForce:
 			l.forceClose()
 		case taskConn:
-			l.adoptConn(t.fd)
+			l.adoptConn(t.fd, t.info)
 		case taskHijack:
 			l.wake(func() { t.reply <- l.hijack(t.w) })
 		}

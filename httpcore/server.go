@@ -52,6 +52,7 @@ type task struct {
 	f     func()
 	w     *ResponseWriter
 	fd    int
+	info  ConnInfo           // taskConn
 	reply chan<- hijackReply // taskHijack
 }
 
@@ -116,13 +117,34 @@ func (s *Server) Post(f func()) { s.post(task{kind: taskFunc, f: f}) }
 // served like an accepted connection and closed when done. While the server
 // is draining or closed ServeConn returns ErrServerClosed and fd stays the
 // caller's.
-func (s *Server) ServeConn(fd int) error {
+func (s *Server) ServeConn(fd int) error { return s.ServeConnInfo(fd, ConnInfo{}) }
+
+// ConnInfo describes a connection handed to ServeConnInfo by a layer that
+// accepted it and talked to the client first, such as a TLS terminator
+// passing the plaintext side of a socket pair.
+type ConnInfo struct {
+	// Peer is the client's address for Request.RemoteAddr; "" asks the
+	// socket.
+	Peer string
+	// Accepted is when the client connected: the first request head is
+	// due HeaderTimeout after it, so time spent before the hand-over (a
+	// TLS handshake) counts against it. Zero means now.
+	Accepted time.Time
+	// EvenDraining serves the connection even while the server drains
+	// (its first response then carries Connection: close), for one whose
+	// client cannot be sent to another server; only a closed server
+	// refuses it.
+	EvenDraining bool
+}
+
+// ServeConnInfo is ServeConn for a connection described by info.
+func (s *Server) ServeConnInfo(fd int, info ConnInfo) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == serverClosed || s.draining {
+	if s.state == serverClosed || s.draining && !info.EvenDraining {
 		return ErrServerClosed
 	}
-	s.tasks = append(s.tasks, task{kind: taskConn, fd: fd})
+	s.tasks = append(s.tasks, task{kind: taskConn, fd: fd, info: info})
 	s.wakeLocked()
 	return nil
 }

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -46,6 +47,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: HandoffReply, Seq: 1 << 60},
 		{Type: HandoffReply, Seq: 2, Err: "draining"},
 		{Type: HandoffReply, Seq: 3, N: MaxHandoff, Refused: []uint64{4, 9}, Err: "EMFILE"},
+		{Type: TicketKeys, Keys: [][]byte{bytes.Repeat([]byte{1}, TicketKeyLen), make([]byte, TicketKeyLen)}},
 	}
 	for _, m := range msgs {
 		if err := ca.Send(m); err != nil {

@@ -64,6 +64,11 @@ const (
 	// Connections is how many connections the worker has open, those it
 	// just took included.
 	HandoffReply
+	// TicketKeys (M→W): the TLS session ticket keys to use from now on,
+	// Keys[0] to encrypt new tickets, all of them to decrypt. The master
+	// sends them before any ServerReply and again at every rotation, so a
+	// session resumes on whichever worker a client reaches.
+	TicketKeys
 	maxType
 )
 
@@ -77,6 +82,7 @@ var typeNames = [...]string{
 	Drain:        "drain",
 	Handoff:      "handoff",
 	HandoffReply: "handoffReply",
+	TicketKeys:   "ticketKeys",
 }
 
 func (t Type) String() string {
@@ -129,8 +135,13 @@ type Message struct {
 	LoopAge     time.Duration `json:"loop_age,omitempty"`
 	Requests    uint64        `json:"requests,omitempty"`
 	Connections int64         `json:"connections,omitempty"`
-	Stats       *WorkerStats  `json:"stats,omitempty"`
+
+	Keys  [][]byte     `json:"keys,omitempty"` // TicketKeys: TicketKeyLen bytes each
+	Stats *WorkerStats `json:"stats,omitempty"`
 }
+
+// TicketKeyLen is the length of a TLS session ticket key.
+const TicketKeyLen = 32
 
 // marshal encodes m as one frame.
 func (m *Message) marshal() ([]byte, error) {

@@ -33,7 +33,10 @@ func (b *burst) allow(now time.Time) (bool, int) {
 
 // acceptRetry is the wait between failed accepts, as net/http's Server
 // does it: 5ms doubling to 1s, reset by a successful accept.
-type acceptRetry struct{ d time.Duration }
+type acceptRetry struct {
+	d   time.Duration
+	max time.Duration // 0: acceptRetryMax
+}
 
 const (
 	acceptRetryMin = 5 * time.Millisecond
@@ -41,7 +44,11 @@ const (
 )
 
 func (r *acceptRetry) next() time.Duration {
-	r.d = min(max(2*r.d, acceptRetryMin), acceptRetryMax)
+	limit := r.max
+	if limit == 0 {
+		limit = acceptRetryMax
+	}
+	r.d = min(max(2*r.d, acceptRetryMin), limit)
 	return r.d
 }
 

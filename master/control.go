@@ -110,7 +110,10 @@ func isStaleSocket(path string) bool {
 const (
 	controlReadTimeout  = 2 * time.Second
 	controlWriteTimeout = 2 * time.Second
-	maxSilentControl    = 64
+	// controlAcceptRetryMax bounds the pause between control accepts at the
+	// descriptor limit.
+	controlAcceptRetryMax = 50 * time.Millisecond
+	maxSilentControl      = 64
 	// controlPending is how often a client waiting for a long command (a
 	// reload) is told that it is still in progress.
 	controlPending = time.Second
@@ -151,15 +154,25 @@ func (s *silentConns) spoke(c *net.UnixConn) {
 	}
 }
 
-// serveControl accepts control connections until ln is closed. A failed
-// accept (EMFILE: the descriptor table is full) is retried after a pause,
-// as net/http's Server does, and logged once per burst.
+// serveControl accepts control connections until ln is closed. At the
+// descriptor limit it accepts with its reserve descriptor (spareFD), and
+// takes the reserve back once a descriptor is free again; without one, a
+// failed accept is retried after a pause, as net/http's Server does, and
+// logged once per burst.
 func (m *Master) serveControl(ln unixAcceptor) {
 	defer m.wg.Done()
 	var silent silentConns
-	var retry acceptRetry
+	// An operator waits on a control connection: retry often (a failed
+	// accept costs a few microseconds).
+	retry := acceptRetry{max: controlAcceptRetryMax}
+	spare := newSpareFD()
+	defer spare.release()
 	for {
+		spare.refill()
 		c, err := ln.AcceptUnix()
+		if err != nil && isFdLimit(err) && spare.take() {
+			c, err = ln.AcceptUnix()
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

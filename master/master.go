@@ -64,6 +64,17 @@ type Config struct {
 	PIDFile string
 	// Logger receives the master's and (forwarded) the workers' logs.
 	Logger hclog.Logger
+	// TicketKeys makes the master generate the workers' TLS session ticket
+	// keys (crypto/rand), send them to every worker (ipc.TicketKeys) and
+	// replace them every TicketRotate (default DefaultTicketRotate),
+	// keeping the previous key for decryption: a session resumes on any
+	// worker.
+	TicketKeys   bool
+	TicketRotate time.Duration
+	// CheckReload, if set, runs before every rolling restart; an error
+	// refuses the restart with that reason (say, a certificate on disk
+	// that does not load) and the workers keep serving.
+	CheckReload func() error
 	// AdminListen, if set, is the address of the admin HTTP server
 	// (/metrics, /healthz, /readyz), served by the master itself.
 	AdminListen string
@@ -102,6 +113,7 @@ func (c *Config) setDefaults() error {
 	c.GracefulTimeout = orDefault(c.GracefulTimeout, defaults.GracefulTimeout)
 	c.ReadyTimeout = orDefault(c.ReadyTimeout, defaults.ReadyTimeout)
 	c.WorkerTimeout = orDefault(c.WorkerTimeout, defaults.WorkerTimeout)
+	c.TicketRotate = orDefault(c.TicketRotate, DefaultTicketRotate)
 	if len(c.Command) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -145,18 +157,20 @@ type Master struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 
-	generation int // of the newest workers: 0 at start, +1 per rolling restart
-	roll       *roll
-	rr         *rrState
-	rp         *rpState
-	started    time.Time
-	ctlPath    string
-	sd         *notifier           // nil unless a service manager listens
-	cred       *syscall.Credential // the workers' user; nil: the master's
-	ctlGID     uint32              // with cred: the control socket's group
-	pid1       bool                // reaps orphans (reap_linux.go)
-	listenKeys []string            // the listeners every worker serves, as it asks for them
-	health     timer
+	generation  int // of the newest workers: 0 at start, +1 per rolling restart
+	roll        *roll
+	rr          *rrState
+	rp          *rpState
+	started     time.Time
+	ctlPath     string
+	sd          *notifier           // nil unless a service manager listens
+	cred        *syscall.Credential // the workers' user; nil: the master's
+	ctlGID      uint32              // with cred: the control socket's group
+	pid1        bool                // reaps orphans (reap_linux.go)
+	listenKeys  []string            // the listeners every worker serves, as it asks for them
+	health      timer
+	tickets     [][]byte // TLS session ticket keys, newest first
+	ticketTimer timer
 
 	stopping bool
 	stats    *poolStats
@@ -186,6 +200,11 @@ func New(cfg Config) (*Master, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cred != nil && cfg.Sockets.Owner == nil {
+		// Unix socket files belong to the workers' user, as the files a
+		// service under that user would create.
+		cfg.Sockets.Owner = &SocketOwner{UID: int(cred.Uid), GID: int(cred.Gid)}
 	}
 	m := newMaster(cfg, execSpawner{command: cfg.Command, cred: cred}, realClock{})
 	m.cred, m.ctlGID = cred, ctlGID
@@ -271,6 +290,7 @@ func (m *Master) Run() (err error) {
 func (m *Master) start() {
 	m.started = m.now()
 	m.log.Info("starting workers", "count", m.cfg.Workers, "pid", os.Getpid())
+	m.startTickets()
 	for id := 1; id <= m.cfg.Workers; id++ {
 		s := &slot{id: id}
 		m.slots[id] = s
@@ -318,6 +338,9 @@ func (m *Master) serveControlSocket() {
 // way are dropped (send closes the descriptors they carry).
 func (m *Master) shutdown() {
 	m.health.Stop()
+	if m.ticketTimer != nil {
+		m.ticketTimer.Stop()
+	}
 	m.stopAccepting()
 	m.rpCloseAll()
 	close(m.done)

@@ -60,6 +60,11 @@ func (m *Master) startRoll(reply chan<- response) error {
 	case m.upgrade != nil:
 		return errUpgrading
 	}
+	if m.cfg.CheckReload != nil {
+		if err := m.cfg.CheckReload(); err != nil {
+			return fmt.Errorf("reload refused: %w", err)
+		}
+	}
 	m.generation++
 	r := &roll{generation: m.generation, started: m.now()}
 	for id := range m.slots {

@@ -52,6 +52,7 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 	switch msg.Type {
 	case ipc.Online:
 		w.setState(Online)
+		m.sendTickets(w) // before any listener: the worker serves TLS at once
 	case ipc.QueryServer:
 		m.queryServer(w, msg)
 	case ipc.Listening:

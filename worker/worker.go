@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/clusterd/clusterd/internal/defaults"
 	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
+	"github.com/clusterd/clusterd/tlsconn"
 )
 
 // Timing of the worker side of the protocol.
@@ -43,6 +45,11 @@ type Config struct {
 	GracefulTimeout time.Duration
 	// Logger logs as JSON to stderr by default, which the master forwards.
 	Logger hclog.Logger
+	// TLS, when set, serves the listeners in TLSListen (keys as in Listen)
+	// over TLS beside the event loop (package tlsconn), with the session
+	// ticket keys the master sends.
+	TLS       *tls.Config
+	TLSListen []string
 	// OnShutdown functions are called, each on a goroutine of its own, when
 	// the worker starts draining (httpcore.Server.RegisterOnShutdown).
 	OnShutdown []func()
@@ -140,6 +147,9 @@ type proc struct {
 	srv    *httpcore.Server
 	self   *Worker
 	access *accessLog // nil without an access log
+
+	tls     *tlsconn.Server
+	tickets [][32]byte // from the master, for a TLS server yet to start
 }
 
 func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
@@ -171,7 +181,7 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 		defer p.access.Close() // after the loop has ended: every line is written
 		p.cfg.HTTP.OnResponse = p.access.Record
 	}
-	files, err := p.queryListeners()
+	files, tlsFiles, err := p.queryListeners()
 	if err != nil {
 		return err
 	}
@@ -182,6 +192,9 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	p.self.srv = p.srv
 	fds, err := rawfd.All(files)
 	if err != nil {
+		return err
+	}
+	if err := p.serveTLS(tlsFiles); err != nil {
 		return err
 	}
 	served := make(chan error, 1)
@@ -201,24 +214,30 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	return err
 }
 
-// queryListeners asks the master for each listener in turn. Under
-// round-robin scheduling the master keeps a listener to itself and sends
-// connections instead.
-func (p *proc) queryListeners() ([]*os.File, error) {
-	var files []*os.File
+// queryListeners asks the master for each listener in turn and returns
+// the loop's and the TLS ones. Under round-robin scheduling the master keeps
+// a listener to itself and sends connections instead.
+func (p *proc) queryListeners() (plain, tlsFiles []*os.File, err error) {
 	for _, addr := range p.cfg.Listen {
 		f, err := p.query(addr)
+		if err == nil && f == nil && p.isTLS(addr) {
+			err = fmt.Errorf("worker: TLS listener %s needs a scheduling that passes the socket, not rr", addr)
+		}
 		if err != nil {
-			for _, f := range files {
+			for _, f := range append(plain, tlsFiles...) {
 				_ = f.Close()
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		if f != nil {
-			files = append(files, f)
+		switch {
+		case f == nil:
+		case p.isTLS(addr):
+			tlsFiles = append(tlsFiles, f)
+		default:
+			plain = append(plain, f)
 		}
 	}
-	return files, nil
+	return plain, tlsFiles, nil
 }
 
 func (p *proc) query(addr string) (*os.File, error) {
@@ -230,6 +249,10 @@ func (p *proc) query(addr string) (*os.File, error) {
 	}
 	defer p.conn.SetReadDeadline(time.Time{})
 	msg, files, err := p.conn.Recv()
+	for err == nil && msg.Type == ipc.TicketKeys {
+		p.setTicketKeys(msg)
+		msg, files, err = p.conn.Recv()
+	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("worker: waiting for listener %s: %w", addr, err)
@@ -293,6 +316,8 @@ func (p *proc) listenMaster(out chan<- error) {
 			return
 		case msg.Type == ipc.Handoff:
 			p.serveHandoff(msg, files)
+		case msg.Type == ipc.TicketKeys:
+			p.setTicketKeys(msg)
 		default:
 			p.log.Warn("unexpected message from master", "type", msg.Type)
 			for _, f := range files {
@@ -376,7 +401,8 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	p.log.Debug("draining", "why", why, "timeout", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := p.srv.Shutdown(ctx)
+	tlsDone := p.shutdownTLS(ctx) // handshakes first, so their clients are served
+	err := errors.Join(p.srv.Shutdown(ctx), <-tlsDone)
 	serr := <-served
 	p.sendStats(true) // the master keeps the final counts of the workers it retires
 	if serr != nil {

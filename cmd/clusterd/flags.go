@@ -181,6 +181,20 @@ least-conns  the one with the fewest open
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
 		}},
+	{name: "tls-listen", arg: "ADDR", help: `serve HTTPS on ADDR (any --listen form),
+repeatable: TLS 1.2 and 1.3, ALPN h2 and
+http/1.1; needs --tls-cert and --tls-key`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.tlsListen, name, "") }},
+	{name: "tls-cert", arg: "FILE", help: `PEM certificate chain for the TLS listeners,
+repeatable: the Nth goes with the Nth --tls-key;
+with several, the client's server name (SNI)
+picks one. Each new worker loads the files as
+they are on disk: replace them and reload to
+rotate; a pair that does not load refuses the
+reload and the workers keep serving`,
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.tlsCerts, name, "") }},
+	{name: "tls-key", arg: "FILE", help: "PEM private key of the Nth --tls-cert",
+		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.tlsKeys, name, "") }},
 	{name: "root", arg: "DIR", help: `serve the files below DIR instead of the demo app:
 GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
@@ -286,6 +300,8 @@ type serveConfig struct {
 	h2c  bool   // serve the demo app through net/http, with HTTP/2 cleartext
 
 	listen             listFlag
+	tlsListen          listFlag
+	tlsCerts, tlsKeys  listFlag
 	sockets            socketFlags
 	maxHeader, maxBody sizeFlag
 	maxRSS             sizeFlag
@@ -307,6 +323,9 @@ func parseServe(args []string) (serveConfig, error) {
 	}
 	opts := &cfg.opts
 	opts.Listen = cfg.listen
+	if err := cfg.applyTLS(); err != nil {
+		return cfg, err
+	}
 	opts.HTTP.MaxHeaderBytes = int(cfg.maxHeader)
 	opts.HTTP.MaxBodyBytes = int64(cfg.maxBody)
 	opts.MaxRSS = uint64(cfg.maxRSS)
@@ -365,6 +384,26 @@ func checkAddr(flag, addr string) error {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("--%s %q: bad port %q", flag, addr, port)
+	}
+	return nil
+}
+
+// applyTLS pairs the certificate and key files and checks that TLS
+// listeners and certificates come together.
+func (c *serveConfig) applyTLS() error {
+	switch {
+	case len(c.tlsCerts) != len(c.tlsKeys):
+		return fmt.Errorf("--tls-cert and --tls-key come in pairs, got %d and %d", len(c.tlsCerts), len(c.tlsKeys))
+	case len(c.tlsListen) > 0 && len(c.tlsCerts) == 0:
+		return errors.New("--tls-listen needs --tls-cert and --tls-key")
+	case len(c.tlsListen) == 0 && len(c.tlsCerts) > 0:
+		return errors.New("--tls-cert needs --tls-listen")
+	case len(c.tlsListen) > 0 && c.opts.Sched == master.SchedRR:
+		return errors.New("--tls-listen needs --sched shared or reuseport: under rr the master accepts, and the workers cannot tell which connections are TLS")
+	}
+	c.opts.TLSListen = c.tlsListen
+	for i := range c.tlsCerts {
+		c.opts.TLSCerts = append(c.opts.TLSCerts, clusterd.CertFile{Cert: c.tlsCerts[i], Key: c.tlsKeys[i]})
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +20,8 @@ import (
 // ended the connection.
 type load struct {
 	addr, path string
-	closeEach  bool // a new connection per request (Connection: close)
+	closeEach  bool        // a new connection per request (Connection: close)
+	tls        *tls.Config // speak TLS when set
 
 	ok, non2xx, errs atomic.Int64
 	mu               sync.Mutex
@@ -35,7 +37,12 @@ func startLoad(addr, path string, conns int, limit time.Duration) *load {
 
 // startLoadMode is startLoad with, if closeEach, a new connection per request.
 func startLoadMode(addr, path string, conns int, limit time.Duration, closeEach bool) *load {
-	l := &load{addr: addr, path: path, closeEach: closeEach, stop: make(chan struct{})}
+	return startLoadTLS(addr, path, conns, limit, closeEach, nil)
+}
+
+// startLoadTLS is startLoadMode over TLS with cfg (plaintext if nil).
+func startLoadTLS(addr, path string, conns int, limit time.Duration, closeEach bool, cfg *tls.Config) *load {
+	l := &load{addr: addr, path: path, closeEach: closeEach, tls: cfg, stop: make(chan struct{})}
 	deadline := time.Now().Add(limit)
 	for i := 0; i < conns; i++ {
 		l.wg.Add(1)
@@ -70,7 +77,7 @@ func (l *load) run(deadline time.Time) {
 		}
 		if c == nil {
 			var err error
-			if c, err = net.DialTimeout("tcp", l.addr, 2*time.Second); err != nil {
+			if c, err = l.dial(); err != nil {
 				l.fail("dial: " + err.Error())
 				time.Sleep(10 * time.Millisecond)
 				continue
@@ -92,6 +99,14 @@ func (l *load) run(deadline time.Time) {
 			c = nil
 		}
 	}
+}
+
+func (l *load) dial() (net.Conn, error) {
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	if l.tls != nil {
+		return tls.DialWithDialer(d, "tcp", l.addr, l.tls)
+	}
+	return d.Dial("tcp", l.addr)
 }
 
 func (l *load) fail(msg string) {

@@ -166,8 +166,14 @@ func TestPrivilegeDrop(t *testing.T) {
 	port := freePrivilegedPort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	ctl := filepath.Join(dir, "ctl.sock")
+	sock := filepath.Join(dir, "app.sock")
 	c := startClusterExe(t, exe, 2, []string{envGroups + "=4,27"}, "--workers", "2", "--user", "nobody",
-		"--listen", addr, "--root", docs, "--control", ctl)
+		"--listen", addr, "--listen", "unix:"+sock, "--root", docs, "--control", ctl)
+	if fi, err := os.Stat(sock); err != nil {
+		t.Error(err)
+	} else if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+		t.Errorf("unix socket owned by %d:%d, want the workers' user %d:%d", st.Uid, st.Gid, uid, gid)
+	}
 
 	if muid, _, mgroups := procIDs(t, c.cmd.Process.Pid); muid != "0 0 0 0" || mgroups != "4 27" {
 		t.Fatalf("master: Uid %q, Groups %q; want root with groups 4 27 (the test's set-up)", muid, mgroups)

@@ -1,6 +1,6 @@
 //go:build ignore
 
-// idleconns opens N keep-alive connections to ADDR, makes one request on
+// idleconns opens N keep-alive connections (TLS with -tls) to ADDR, makes one request on
 // each so the server has served it, then holds them idle until its stdin
 // closes. Used by idle.sh to measure a server's memory per idle connection.
 //
@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -21,10 +22,17 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "server address")
 	n := flag.Int("n", 10000, "connections")
+	useTLS := flag.Bool("tls", false, "speak TLS (the certificate is not checked)")
 	flag.Parse()
 	conns := make([]net.Conn, 0, *n)
 	for i := 0; i < *n; i++ {
-		c, err := net.Dial("tcp", *addr)
+		var c net.Conn
+		var err error
+		if *useTLS {
+			c, err = tls.Dial("tcp", *addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		} else {
+			c, err = net.Dial("tcp", *addr)
+		}
 		if err != nil {
 			log.Fatalf("connection %d: %v", i, err)
 		}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The native plaintext path of this checkout against an earlier revision,
+# interleaved in one run: keep-alive, pipelined (16 per write) and a new
+# connection per request, each reported as a ratio to the earlier build.
+#
+#   deploy/bench/versus.sh REV [ROUNDS] [SECONDS] [CONNECTIONS]
+#
+# REV is any git revision (a commit, a tag, HEAD~10). Needs wrk. WORKERS sets
+# the worker processes of each server (default 2). Servers listen on
+# 127.0.0.1 and are stopped by pid when the script ends.
+set -euo pipefail
+rev=${1:?usage: versus.sh REV [ROUNDS] [SECONDS] [CONNECTIONS]}
+rounds=${2:-3} secs=${3:-5} conns=${4:-64}
+. "$(dirname "$0")/lib.sh"
+need_wrk
+
+mkdir -p "$tmp/base"
+git -C "$root" archive "$rev" | tar -x -C "$tmp/base"
+(cd "$tmp/base" && go build -o "$tmp/clusterd-base" ./cmd/clusterd)
+go build -o "$tmp/clusterd-head" "$root/cmd/clusterd"
+
+declare -A port=([base]=8191 [head]=8192)
+for n in base head; do
+	"$tmp/clusterd-$n" --listen "127.0.0.1:${port[$n]}" --workers "$workers" \
+		--control "$tmp/$n.sock" --log-level warn &
+	pids+=($!)
+	waitup "http://127.0.0.1:${port[$n]}/"
+done
+
+declare -A args=(
+	[keep-alive]="-t2 -c$conns"
+	[pipelined]="-t2 -c$conns -s $here/pipeline.lua"
+	[new-conn]="-t2 -c$conns -H Connection:close"
+)
+tests=(keep-alive pipelined new-conn)
+echo "wrk, $rounds interleaved rounds of ${secs}s, $workers workers each, $(nproc) CPUs; base $(git -C "$root" rev-parse --short "$rev"), head $(git -C "$root" rev-parse --short HEAD)"
+declare -A all
+for r in $(seq "$rounds"); do
+	for t in "${tests[@]}"; do
+		for n in base head; do
+			# shellcheck disable=SC2086
+			out=$(wrk ${args[$t]} -d"${secs}s" "http://127.0.0.1:${port[$n]}/")
+			rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+			errs=$(awk '/Socket errors|Non-2xx/ {print}' <<<"$out" | tr '\n' ' ')
+			printf 'round %d  %-10s %-5s %10.0f req/s %s\n' "$r" "$t" "$n" "$rps" "$errs"
+			all[$t.$n]+="$rps "
+		done
+	done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+echo
+printf '%-10s %12s %12s %10s\n' test "base req/s" "head req/s" "head/base"
+for t in "${tests[@]}"; do
+	b=$(median <<<"${all[$t.base]}")
+	h=$(median <<<"${all[$t.head]}")
+	printf '%-10s %12.0f %12.0f %10.2f\n' "$t" "$b" "$h" "$(awk -v a="$h" -v b="$b" 'BEGIN {print a/b}')"
+done
