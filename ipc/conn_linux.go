@@ -120,15 +120,7 @@ func (c *Conn) check(n, flags int, files []*os.File, ferr error) (Message, error
 		return Message{}, ferr
 	}
 	if flags&unix.MSG_CTRUNC != 0 {
-		// The descriptors did not all arrive (the receiver is at its fd
-		// limit); the frame did, and says which connections were lost.
-		var m Message
-		if flags&unix.MSG_TRUNC == 0 && n <= headerLen+MaxBody {
-			if mm, err := unmarshal(c.recvBuf[:n]); err == nil {
-				m = mm
-			}
-		}
-		return m, ErrFDsTruncated
+		return Message{}, errors.New("ipc: recv: control data truncated (too many fds)")
 	}
 	if flags&unix.MSG_TRUNC != 0 || n > headerLen+MaxBody {
 		return Message{}, fmt.Errorf("ipc: recv: frame larger than %d bytes", headerLen+MaxBody)
@@ -177,12 +169,6 @@ func closeAll(files []*os.File) {
 		_ = f.Close()
 	}
 }
-
-// ErrFDsTruncated reports a frame whose descriptors did not all arrive,
-// most often because the receiver is at its descriptor limit. Recv returns
-// it in a FrameError together with the frame's message, if that is well
-// formed, and no files, so that the receiver can refuse what it was sent.
-var ErrFDsTruncated = errors.New("ipc: recv: control data truncated (too many fds)")
 
 // FrameError reports a frame that was received but is not well formed (or
 // carried the wrong descriptors). The channel itself is still usable.

@@ -304,8 +304,6 @@ func (p *proc) listenMaster(out chan<- error) {
 	for {
 		msg, files, err := p.conn.Recv()
 		switch {
-		case errors.Is(err, ipc.ErrFDsTruncated) && msg.Type == ipc.Handoff:
-			p.refuseHandoff(msg, err)
 		case errors.As(err, new(*ipc.FrameError)):
 			p.log.Warn("bad message from master", "error", err)
 		case err != nil:
@@ -341,18 +339,6 @@ func (p *proc) serveHandoff(msg ipc.Message, files []*os.File) {
 	// The loop counts the connections it has opened; those just posted to
 	// it are on their way.
 	reply.Connections = p.srv.Stats().Connections + int64(len(files)-len(reply.Refused))
-	if err := p.conn.Send(reply); err != nil {
-		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
-	}
-}
-
-// refuseHandoff answers a Handoff whose descriptors did not arrive (this
-// process is at its fd limit): it serves none of them, and the master,
-// which still holds them, passes them on or closes them.
-func (p *proc) refuseHandoff(msg ipc.Message, err error) {
-	p.log.Debug("refusing connections whose descriptors did not arrive", "seq", msg.Seq, "n", msg.Conns(), "error", err)
-	reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N, Err: err.Error(),
-		Connections: p.srv.Stats().Connections}
 	if err := p.conn.Send(reply); err != nil {
 		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
 	}
