@@ -115,19 +115,21 @@ func (c *Conn) Recv() (Message, []*os.File, error) {
 	return m, files, nil
 }
 
+// check validates a received frame. A frame error still returns the
+// message when it could be decoded (a Handoff whose descriptors did not
+// all arrive, say, so that the receiver can refuse it by Seq).
 func (c *Conn) check(n, flags int, files []*os.File, ferr error) (Message, error) {
-	if ferr != nil {
-		return Message{}, ferr
-	}
-	if flags&unix.MSG_CTRUNC != 0 {
-		return Message{}, errors.New("ipc: recv: control data truncated (too many fds)")
-	}
 	if flags&unix.MSG_TRUNC != 0 || n > headerLen+MaxBody {
 		return Message{}, fmt.Errorf("ipc: recv: frame larger than %d bytes", headerLen+MaxBody)
 	}
 	m, err := unmarshal(c.recvBuf[:n])
-	if err != nil {
+	switch {
+	case err != nil:
 		return m, err
+	case ferr != nil:
+		return m, ferr
+	case flags&unix.MSG_CTRUNC != 0:
+		return m, errors.New("ipc: recv: control data truncated (too many fds, or none left to receive them)")
 	}
 	if want := m.fds(); len(files) != want {
 		return m, fmt.Errorf("ipc: recv %v: got %d fds, want %d", m.Type, len(files), want)

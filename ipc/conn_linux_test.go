@@ -281,3 +281,33 @@ func TestHandoffBatch(t *testing.T) {
 		t.Error("a Handoff above MaxHandoff was sent")
 	}
 }
+
+// TestTruncatedHandoffKeepsMessage: a Handoff whose descriptors did not all
+// arrive is a frame error that still names the Handoff, so the receiver
+// can refuse its Seq; the descriptors that did arrive are closed.
+func TestTruncatedHandoffKeepsMessage(t *testing.T) {
+	ca, cb := pair(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fds := make([]int, MaxHandoff+1) // one more than a receiver takes
+	for i := range fds {
+		fds[i] = int(w.Fd())
+	}
+	m := Message{Type: Handoff, Seq: 77, N: 2}
+	frame, err := m.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ca.uc.WriteMsgUnix(frame, unix.UnixRights(fds...), nil); err != nil {
+		t.Fatal(err)
+	}
+	got, files, err := cb.Recv()
+	var fe *FrameError
+	if !errors.As(err, &fe) || got.Type != Handoff || got.Seq != 77 || got.Conns() != 2 || files != nil {
+		t.Fatalf("got %+v, %d files, %v; want a frame error naming Handoff 77 of 2", got, len(files), err)
+	}
+}

@@ -225,6 +225,7 @@ func (m *Master) rpSweep(ls *leavingSlot) {
 			if f == nil {
 				break
 			}
+			m.rr.held.Add(1)
 			m.dispatch(&handoff{f: f})
 		}
 	}

@@ -1,8 +1,10 @@
 package master
 
 import (
+	"errors"
 	"os"
 	"sort"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -54,6 +56,31 @@ type rrState struct {
 	pending   map[uint64]*handoff // sent, not yet answered
 	queue     []*os.File          // accepted while no worker was ready
 	acceptors map[string]*os.File // the master's pollable copies of the listeners
+	// held counts the connections the master holds (accepted, not yet
+	// served); the accept loops wait while it is at heldMax, so that the
+	// master keeps descriptors for its control socket and its workers.
+	held    atomic.Int64
+	heldMax int64
+}
+
+// fdReserve is how many descriptors the master keeps out of the accept
+// loops' reach when it holds connections.
+const fdReserve = 32
+
+// heldLimit is the most connections the master holds at once: its
+// descriptor limit less fdReserve, at least 8.
+func heldLimit() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<40 {
+		return 1 << 40
+	}
+	return max(int64(rl.Cur)-fdReserve, 8)
+}
+
+// closeConn closes a connection the master held.
+func (m *Master) closeConn(f *os.File) {
+	_ = f.Close()
+	m.rr.held.Add(-1)
 }
 
 type handoff struct {
@@ -63,7 +90,7 @@ type handoff struct {
 }
 
 func newRRState() *rrState {
-	return &rrState{pending: map[uint64]*handoff{}, acceptors: map[string]*os.File{}}
+	return &rrState{pending: map[uint64]*handoff{}, acceptors: map[string]*os.File{}, heldMax: heldLimit()}
 }
 
 // startAcceptor begins accepting on the listener for key, once.
@@ -109,7 +136,15 @@ func (m *Master) acceptLoop(ln *os.File) {
 	}
 	var retry acceptRetry
 	for {
-		batch, aerr, err := acceptBatchFrom(rc)
+		room := m.rr.heldMax - m.rr.held.Load()
+		if room <= 0 {
+			if !m.acceptFailed(m.rrErrLog, &retry, "accept paused: the master holds as many connections as its descriptor limit allows", errHeldMax) {
+				return
+			}
+			continue
+		}
+		batch, aerr, err := acceptBatchFrom(rc, int(min(room, acceptBatch)))
+		m.rr.held.Add(int64(len(batch)))
 		if len(batch) > 0 {
 			retry.reset()
 			m.send(func() { m.dispatchBatch(batch) }, batch...)
@@ -123,12 +158,15 @@ func (m *Master) acceptLoop(ln *os.File) {
 	}
 }
 
+// errHeldMax says why an accept loop waits.
+var errHeldMax = errors.New("descriptor limit less the master's reserve reached")
+
 // acceptBatchFrom waits until the listener rc has connections and accepts
-// them, up to acceptBatch. aerr is an accept error after which the caller
-// pauses; err ends the wait (the listener was closed).
-func acceptBatchFrom(rc syscall.RawConn) (batch []*os.File, aerr, err error) {
+// them, up to n. aerr is an accept error after which the caller pauses;
+// err ends the wait (the listener was closed).
+func acceptBatchFrom(rc syscall.RawConn, n int) (batch []*os.File, aerr, err error) {
 	err = rc.Read(func(fd uintptr) bool {
-		for len(batch) < acceptBatch {
+		for len(batch) < n {
 			nfd, _, e := unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
 			switch e {
 			case nil:
@@ -154,7 +192,7 @@ func (m *Master) stopAccepting() {
 		delete(m.rr.acceptors, key)
 	}
 	for _, f := range m.rr.queue {
-		_ = f.Close()
+		m.closeConn(f)
 	}
 	m.rr.queue = nil
 }
@@ -163,7 +201,9 @@ func (m *Master) stopAccepting() {
 // one message per worker for all of its share.
 func (m *Master) dispatchBatch(files []*os.File) {
 	if m.stopping {
-		closeFiles(files)
+		for _, f := range files {
+			m.closeConn(f)
+		}
 		return
 	}
 	byWorker := map[*worker][]*handoff{}
@@ -189,7 +229,7 @@ func (m *Master) dispatchBatch(files []*os.File) {
 // until one is.
 func (m *Master) dispatch(h *handoff) {
 	if m.stopping {
-		_ = h.f.Close()
+		m.closeConn(h.f)
 		return
 	}
 	if h.tries > len(m.workers) {
@@ -251,7 +291,7 @@ func (m *Master) drop(h *handoff) {
 	if ok, n := m.rrDropLog.allow(m.now()); ok {
 		m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries, "drops_not_logged", n)
 	}
-	_ = h.f.Close()
+	m.closeConn(h.f)
 }
 
 func closeFiles(files []*os.File) {
@@ -347,7 +387,7 @@ func (m *Master) handoffReply(w *worker, msg ipc.Message) {
 		}
 		delete(m.rr.pending, seq)
 		if !all && !refused[seq] {
-			_ = h.f.Close()
+			m.closeConn(h.f)
 			continue
 		}
 		w.log.Debug("connection refused, passing it on", "why", msg.Err)

@@ -306,6 +306,9 @@ func (p *proc) listenMaster(out chan<- error) {
 		switch {
 		case errors.As(err, new(*ipc.FrameError)):
 			p.log.Warn("bad message from master", "error", err)
+			if msg.Type == ipc.Handoff { // its connections did not arrive: the master passes them on
+				p.refuseHandoff(msg, err)
+			}
 		case err != nil:
 			out <- err
 			return
@@ -339,6 +342,16 @@ func (p *proc) serveHandoff(msg ipc.Message, files []*os.File) {
 	// The loop counts the connections it has opened; those just posted to
 	// it are on their way.
 	reply.Connections = p.srv.Stats().Connections + int64(len(files)-len(reply.Refused))
+	if err := p.conn.Send(reply); err != nil {
+		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
+	}
+}
+
+// refuseHandoff tells the master that none of a Handoff's connections
+// are served here.
+func (p *proc) refuseHandoff(msg ipc.Message, why error) {
+	reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N, Err: why.Error(),
+		Connections: p.srv.Stats().Connections}
 	if err := p.conn.Send(reply); err != nil {
 		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
 	}
