@@ -256,3 +256,76 @@ func TestReuseportNeedsTCP(t *testing.T) {
 		t.Errorf("a Unix listener under reuseport: %d groups", len(h.m.rp.groups))
 	}
 }
+
+// TestReuseportRollKeepsSockets: a rolling restart's replacement gets its
+// slot's socket, the one the old worker drains from.
+func TestReuseportRollKeepsSockets(t *testing.T) {
+	h, g := rpHarness(t, 1)
+	old := h.proc(0)
+	first := h.rpQuery(old)
+	h.ready(old)
+	h.reload()
+	h.until(func() bool { return h.started() == 2 })
+	next := h.proc(1)
+	if got := h.rpQuery(next); got != first {
+		t.Error("the replacement did not get its slot's socket")
+	}
+	if !slices.Equal(steeredSlots(g), []int{1}) || len(g.members) != 1 {
+		t.Errorf("during the roll: %d sockets, steered to %v", len(g.members), steeredSlots(g))
+	}
+	h.ready(next)
+	if st := h.state(old); st != Draining {
+		t.Fatalf("old worker %v after its replacement is ready", st)
+	}
+	h.exit(old, nil)
+	if len(g.members) != 1 || slotSocket(t, g, 1).file == nil {
+		t.Errorf("after the roll: %d sockets", len(g.members))
+	}
+	if q, err := slotSocket(t, g, 1).queued(); err != nil || q != 0 {
+		t.Errorf("slot 1's socket after the roll: %d %v", q, err)
+	}
+}
+
+// TestReuseportScaleDownBackingOff: a slot scaled away while its worker
+// waits out a crash back-off has no worker to drain: at the next tick the
+// master hands what its socket queued to the others, then closes it.
+func TestReuseportScaleDownBackingOff(t *testing.T) {
+	h, g := rpHarness(t, 2)
+	for _, p := range h.sp.all() {
+		h.rpQuery(p)
+		h.ready(p)
+	}
+	s2 := slotSocket(t, g, 2)
+	h.exit(h.proc(1), errors.New("exit status 1"))
+	h.until(func() bool { return h.started() == 3 }) // a first crash: at once
+	h.exit(h.proc(2), errors.New("exit status 1"))   // a second: backs off
+	if h.m.slots[2].worker != nil || h.m.slots[2].respawn == nil {
+		t.Fatal("slot 2 is not backing off")
+	}
+	if err := g.steer([]int{slices.Index(g.members, s2)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", g.addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := h.m.scale(1); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(leaveEvery)
+	p1 := h.proc(0)
+	msg, files := p1.recv(t)
+	closeFiles(files)
+	if msg.Type != ipc.Handoff || len(files) != 1 {
+		t.Fatalf("slot 1's worker got %v with %d fds, want the queued connection", msg.Type, len(files))
+	}
+	if len(g.members) != 1 || g.members[0].slot != 1 || len(h.m.rp.leaving) != 0 {
+		t.Errorf("slot 2's socket not closed: %d sockets", len(g.members))
+	}
+	if h.started() != 3 {
+		t.Errorf("slot 2 was refilled after it was scaled away")
+	}
+	p1.send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq})
+	h.until(func() bool { return len(h.m.rr.pending) == 0 })
+}
