@@ -20,6 +20,7 @@ type inherited struct {
 	key        string // in an upgrade: the --listen value the old master served it as
 	sockFile   bool   // in an upgrade: the master removes its socket file when it stops
 	backlog    int    // in an upgrade: as the old master set it
+	reuseport  bool   // in an upgrade: the bound base of a reuseport group
 }
 
 // Activated reports whether the service manager passed this process

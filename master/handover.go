@@ -43,7 +43,14 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	if err := json.Unmarshal([]byte(v), &env); err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvUpgrade, err)
 	}
-	for _, fd := range append([]int{env.Channel, env.Control}, listenerFDs(env.Listeners)...) {
+	fds := []int{env.Channel, env.Control}
+	for _, l := range env.Listeners {
+		fds = append(fds, l.FD)
+		for _, s := range l.Members {
+			fds = append(fds, s.FD)
+		}
+	}
+	for _, fd := range fds {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 			return nil, fmt.Errorf("%s: descriptor %d: %w", EnvUpgrade, fd, err)
 		}
@@ -57,8 +64,11 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	for _, l := range env.Listeners {
 		m.listeners.inherited = append(m.listeners.inherited, &inherited{
 			fd: l.FD, file: os.NewFile(uintptr(l.FD), l.Key), name: l.Key, key: l.Key,
-			form: l.Form, sockFile: l.SockFile, backlog: l.Backlog,
+			form: l.Form, sockFile: l.SockFile, backlog: l.Backlog, reuseport: l.Reuseport, addr: l.Addr,
 		})
+		if l.Reuseport {
+			m.rpAdopt(l)
+		}
 	}
 	f := os.NewFile(uintptr(env.Control), "control")
 	ctl, err := net.FileListener(f) // a duplicate
@@ -88,12 +98,31 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	return env.Keys, nil
 }
 
-func listenerFDs(ls []upgradeListener) []int {
-	out := make([]int, len(ls))
-	for i, l := range ls {
-		out[i] = l.FD
+// rpAdopt makes the reuseport group the old master passed this master's,
+// with its sockets in the group's order.
+func (m *Master) rpAdopt(l upgradeListener) {
+	g := &rpGroup{key: l.Key, addr: l.Addr, opts: m.cfg.Sockets}
+	for _, s := range l.Members {
+		g.members = append(g.members, &rpSocket{slot: s.Slot, fd: s.FD, file: os.NewFile(uintptr(s.FD), l.Key)})
 	}
-	return out
+	m.rp.groups[l.Key] = g
+	m.rp.order = append(m.rp.order, g)
+}
+
+// rpForget closes the master's descriptors of the reuseport sockets after a
+// handover, without shutting them down: the new master serves them, with
+// their queued connections. The master steers them no more.
+func (m *Master) rpForget() {
+	if m.rp.tick != nil {
+		m.rp.tick.Stop()
+		m.rp.tick = nil
+	}
+	for _, g := range m.rp.order {
+		for _, s := range g.members {
+			_ = s.file.Close()
+		}
+	}
+	m.rp.groups, m.rp.order = map[string]*rpGroup{}, nil
 }
 
 // adminListener is the --admin-listen socket: the old master's in an
@@ -246,6 +275,13 @@ func pidString() string { return strconv.Itoa(os.Getpid()) + "\n" }
 // form it had there and, for a Unix socket file it made, the duty to
 // remove that file.
 func (t *listenerTable) adoptUpgrade(key string, in *inherited) (*listener, error) {
+	if in.reuseport { // bound, not listening: the group's sockets listen
+		in.used = true
+		l := &listener{key: key, form: in.form, addr: in.addr, file: in.file, reuseport: true, backlog: in.backlog}
+		t.byKey[key] = l
+		t.order = append(t.order, l)
+		return l, nil
+	}
 	l, err := t.adopt(key, in.fd, in.file, in.form)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s (from the old master): %w", key, err)

@@ -38,9 +38,13 @@ package master
 //     then sends MAINPID=, stops answering the control socket (leaving its
 //     file for the new master), drains its workers and exits 0.
 //
-// An upgrade is refused while another one or a rolling restart runs, in a
-// master running as PID 1, whose exit would end its PID namespace, and
-// under reuseport scheduling (see startUpgrade).
+// Under reuseport scheduling every slot's socket passes too, in the
+// group's order, and the old master only closes its descriptors of them:
+// a socket shut down would take its queued connections with it.
+//
+// An upgrade is refused while another one, a rolling restart or a
+// reuseport scale-down runs, and in a master running as PID 1, whose exit
+// would end its PID namespace.
 
 import (
 	"bufio"
@@ -103,6 +107,17 @@ type upgradeListener struct {
 	Form     string `json:"form"`
 	Backlog  int    `json:"backlog,omitempty"`   // as the old master set it; 0: as inherited
 	SockFile bool   `json:"sock_file,omitempty"` // the master removes its socket file when it stops
+	// Reuseport: FD is the bound base socket of a reuseport group, whose
+	// listening sockets are Members, in the group's order.
+	Reuseport bool            `json:"reuseport,omitempty"`
+	Addr      string          `json:"addr,omitempty"`
+	Members   []upgradeMember `json:"members,omitempty"`
+}
+
+// upgradeMember is a worker slot's socket of a reuseport group.
+type upgradeMember struct {
+	Slot int `json:"slot"`
+	FD   int `json:"fd"`
 }
 
 // errUpgrading refuses a reload or a second upgrade while one runs.
@@ -139,11 +154,8 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 		return errors.New("the master is PID 1, whose exit would end every process of its PID namespace; restart the container instead")
 	case m.ctl == nil:
 		return errors.New("no control socket to hand over")
-	case m.cfg.Sched == SchedReuseport:
-		// Each slot's socket would have to pass too, with its steering:
-		// one closed with the old master resets the connections queued
-		// on it.
-		return errors.New("a master upgrade is not supported with --sched reuseport yet; restart the service, or roll the workers (ctl reload)")
+	case len(m.rp.leaving) > 0:
+		return errors.New("a scale-down is still moving connections off its sockets; try again in a moment")
 	}
 	files, env, err := m.upgradeFiles()
 	if err != nil {
@@ -184,8 +196,19 @@ func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
 			return fail(fmt.Errorf("listener %s: %w", l.key, err))
 		}
 		files = append(files, os.NewFile(uintptr(fd), l.key))
-		env.Listeners = append(env.Listeners, upgradeListener{Key: l.key, FD: 3 + len(files),
-			Form: l.form, Backlog: l.backlog, SockFile: l.sock != nil})
+		ul := upgradeListener{Key: l.key, FD: 3 + len(files), Form: l.form, Backlog: l.backlog,
+			SockFile: l.sock != nil, Reuseport: l.reuseport, Addr: l.addr}
+		if g := m.rp.groups[l.key]; l.reuseport && g != nil {
+			for _, s := range g.members {
+				fd, err := rawfd.Dup(s.fd)
+				if err != nil {
+					return fail(fmt.Errorf("listener %s, worker %d: %w", l.key, s.slot, err))
+				}
+				files = append(files, os.NewFile(uintptr(fd), l.key))
+				ul.Members = append(ul.Members, upgradeMember{Slot: s.slot, FD: 3 + len(files)})
+			}
+		}
+		env.Listeners = append(env.Listeners, ul)
 	}
 	if m.admin != nil {
 		fd, err := dupListener(m.admin.ln)
@@ -461,6 +484,7 @@ func (m *Master) handOver(pid int) {
 	for _, l := range m.listeners.order {
 		l.sock = nil
 	}
+	m.rpForget()
 	m.ctl.SetUnlinkOnClose(false)
 	if err := m.ctl.Close(); err != nil {
 		m.log.Warn("closing the control socket", "error", err)

@@ -49,7 +49,7 @@ func TestUpgradeRefused(t *testing.T) {
 		{"as PID 1", func(h *harness) { h.m.pid1 = true }, "the master is PID 1"},
 		{"while starting as an upgrade", func(h *harness) { h.m.handover = &handover{} }, "itself starting as an upgrade"},
 		{"with no control socket", func(h *harness) { h.m.ctl = nil }, "no control socket"},
-		{"under reuseport scheduling", func(h *harness) { h.m.cfg.Sched = SchedReuseport }, "not supported with --sched reuseport"},
+		{"during a reuseport scale-down", func(h *harness) { h.m.rp.leaving = []*leavingSlot{{id: 2}} }, "a scale-down is still moving connections"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, 1)

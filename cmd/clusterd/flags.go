@@ -67,8 +67,7 @@ Usage:
                                   fails its check, exits, or is not serving within
                                   --ready-timeout is killed: this one serves on
                                   and ctl exits non-zero with the reason. Refused
-                                  during a reload or another upgrade, and under
-                                  --sched reuseport.
+                                  during a reload or another upgrade.
       scale N                     grow or shrink the pool to N workers (1..{maxWorkers})
       stop                        graceful stop
                                   ctl refuses a socket, or a directory holding

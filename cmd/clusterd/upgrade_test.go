@@ -237,7 +237,7 @@ func TestMasterUpgradeUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
 		sched string
 		conns int
-	}{{"shared", 64}, {"shared", 256}, {"rr", 64}} {
+	}{{"shared", 64}, {"shared", 256}, {"rr", 64}, {"reuseport", 64}, {"reuseport", 256}} {
 		t.Run(fmt.Sprintf("%s/c%d", tc.sched, tc.conns), func(t *testing.T) {
 			exe := filepath.Join(t.TempDir(), "clusterd")
 			install(t, builds["upgrade-a"], exe)
