@@ -37,7 +37,11 @@ func passFiles(t *testing.T, files []*os.File, env upgradeEnv) upgradeEnv {
 	at := func(n int) int { return fds[n-4] } // files[i] was to be fd 4+i
 	env.Control = at(env.Control)
 	for i := range env.Listeners {
-		env.Listeners[i].FD = at(env.Listeners[i].FD)
+		l := &env.Listeners[i]
+		l.FD = at(l.FD)
+		for j := range l.Members {
+			l.Members[j].FD = at(l.Members[j].FD)
+		}
 	}
 	if env.Admin > 0 {
 		env.Admin = at(env.Admin)
@@ -277,3 +281,102 @@ func TestUpgradeHandshakeInProcess(t *testing.T) {
 }
 
 func fakeCmd(pid int) *exec.Cmd { return &exec.Cmd{Process: &os.Process{Pid: pid}} }
+
+// TestUpgradeReuseportInProcess: under reuseport scheduling every slot's
+// socket passes to the new master in the group's order, and its workers
+// get them; the old master closes only its descriptors, so a connection
+// queued on a slot's socket during the upgrade is still there for the new
+// master's worker.
+func TestUpgradeReuseportInProcess(t *testing.T) {
+	a, ga := rpHarness(t, 2)
+	withControl(t, a)
+	for _, p := range a.sp.all() {
+		a.rpQuery(p)
+		a.ready(p)
+	}
+	s1 := slotSocket(t, ga, 1)
+	inodes := map[int]uint64{1: inode(t, s1.file), 2: inode(t, slotSocket(t, ga, 2).file)}
+	if err := ga.steer([]int{slices.Index(ga.members, s1)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", ga.addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	files, env, err := a.m.upgradeFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env.Listeners) != 1 || !env.Listeners[0].Reuseport || len(env.Listeners[0].Members) != 2 || env.Listeners[0].Addr != ga.addr {
+		t.Fatalf("reuseport listener passed as %+v", env.Listeners)
+	}
+	nm := &nextMaster{cmd: fakeCmd(4242), lines: make(chan string, 4), exited: make(chan error, 1)}
+	env = passFiles(t, files, env)
+	env.Channel = channelTo(t, nm)
+
+	b := newHarness(t, 1, func(c *Config) { c.Sched = SchedReuseport })
+	t.Cleanup(func() {
+		b.m.rpCloseAll()
+		if b.m.ctl != nil {
+			_ = b.m.ctl.Close()
+		}
+	})
+	b.m.ctl = nil
+	js, _ := json.Marshal(env)
+	t.Setenv(EnvUpgrade, string(js))
+	keys, err := b.m.takeInherited()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.m.openListeners(keys); err != nil {
+		t.Fatal(err)
+	}
+	gb := b.m.rp.groups[rpKey]
+	if gb == nil || len(gb.members) != 2 || gb.addr != ga.addr {
+		t.Fatalf("new master's group: %+v", gb)
+	}
+	for i, s := range gb.members {
+		if s.slot != ga.members[i].slot || inode(t, s.file) != inodes[s.slot] {
+			t.Errorf("member %d: slot %d, not the old master's socket in that place", i, s.slot)
+		}
+	}
+	b.m.start()
+	if len(gb.members) != 2 {
+		t.Fatalf("the new master added sockets: %d", len(gb.members))
+	}
+	for i, p := range b.sp.all() {
+		if got := b.rpQuery(p); got != inodes[i+1] {
+			t.Errorf("new worker %d did not get its slot's socket", i+1)
+		}
+		b.ready(p)
+	}
+	b.m.handoverTick()
+	if line := <-nm.lines; line != lineReady {
+		t.Fatalf("new master said %q", line)
+	}
+	if _, err := nm.ch.WriteString(lineCommit + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	b.until(func() bool { return b.m.handover == nil })
+	if line := <-nm.lines; line != lineDone {
+		t.Fatalf("new master said %q", line)
+	}
+
+	u := &upgrade{started: a.m.now(), abort: make(chan string, 1)}
+	a.m.upgrade = u
+	a.m.upgradeFinished(u, 4242, nil)
+	if len(a.m.rp.order) != 0 || len(a.m.rp.groups) != 0 {
+		t.Errorf("the old master still holds %d reuseport groups", len(a.m.rp.order))
+	}
+	if q, err := slotSocket(t, gb, 1).queued(); err != nil || q != 1 {
+		t.Errorf("slot 1's queue after the hand-over: %d %v, want the connection", q, err)
+	}
+	if f, err := slotSocket(t, gb, 1).acceptOne(); err != nil || f == nil {
+		t.Errorf("the new master cannot take the queued connection: %v", err)
+	} else {
+		_ = f.Close()
+	}
+	_ = nm.ch.Close()
+}
