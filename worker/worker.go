@@ -304,11 +304,14 @@ func (p *proc) listenMaster(out chan<- error) {
 	for {
 		msg, files, err := p.conn.Recv()
 		switch {
+		case errors.As(err, new(*ipc.FrameError)) && msg.Type == ipc.Handoff:
+			// Its connections did not arrive (this worker is at its fd
+			// limit, which may last): the master passes them on and logs
+			// what it drops, once in a while, so no line for each here.
+			p.log.Debug("refusing a hand-off whose descriptors did not arrive", "seq", msg.Seq, "error", err)
+			p.refuseHandoff(msg, err)
 		case errors.As(err, new(*ipc.FrameError)):
 			p.log.Warn("bad message from master", "error", err)
-			if msg.Type == ipc.Handoff { // its connections did not arrive: the master passes them on
-				p.refuseHandoff(msg, err)
-			}
 		case err != nil:
 			out <- err
 			return
