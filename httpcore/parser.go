@@ -402,19 +402,9 @@ func limitError(b []byte) error {
 	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
 		b = b[2:] // empty lines before the request-line
 	}
-	spaces := 0
-	for _, c := range b {
-		switch c {
-		case ' ':
-			spaces++
-		case '\n':
-			return errHeadTooLarge
-		}
-		if spaces == 2 {
-			return errHeadTooLarge
-		}
-	}
-	if spaces == 1 {
+	// Still in the request-target: an unfinished request-line with one
+	// space, after the method.
+	if bytes.IndexByte(b, '\n') < 0 && bytes.Count(b, []byte{' '}) == 1 {
 		return errURITooLong
 	}
 	return errHeadTooLarge

@@ -6,14 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Request is one command on the control socket: a JSON line.
@@ -52,52 +47,6 @@ type response struct {
 type request struct {
 	Request
 	reply chan response
-}
-
-// listenControl opens the control socket, mode 0600; the default one in
-// a directory that only we can write (see ensureControlDir).
-func (m *Master) listenControl(path string) (*net.UnixListener, error) {
-	if path == "" {
-		dir := ControlDir()
-		if err := ensureControlDir(dir); err != nil {
-			return nil, fmt.Errorf("control socket: %w", err)
-		}
-		path = filepath.Join(dir, "master-"+strconv.Itoa(os.Getpid())+".sock")
-	}
-	if isStaleSocket(path) {
-		if err := os.Remove(path); err != nil {
-			m.log.Warn("cannot remove a stale control socket", "path", path, "error", err)
-		}
-	}
-	old := unix.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err == nil {
-		err = m.shareControl(path)
-	}
-	if err != nil {
-		_ = ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	m.ctlPath = path
-	return ln, nil
-}
-
-// isStaleSocket reports whether path is a socket no one listens on.
-func isStaleSocket(path string) bool {
-	fi, err := os.Lstat(path)
-	if err != nil || fi.Mode()&os.ModeSocket == 0 {
-		return false
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		_ = c.Close()
-		return false
-	}
-	return errors.Is(err, unix.ECONNREFUSED)
 }
 
 // Control connections: a client must send its request within
@@ -228,7 +177,7 @@ func (m *Master) serveControlConn(c *net.UnixConn, silent *silentConns) {
 	select {
 	case m.events <- func() { m.control(r) }:
 	case <-m.done:
-		reply(response{Error: "the master is stopping"})
+		reply(response{Error: errStopping.Error()})
 		return
 	}
 	tick := time.NewTicker(req.pendingEvery())

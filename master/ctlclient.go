@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -87,32 +85,4 @@ func unwrapOp(err error) error {
 		return op.Err
 	}
 	return err
-}
-
-// FindControl returns the control socket of the one master running with
-// the default control path. Stale sockets are skipped.
-func FindControl() (string, error) {
-	dir := ControlDir()
-	if _, err := os.Stat(dir); err == nil {
-		if err := checkSocketDir(dir); err != nil {
-			return "", err
-		}
-	}
-	paths, _ := filepath.Glob(filepath.Join(dir, "master-*.sock"))
-	var live []string
-	for _, p := range paths {
-		if c, err := net.DialTimeout("unix", p, time.Second); err == nil {
-			_ = c.Close()
-			live = append(live, p)
-		} else if isStaleSocket(p) {
-			_ = os.Remove(p)
-		}
-	}
-	switch len(live) {
-	case 0:
-		return "", fmt.Errorf("%w (no control socket in %s; pass --control PATH)", ErrNoMaster, dir)
-	case 1:
-		return live[0], nil
-	}
-	return "", fmt.Errorf("%d masters are running (%s); pass --control PATH", len(live), strings.Join(live, ", "))
 }

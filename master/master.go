@@ -380,7 +380,7 @@ func (m *Master) signal(sig os.Signal) {
 	case syscall.SIGHUP:
 		m.reloadSignal()
 	case syscall.SIGUSR2:
-		m.upgradeSignal()
+		m.bySignal("upgrade", "SIGUSR2", m.startUpgrade)
 	case syscall.SIGTTIN, syscall.SIGTTOU:
 		n := len(m.slots) + 1
 		if sig == syscall.SIGTTOU {
@@ -396,5 +396,13 @@ func (m *Master) signal(sig os.Signal) {
 		// master lives on.
 	case syscall.SIGCHLD:
 		m.reapOrphans()
+	}
+}
+
+// bySignal starts what a signal asks for (a reload, an upgrade), with no
+// one to answer but the log: a refusal is logged as a warning.
+func (m *Master) bySignal(what, signal string, start func(reply chan<- response) error) {
+	if err := start(nil); err != nil {
+		m.log.Warn(what+" refused", "signal", signal, "error", err)
 	}
 }

@@ -41,9 +41,7 @@ func (m *Master) reloadSignal() {
 		r.again = true
 		return
 	}
-	if err := m.startRoll(nil); err != nil {
-		m.log.Warn("reload refused", "signal", "SIGHUP", "error", err)
-	}
+	m.bySignal("reload", "SIGHUP", m.startRoll)
 }
 
 // startRoll begins a rolling restart. reply, if not nil, receives the
@@ -51,7 +49,7 @@ func (m *Master) reloadSignal() {
 func (m *Master) startRoll(reply chan<- response) error {
 	switch {
 	case m.stopping:
-		return errors.New("the master is stopping")
+		return errStopping
 	case m.roll != nil && m.roll.recycle != "":
 		m.roll.queueReload(reply)
 		return nil

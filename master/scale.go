@@ -1,7 +1,6 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 )
@@ -15,7 +14,7 @@ func (m *Master) scale(n int) error {
 	case n > MaxWorkers:
 		return fmt.Errorf("cannot scale to %d: at most %d workers", n, MaxWorkers)
 	case m.stopping:
-		return errors.New("the master is stopping")
+		return errStopping
 	}
 	from := len(m.slots)
 	for id := 1; len(m.slots) < n; id++ {

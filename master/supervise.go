@@ -190,27 +190,30 @@ func (m *Master) drain(w *worker) {
 	w.drainBy = m.now().Add(m.cfg.GracefulTimeout)
 }
 
-func (m *Master) stopGracefully() {
+// errStopping refuses what a stopping master no longer starts.
+var errStopping = errors.New("the master is stopping")
+
+// beginStop is what every stop does before it drains or kills the workers:
+// no more rolls, upgrades, respawns or accepting.
+func (m *Master) beginStop() {
 	m.stopping = true
 	m.stats.shutting.Store(true)
 	m.cancelDelay()
-	m.rollAbort("the master is stopping")
-	m.upgradeAbort("the master is stopping")
+	m.rollAbort(errStopping.Error())
+	m.upgradeAbort(errStopping.Error())
 	m.cancelRespawns()
 	m.stopAccepting()
+}
+
+func (m *Master) stopGracefully() {
+	m.beginStop()
 	for w := range m.workers {
 		m.drain(w)
 	}
 }
 
 func (m *Master) stopNow(reason string) {
-	m.stopping = true
-	m.stats.shutting.Store(true)
-	m.cancelDelay()
-	m.rollAbort("the master is stopping")
-	m.upgradeAbort("the master is stopping")
-	m.cancelRespawns()
-	m.stopAccepting()
+	m.beginStop()
 	for w := range m.workers {
 		m.kill(w, reason)
 	}

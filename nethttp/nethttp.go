@@ -248,14 +248,23 @@ func (p *pool) work(j *job) {
 	}
 }
 
+// dequeue takes the oldest waiting job off the queue, or returns nil when
+// none waits. p.mu must be held.
+func (p *pool) dequeue() *job {
+	if p.head >= len(p.queue) {
+		return nil
+	}
+	j := p.queue[p.head]
+	p.queue[p.head] = nil
+	p.head++
+	return j
+}
+
 // next returns the oldest waiting job, or waits for one to be submitted;
 // it returns nil after retiring the calling goroutine.
 func (p *pool) next(w *worker) *job {
 	p.mu.Lock()
-	if p.head < len(p.queue) {
-		j := p.queue[p.head]
-		p.queue[p.head] = nil
-		p.head++
+	if j := p.dequeue(); j != nil {
 		p.mu.Unlock()
 		return j
 	}
@@ -289,10 +298,7 @@ func (p *pool) next(w *worker) *job {
 // with a hijacked connection: a waiting job gets a goroutine of its own.
 func (p *pool) leave() {
 	p.mu.Lock()
-	if p.head < len(p.queue) {
-		j := p.queue[p.head]
-		p.queue[p.head] = nil
-		p.head++
+	if j := p.dequeue(); j != nil {
 		p.mu.Unlock()
 		go p.work(j)
 		return

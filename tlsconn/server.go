@@ -230,8 +230,14 @@ func (s *Server) StopAccepting(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	return waitGroup(ctx, &s.shaking)
+}
+
+// waitGroup waits until wg is done or ctx ends; ctx.Err() if ctx ends
+// first.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
-	go func() { s.shaking.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -245,20 +251,16 @@ func (s *Server) StopAccepting(ctx context.Context) error {
 // (HTTP/1.1 ones close as the loop drains them) or ctx ends; then the rest
 // are closed and ctx.Err() is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.StopAccepting(ctx); err != nil {
+	err := s.StopAccepting(ctx)
+	var h2err error
+	if err == nil {
+		h2err = s.h2.shutdown(ctx)
+		err = waitGroup(ctx, &s.conns)
+	}
+	if err != nil {
 		s.closeAll()
 		s.conns.Wait()
 		return err
 	}
-	h2err := s.h2.shutdown(ctx)
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-		return h2err
-	case <-ctx.Done():
-		s.closeAll()
-		<-done
-		return ctx.Err()
-	}
+	return h2err
 }

@@ -25,19 +25,17 @@ type ctlConfig struct {
 // ctlFlags is ctl's flag table (see serveFlags).
 var ctlFlags = []flagRow[ctlConfig]{
 	{name: "control", arg: "PATH", help: "the master's control socket; without it, ctl finds\nthe one master started without --control",
-		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.StringVar(&c.control, name, "", "") }},
+		bind: stringFlag(func(c *ctlConfig) *string { return &c.control }, "")},
 	{name: "json", show: "off", help: `status as JSON: {"master":{...},"workers":[{"id",
 "pid","generation","state","requests","connections",
 "restarts",...}]}`,
-		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.BoolVar(&c.json, name, false, "") }},
+		bind: boolFlag(func(c *ctlConfig) *bool { return &c.json }, false)},
 	{name: "timeout", arg: "D", help: "give up with exit 1 when the master does not answer\nwithin this; a reload may take longer while the\nmaster reports progress",
-		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) {
-			fs.DurationVar(&c.timeout, name, master.DefaultControlTimeout, "")
-		}},
+		bind: durationFlag(func(c *ctlConfig) *time.Duration { return &c.timeout }, master.DefaultControlTimeout)},
 	{name: "interval", arg: "D", help: "top: time between two frames",
-		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.DurationVar(&c.interval, name, time.Second, "") }},
+		bind: durationFlag(func(c *ctlConfig) *time.Duration { return &c.interval }, time.Second)},
 	{name: "count", arg: "N", show: "until interrupted", help: "top: frames to show",
-		bind: func(fs *flag.FlagSet, name string, c *ctlConfig) { fs.IntVar(&c.count, name, 0, "") }},
+		bind: intFlag(func(c *ctlConfig) *int { return &c.count }, 0)},
 }
 
 // ctl talks to a running master over its control socket.

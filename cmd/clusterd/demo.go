@@ -16,35 +16,50 @@ const maxDelayMS = 60000
 // given. Every route runs on the event loop and never blocks it.
 func demoApp(self *worker.Worker) httpcore.Handler {
 	return httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
-		switch r.Path() {
-		case "/":
-			if !allowGet(w, r) {
-				return
-			}
-			w.SetHeader("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.WriteString("Hello World\n")
-		case "/echo":
-			echo(w, r)
-		case "/worker":
-			if allowGet(w, r) {
-				info := self.Info()
-				writeJSON(w, 200, map[string]any{
-					"id": info.ID, "pid": info.PID, "generation": info.Generation,
-					"requests": self.Requests(),
-				})
-			}
-		case "/delay":
-			if allowGet(w, r) {
-				delay(w, r)
-			}
-		default:
-			writeJSON(w, 404, map[string]string{"error": "not found"})
-		}
+		demoRoute(self, w, r.Method(), r.Path(), func() { echo(w, r) }, func() { delay(w, r) })
 	})
 }
 
-func allowGet(w *httpcore.ResponseWriter, r *httpcore.Request) bool {
-	if m := r.Method(); m == "GET" || m == "HEAD" {
+// A demoResponse is what the demo's routes need of a response, as
+// httpcore.ResponseWriter has it and httpReply gives net/http's.
+type demoResponse interface {
+	SetHeader(name, value string)
+	WriteHeader(code int)
+	Write(b []byte) (int, error)
+}
+
+var helloWorld = []byte("Hello World\n")
+
+// demoRoute answers a request for path with the demo's routes, in either
+// API: echo and delay, whose work differs between the two, are passed in.
+func demoRoute(self *worker.Worker, w demoResponse, method, path string, echo, delay func()) {
+	switch path {
+	case "/":
+		if allowGet(w, method) {
+			w.SetHeader("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write(helloWorld)
+		}
+	case "/echo":
+		echo()
+	case "/worker":
+		if allowGet(w, method) {
+			info := self.Info()
+			writeJSON(w, 200, map[string]any{
+				"id": info.ID, "pid": info.PID, "generation": info.Generation,
+				"requests": self.Requests(),
+			})
+		}
+	case "/delay":
+		if allowGet(w, method) {
+			delay()
+		}
+	default:
+		writeJSON(w, 404, map[string]string{"error": "not found"})
+	}
+}
+
+func allowGet(w demoResponse, method string) bool {
+	if method == "GET" || method == "HEAD" {
 		return true
 	}
 	w.SetHeader("Allow", "GET, HEAD")
@@ -56,7 +71,7 @@ func allowGet(w *httpcore.ResponseWriter, r *httpcore.Request) bool {
 func delay(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	ms, ok := parseDelay(r.Query("ms"))
 	if !ok {
-		writeJSON(w, 400, map[string]string{"error": "ms must be an integer from 0 to " + strconv.Itoa(maxDelayMS)})
+		writeDelayError(w)
 		return
 	}
 	w.Async()
@@ -82,7 +97,11 @@ func parseDelay(s string) (int, bool) {
 	return ms, s != ""
 }
 
-func writeJSON(w *httpcore.ResponseWriter, code int, v any) {
+func writeDelayError(w demoResponse) {
+	writeJSON(w, 400, map[string]string{"error": "ms must be an integer from 0 to " + strconv.Itoa(maxDelayMS)})
+}
+
+func writeJSON(w demoResponse, code int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		code, body = 500, []byte(`{"error":"encoding failed"}`)

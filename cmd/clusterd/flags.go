@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -126,14 +127,14 @@ systemd:NAME  the sockets systemd passed with
               FileDescriptorName=NAME (LISTEN_FDS)
 A HOST:PORT or unix:PATH that systemd already
 passed (socket activation) is used, not bound.`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.listen, name, "") }},
+		bind: valueFlag(func(c *serveConfig) flag.Value { return &c.listen })},
 	{name: "backlog", arg: "N", show: strconv.Itoa(master.DefaultBacklog),
 		help: `accept queue length of every listener, as Node
 and nginx: an overloaded server refuses early
 instead of queueing thousands of connections;
 capped by net.core.somaxconn. Inherited sockets
 keep theirs unless it is given`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.backlog, name, 0, "") }},
+		bind: intFlag(func(c *serveConfig) *int { return &c.sockets.backlog }, 0)},
 	{name: "socket-mode", arg: "MODE", help: "permissions of unix:PATH socket files",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			c.sockets.mode = modeFlag(master.DefaultSocketMode)
@@ -143,16 +144,14 @@ keep theirs unless it is given`,
 connection's first bytes arrive (or after
 --header-timeout), not for connections that
 stay silent`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.BoolVar(&c.sockets.deferAccept, name, false, "")
-		}},
+		bind: boolFlag(func(c *serveConfig) *bool { return &c.sockets.deferAccept }, false)},
 	{name: "tcp-fastopen", arg: "N", show: "0 (off)", help: `TCP_FASTOPEN with a queue of N; the kernel
 serves it only when the sysctl
 net.ipv4.tcp_fastopen has the server flag (2)`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.sockets.fastOpen, name, 0, "") }},
+		bind: intFlag(func(c *serveConfig) *int { return &c.sockets.fastOpen }, 0)},
 	{name: "workers", arg: "N", show: "one per available CPU, cgroup-aware",
 		help: fmt.Sprintf("worker processes, at most %d", master.MaxWorkers),
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.IntVar(&c.opts.Workers, name, 0, "") }},
+		bind: intFlag(func(c *serveConfig) *int { return &c.opts.Workers }, 0)},
 	{name: "sched", arg: "MODE", help: `how connections reach the workers {default}:
 shared  every worker accepts on the master's socket
         (Node's SCHED_NONE, nginx's default)
@@ -167,9 +166,7 @@ reuseport  each worker slot accepts on a SO_REUSEPORT
         away (BPF) and closes a socket only once its
         queue is empty. TCP listeners only; others
         are shared`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.StringVar(&c.opts.Sched, name, master.SchedShared, "")
-		}},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.Sched }, master.SchedShared)},
 	{name: "rr-policy", arg: "POLICY", help: `which worker gets a connection under --sched rr
 {default}:
 round-robin  each ready worker in turn
@@ -177,13 +174,11 @@ least-conns  the one with the fewest open
              connections (as it reports them with
              each hand-off answer and heartbeat,
              plus those handed to it since)`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.StringVar(&c.opts.RRPolicy, name, master.RRPolicyRoundRobin, "")
-		}},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.RRPolicy }, master.RRPolicyRoundRobin)},
 	{name: "tls-listen", arg: "ADDR", help: `serve HTTPS on ADDR (any --listen form),
 repeatable: TLS 1.2 and 1.3, ALPN h2 and
 http/1.1; needs --tls-cert and --tls-key`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.tlsListen, name, "") }},
+		bind: valueFlag(func(c *serveConfig) flag.Value { return &c.tlsListen })},
 	{name: "tls-cert", arg: "FILE", help: `PEM certificate chain for the TLS listeners,
 repeatable: the Nth goes with the Nth --tls-key;
 with several, the client's server name (SNI)
@@ -191,48 +186,42 @@ picks one. Each new worker loads the files as
 they are on disk: replace them and reload to
 rotate; a pair that does not load refuses the
 reload and the workers keep serving`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.tlsCerts, name, "") }},
+		bind: valueFlag(func(c *serveConfig) flag.Value { return &c.tlsCerts })},
 	{name: "tls-key", arg: "FILE", help: "PEM private key of the Nth --tls-cert",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.tlsKeys, name, "") }},
+		bind: valueFlag(func(c *serveConfig) flag.Value { return &c.tlsKeys })},
 	{name: "root", arg: "DIR", help: `serve the files below DIR instead of the demo app:
 GET and HEAD, index.html, ETag/Last-Modified (304),
 byte ranges (206/416), sendfile; nothing outside
 DIR is reachable (.., encoded slashes, symlinks)`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.root, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.root }, "")},
 	{name: "h2c", show: "off", help: `serve HTTP/2 over cleartext TCP besides HTTP/1.1:
 prior knowledge (curl --http2-prior-knowledge) and
 Upgrade: h2c (curl --http2). The demo app then runs
 as a net/http Handler; not with --root`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.BoolVar(&c.h2c, name, false, "") }},
+		bind: boolFlag(func(c *serveConfig) *bool { return &c.h2c }, false)},
 	{name: "user", arg: "NAME", help: `run the workers as this user (a name or a uid),
 with no supplementary groups; the master must be
 started as root, and keeps root to bind (ports
 below 1024 too) and to supervise. Files only root
 can read stay out of the workers' reach. The
 control socket then admits root and NAME only`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.User, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.User }, "")},
 	{name: "group", arg: "NAME", show: "the user's primary group", help: "the workers' group",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Group, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.Group }, "")},
 	{name: "control", arg: "PATH", show: "master-PID.sock in $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else in $XDG_RUNTIME_DIR/clusterd, else in /tmp/clusterd-UID",
 		help: "control socket, mode 0600, for clusterd ctl; the\nmaster refuses a default directory that is not its\nown or that group or others may write",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.Control, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.Control }, "")},
 	{name: "pid-file", arg: "PATH", help: `write the master's pid here (temporary file and
 rename, so never half-written); a master upgrade
 rewrites it with the new master's pid. Removed on
 stop`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.PIDFile, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.PIDFile }, "")},
 	{name: "idle-timeout", arg: "D", help: "close a keep-alive connection idle this long",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.HTTP.IdleTimeout, name, httpcore.DefaultIdleTimeout, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.HTTP.IdleTimeout }, httpcore.DefaultIdleTimeout)},
 	{name: "header-timeout", arg: "D", help: "time allowed to send a request head",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.HTTP.HeaderTimeout, name, httpcore.DefaultHeaderTimeout, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.HTTP.HeaderTimeout }, httpcore.DefaultHeaderTimeout)},
 	{name: "request-timeout", arg: "D", help: "time allowed for a whole request, body included",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.HTTP.RequestTimeout, name, httpcore.DefaultRequestTimeout, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.HTTP.RequestTimeout }, httpcore.DefaultRequestTimeout)},
 	{name: "max-header-bytes", arg: "SIZE", help: "larger request heads get 431",
 		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
 			c.maxHeader = httpcore.DefaultMaxHeaderBytes
@@ -244,52 +233,38 @@ stop`,
 			fs.Var(&c.maxBody, name, "")
 		}},
 	{name: "graceful-timeout", arg: "D", help: "a draining worker is killed after this",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.GracefulTimeout, name, defaults.GracefulTimeout, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.GracefulTimeout }, defaults.GracefulTimeout)},
 	{name: "ready-timeout", arg: "D", help: "a new worker must be serving within this; in a\nmaster upgrade, the new master and its workers",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.ReadyTimeout, name, defaults.ReadyTimeout, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.ReadyTimeout }, defaults.ReadyTimeout)},
 	{name: "worker-timeout", arg: "D", help: "a worker whose event loop is silent this long is\nkilled and replaced",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.WorkerTimeout, name, defaults.WorkerTimeout, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.WorkerTimeout }, defaults.WorkerTimeout)},
 	{name: "log-level", arg: "LEVEL", help: "trace, debug, info, warn or error",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.StringVar(&c.opts.LogLevel, name, defaults.LogLevel, "")
-		}},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.LogLevel }, defaults.LogLevel)},
 	{name: "log-format", arg: "FORMAT", help: "text or json",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.StringVar(&c.logFormat, name, defaults.LogFormat, "")
-		}},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.logFormat }, defaults.LogFormat)},
 	{name: "admin-listen", arg: "ADDR", help: `serve /metrics (Prometheus), /healthz and /readyz
 on ADDR from the master itself, never from a worker,
 so it answers while every worker is busy; off unless
 given, e.g. 127.0.0.1:9090`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AdminListen, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.AdminListen }, "")},
 	{name: "shutdown-delay", arg: "D", help: `on SIGTERM, fail /readyz at once and serve on for D
 before the graceful stop, so that a load balancer
 stops sending traffic first`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.DurationVar(&c.opts.ShutdownDelay, name, 0, "")
-		}},
+		bind: durationFlag(func(c *serveConfig) *time.Duration { return &c.opts.ShutdownDelay }, 0)},
 	{name: "max-requests", arg: "N", help: `replace a worker once it has served N requests:
 a replacement starts, then the worker drains, one
 worker at a time`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Uint64Var(&c.opts.MaxRequests, name, 0, "") }},
+		bind: uint64Flag(func(c *serveConfig) *uint64 { return &c.opts.MaxRequests }, 0)},
 	{name: "max-rss", arg: "SIZE", help: `replace a worker whose resident memory exceeds
 SIZE, as --max-requests does`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.Var(&c.maxRSS, name, "") }},
+		bind: valueFlag(func(c *serveConfig) flag.Value { return &c.maxRSS })},
 	{name: "access-log", arg: "PATH|-", help: `append a line per response to PATH (- for standard
 output), written by each worker without blocking its
 loop; lines past a 1MiB queue are dropped and
 counted; SIGUSR1 reopens the file (logrotate)`,
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) { fs.StringVar(&c.opts.AccessLog, name, "", "") }},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.AccessLog }, "")},
 	{name: "access-log-format", arg: "F", help: "common (NCSA, as nginx and Apache) or json",
-		bind: func(fs *flag.FlagSet, name string, c *serveConfig) {
-			fs.StringVar(&c.opts.AccessLogFormat, name, worker.AccessLogCommon, "")
-		}},
+		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.AccessLogFormat }, worker.AccessLogCommon)},
 }
 
 // serveConfig is what serve's flags say.

@@ -171,3 +171,31 @@ func orList(words []string) string {
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
+
+// The binders below make a row's bind from the field the flag sets and
+// its default, so that a row says only what differs.
+
+func stringFlag[C any](field func(*C) *string, def string) func(*flag.FlagSet, string, *C) {
+	return func(fs *flag.FlagSet, name string, c *C) { fs.StringVar(field(c), name, def, "") }
+}
+
+func boolFlag[C any](field func(*C) *bool, def bool) func(*flag.FlagSet, string, *C) {
+	return func(fs *flag.FlagSet, name string, c *C) { fs.BoolVar(field(c), name, def, "") }
+}
+
+func intFlag[C any](field func(*C) *int, def int) func(*flag.FlagSet, string, *C) {
+	return func(fs *flag.FlagSet, name string, c *C) { fs.IntVar(field(c), name, def, "") }
+}
+
+func uint64Flag[C any](field func(*C) *uint64, def uint64) func(*flag.FlagSet, string, *C) {
+	return func(fs *flag.FlagSet, name string, c *C) { fs.Uint64Var(field(c), name, def, "") }
+}
+
+func durationFlag[C any](field func(*C) *time.Duration, def time.Duration) func(*flag.FlagSet, string, *C) {
+	return func(fs *flag.FlagSet, name string, c *C) { fs.DurationVar(field(c), name, def, "") }
+}
+
+// valueFlag binds a flag.Value whose zero value is its default.
+func valueFlag[C any](field func(*C) flag.Value) func(*flag.FlagSet, string, *C) {
+	return func(fs *flag.FlagSet, name string, c *C) { fs.Var(field(c), name, "") }
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,15 +84,12 @@ func children(pid int) map[int]struct {
 		state string
 		nspid int
 	}{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
+	paths, _ := filepath.Glob("/proc/[0-9]*/status")
+	for _, path := range paths {
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		b, err := os.ReadFile(path)
 		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
+			continue // exited since the glob
 		}
 		var ppid, nspid int
 		var state string

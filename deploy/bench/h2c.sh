@@ -22,23 +22,13 @@ waitup http://127.0.0.1:8193/
 url[net/http]=http://127.0.0.1:8193/
 names=(clusterd net/http)
 
+# h2load_rps URL: h2load's requests per second, then its failures.
+h2load_rps() {
+	local out
+	out=$(h2load -n"$n" -c"$clients" -m"$streams" "$1")
+	echo "$(awk '/^finished in/ {print $4}' <<<"$out") $(awk '/^requests:/ {print $10, "failed,", $12, "errored"}' <<<"$out")"
+}
+
 echo "h2load -n$n -c$clients -m$streams, $rounds interleaved rounds, $workers workers / GOMAXPROCS=$workers, $(nproc) CPUs"
 declare -A all
-for r in $(seq "$rounds"); do
-	for s in "${names[@]}"; do
-		out=$(h2load -n"$n" -c"$clients" -m"$streams" "${url[$s]}")
-		rps=$(awk '/^finished in/ {print $4}' <<<"$out")
-		fails=$(awk '/^requests:/ {print $10, "failed,", $12, "errored"}' <<<"$out")
-		printf 'round %d  %-9s %10.0f req/s  %s\n' "$r" "$s" "$rps" "$fails"
-		all[$s]+="$rps "
-	done
-done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-base=$(median <<<"${all[clusterd]}")
-echo
-printf '%-9s %12s %10s\n' server "median req/s" "clusterd/x"
-for s in "${names[@]}"; do
-	m=$(median <<<"${all[$s]}")
-	printf '%-9s %12.0f %10.2f\n' "$s" "$m" "$(awk -v a="$base" -v b="$m" 'BEGIN {print a/b}')"
-done
+interleave h2load_rps

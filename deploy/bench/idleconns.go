@@ -11,12 +11,12 @@ import (
 	"bufio"
 	"crypto/tls"
 	"flag"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 )
 
 func main() {
@@ -24,6 +24,7 @@ func main() {
 	n := flag.Int("n", 10000, "connections")
 	useTLS := flag.Bool("tls", false, "speak TLS (the certificate is not checked)")
 	flag.Parse()
+	req := []byte("GET / HTTP/1.1\r\nHost: " + *addr + "\r\n\r\n")
 	conns := make([]net.Conn, 0, *n)
 	for i := 0; i < *n; i++ {
 		var c net.Conn
@@ -36,7 +37,9 @@ func main() {
 		if err != nil {
 			log.Fatalf("connection %d: %v", i, err)
 		}
-		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", *addr)
+		if _, err := c.Write(req); err != nil {
+			log.Fatalf("connection %d: %v", i, err)
+		}
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
 			log.Fatalf("connection %d: %v", i, err)
@@ -45,7 +48,7 @@ func main() {
 		resp.Body.Close()
 		conns = append(conns, c)
 	}
-	fmt.Println("open", len(conns))
+	_, _ = os.Stdout.WriteString("open " + strconv.Itoa(len(conns)) + "\n")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	for _, c := range conns {
 		c.Close()

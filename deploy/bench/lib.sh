@@ -58,3 +58,95 @@ start_node() {
 	pids+=("$jpid")
 	waitup "http://127.0.0.1:$1/"
 }
+
+# median: the median of the numbers on standard input, separated by spaces
+# or newlines.
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# wrk_rps WRK-ARGS… URL: runs wrk; prints its requests per second, then its
+# socket error and non-2xx lines joined on one line.
+wrk_rps() {
+	local out
+	out=$(wrk "$@")
+	echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '/Socket errors|Non-2xx/ {print}' <<<"$out" | tr '\n' ' ')"
+}
+
+# interleave MEASURE…: $rounds rounds over the servers in names (URLs in
+# url), MEASURE… URL printing "REQ/S NOTES" for each; a line a run, led by
+# $indent, and each run's req/s added to all[SERVER], which the caller
+# declares. Then each server's median and clusterd's ratio to it. MEASURE
+# sees the caller's variables (this function's locals: round, srv, out,
+# base, m).
+interleave() {
+	local round srv out base m
+	for round in $(seq "$rounds"); do
+		for srv in "${names[@]}"; do
+			out=$("$@" "${url[$srv]}")
+			printf '%sround %d  %-13s %10.0f req/s  %s\n' "${indent:-}" "$round" "$srv" "${out%% *}" "${out#* }"
+			all[$srv]+="${out%% *} "
+		done
+	done
+	base=$(median <<<"${all[clusterd]}")
+	echo
+	printf '%s%-13s %12s %10s\n' "${indent:-}" server "median req/s" "clusterd/x"
+	for srv in "${names[@]}"; do
+		m=$(median <<<"${all[$srv]}")
+		printf '%s%-13s %12.0f %10.2f\n' "${indent:-}" "$srv" "$m" "$(awk -v a="$base" -v b="$m" 'BEGIN {print a/b}')"
+	done
+}
+
+# wrk_twice NAME URL COMMAND: wrk keep-alive load on URL (-t2 -c$conns for
+# $secs), COMMAND eval'ed (in this shell) at a third and at two thirds of
+# it; sets load to (REQUESTS REQ/S SOCKET-ERRORS NON-2XX) and leaves wrk's
+# report in $tmp/NAME.wrk.
+wrk_twice() {
+	local name=$1 target=$2 command=$3 w third
+	third=$(awk -v s="$secs" 'BEGIN {print s/3}')
+	wrk -t2 -c"$conns" -d"${secs}s" "$target" >"$tmp/$name.wrk" &
+	w=$!
+	pids+=("$w")
+	sleep "$third"
+	eval "$command"
+	sleep "$third"
+	eval "$command"
+	wait "$w"
+	local reqs rps errs non2xx
+	reqs=$(awk '/requests in/ {print $1}' "$tmp/$name.wrk")
+	rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/$name.wrk")
+	errs=$(awk '/Socket errors/ {gsub(",", ""); s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i; print s}' "$tmp/$name.wrk")
+	non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/$name.wrk")
+	load=("$reqs" "$rps" "${errs:-0}" "${non2xx:-0}")
+}
+
+# losses NAME WIDTH: wrk_twice's load as a line, NAME in a column WIDTH wide.
+losses() {
+	printf "%-${2}s %10s requests %6s socket errors %6s non-2xx\n" "$1" "${load[0]}" "${load[2]}" "${load[3]}"
+}
+
+# rss PID: kB of PID and its children.
+rss() {
+	local total=0 p
+	for p in $1 $(pgrep -P "$1" || true); do
+		total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
+	done
+	echo "$total"
+}
+
+# idle_rss PID N IDLECONNS-ARGS…: the kB of PID and its children before and
+# after N connections have each made one request and sit idle
+# (idleconns.go, built on first use); prints "BEFORE AFTER". Call it in a
+# command substitution: it runs the connections as a coprocess.
+idle_rss() {
+	local pid=$1 n=$2 before after
+	shift 2
+	[ -x "$tmp/idleconns" ] || go build -o "$tmp/idleconns" "$here/idleconns.go"
+	sleep 0.5
+	before=$(rss "$pid")
+	coproc HOLD { "$tmp/idleconns" -n "$n" "$@"; }
+	read -r _ _ <&"${HOLD[0]}"
+	sleep 1
+	after=$(rss "$pid")
+	exec {HOLD[1]}>&-
+	wait "$HOLD_PID" || true
+	echo "$before $after"
+}

@@ -13,10 +13,9 @@ rounds=${1:-3} secs=${2:-5} conns=${3:-64}
 . "$(dirname "$0")/lib.sh"
 need_wrk
 
-go build -o "$tmp/runhttp" "$here/runhttp.go"
-"$tmp/runhttp" -addr 127.0.0.1:8185 -workers "$workers" 2>/dev/null &
-pids+=($!)
 go build -o "$tmp/nethttp" "$here/nethttp.go"
+"$tmp/nethttp" -addr 127.0.0.1:8185 -workers "$workers" 2>/dev/null &
+pids+=($!)
 GOMAXPROCS=$workers "$tmp/nethttp" -addr 127.0.0.1:8183 &
 pids+=($!)
 waitup http://127.0.0.1:8185/
@@ -36,7 +35,6 @@ for r in $(seq "$rounds"); do
 	done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 printf '%-9s %18s %18s %12s\n' server "keep-alive req/s" "pipelined req/s" "c1 p50 us"
 for n in "${names[@]}"; do

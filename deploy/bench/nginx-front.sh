@@ -61,20 +61,8 @@ CONF
 
 # measure NAME PORT: wrk for $secs against nginx, ctl reload at 1/3 and 2/3.
 measure() {
-	local name=$1 port=$2 third
-	third=$(awk -v s="$secs" 'BEGIN {print s/3}')
-	wrk -t2 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/" >"$tmp/$name.wrk" &
-	local w=$!
-	sleep "$third"; ctl reload >/dev/null
-	sleep "$third"; ctl reload >/dev/null
-	wait "$w"
-	local reqs rps errs non2xx
-	reqs=$(awk '/requests in/ {print $1}' "$tmp/$name.wrk")
-	rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/$name.wrk")
-	errs=$(awk '/Socket errors/ {gsub(",", ""); s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i; print s}' "$tmp/$name.wrk")
-	non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/$name.wrk")
-	printf '%-14s %10s requests %10s req/s %6s socket errors %6s non-2xx\n' \
-		"$name" "$reqs" "$rps" "${errs:-0}" "${non2xx:-0}"
+	wrk_twice "$1" "http://127.0.0.1:$2/" 'ctl reload >/dev/null'
+	printf '%-14s %10s requests %10s req/s %6s socket errors %6s non-2xx\n' "$1" "${load[@]}"
 }
 
 echo "wrk -t2 -c$conns -d${secs}s against nginx, two clusterd reloads each, $workers workers each"

@@ -15,21 +15,7 @@ conns=${1:-64} secs=${2:-10}
 need_wrk
 
 # measure NAME URL RESTART-COMMAND: wrk for $secs, restarting at 1/3 and 2/3.
-measure() {
-	local name=$1 url=$2 restart=$3
-	wrk -t2 -c"$conns" -d"${secs}s" "$url" >"$tmp/$name.wrk" &
-	local w=$!
-	sleep "$(awk -v s="$secs" 'BEGIN {print s/3}')"
-	eval "$restart"
-	sleep "$(awk -v s="$secs" 'BEGIN {print s/3}')"
-	eval "$restart"
-	wait "$w"
-	local reqs errs non2xx
-	reqs=$(awk '/requests in/ {print $1}' "$tmp/$name.wrk")
-	errs=$(awk '/Socket errors/ {gsub(",", ""); s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i; print s}' "$tmp/$name.wrk")
-	non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/$name.wrk")
-	printf '%-13s %10s requests %6s socket errors %6s non-2xx\n' "$name" "$reqs" "${errs:-0}" "${non2xx:-0}"
-}
+measure() { wrk_twice "$@" && losses "$1" 13; }
 
 pidsof() {
 	"$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print("generation", s["master"]["generation"], "pids", " ".join(str(w["pid"]) for w in s["workers"] if w["state"] == "ready"))'

@@ -29,21 +29,4 @@ for n in nginx node-cluster net/http; do [ -n "${url[$n]:-}" ] && names+=("$n");
 
 echo "wrk -t2 -c$conns -d${secs}s, $rounds interleaved rounds, $workers workers each, $(nproc) CPUs"
 declare -A all
-for r in $(seq "$rounds"); do
-	for n in "${names[@]}"; do
-		out=$(wrk -t2 -c"$conns" -d"${secs}s" "${url[$n]}")
-		rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-		errs=$(awk '/Socket errors|Non-2xx/ {print}' <<<"$out" | tr '\n' ' ')
-		printf 'round %d  %-13s %10.0f req/s %s\n' "$r" "$n" "$rps" "$errs"
-		all[$n]+="$rps "
-	done
-done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-base=$(median <<<"${all[clusterd]}")
-echo
-printf '%-13s %12s %10s\n' server "median req/s" "clusterd/x"
-for n in "${names[@]}"; do
-	m=$(median <<<"${all[$n]}")
-	printf '%-13s %12.0f %10.2f\n' "$n" "$m" "$(awk -v a="$base" -v b="$m" 'BEGIN {print a/b}')"
-done
+interleave wrk_rps -t2 -c"$conns" -d"${secs}s"

@@ -23,7 +23,6 @@ for n in "${names[@]}"; do
 	start_clusterd "${port[$n]}" --control "$tmp/ctl-$n.sock" "${flags[@]}"
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "wrk -t2 -c$conns -d${secs}s, $rounds interleaved rounds, $workers workers, $(nproc) CPUs"
 for how in close keepalive; do

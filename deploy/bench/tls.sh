@@ -43,54 +43,22 @@ fi
 names=(clusterd)
 [ -n "${url[nginx]:-}" ] && names+=(nginx)
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
 # bench LABEL WRK-ARGS…: interleaved rounds, then medians and ratios.
 bench() {
-	local label=$1 r n out rps errs
+	local label=$1
 	shift
 	declare -A all=()
 	echo "$label: wrk $*, $rounds rounds, $workers workers each, $(nproc) CPUs"
-	for r in $(seq "$rounds"); do
-		for n in "${names[@]}"; do
-			out=$(wrk "$@" -d"${secs}s" "${url[$n]}")
-			rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-			errs=$(awk '/Socket errors|Non-2xx/ {print}' <<<"$out" | tr '\n' ' ')
-			printf '  round %d  %-9s %10.0f req/s %s\n' "$r" "$n" "$rps" "$errs"
-			all[$n]+="$rps "
-		done
-	done
-	local base
-	base=$(median <<<"${all[clusterd]}")
-	for n in "${names[@]}"; do
-		m=$(median <<<"${all[$n]}")
-		printf '  median   %-9s %10.0f req/s   clusterd/%s %.2f\n' "$n" "$m" "$n" "$(awk -v a="$base" -v b="$m" 'BEGIN {print a/b}')"
-	done
+	indent="  " interleave wrk_rps "$@" -d"${secs}s"
 }
 
 bench "keep-alive" -t1 -c64
 bench "full handshakes" -t1 -c32 -H "Connection: close"
 
-# rss PID: kB of PID and its children.
-rss() {
-	local total=0 p
-	for p in $1 $(pgrep -P "$1" || true); do
-		total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
-	done
-	echo "$total"
-}
-go build -o "$tmp/idleconns" "$here/idleconns.go"
 echo "memory per idle TLS connection ($idle connections, one request each):"
 for n in "${names[@]}"; do
-	sleep 0.5
-	before=$(rss "${pid[$n]}")
 	addr=${url[$n]#https://}
-	coproc HOLD { "$tmp/idleconns" -tls -addr "${addr%/}" -n "$idle"; }
-	read -r _ _ <&"${HOLD[0]}"
-	sleep 1
-	after=$(rss "${pid[$n]}")
-	exec {HOLD[1]}>&-
-	wait "$HOLD_PID" || true
+	read -r before after <<<"$(idle_rss "${pid[$n]}" "$idle" -tls -addr "${addr%/}")"
 	printf '  %-9s %8d kB before %8d kB after: %6.0f bytes each\n' "$n" "$before" "$after" \
 		"$(awk -v a="$after" -v b="$before" -v n="$idle" 'BEGIN {print (a-b)*1024/n}')"
 done

@@ -17,21 +17,9 @@ need_wrk
 
 # measure NAME URL UPGRADE-COMMAND: wrk for $secs, upgrading at 1/3 and 2/3.
 measure() {
-	local name=$1 url=$2 upgrade=$3
-	wrk -t2 -c"$conns" -d"${secs}s" "$url" >"$tmp/$name.wrk" &
-	local w=$!
-	pids+=("$w")
-	sleep "$(awk -v s="$secs" 'BEGIN {print s/3}')"
-	eval "$upgrade"
-	sleep "$(awk -v s="$secs" 'BEGIN {print s/3}')"
-	eval "$upgrade"
-	wait "$w"
-	local reqs errs non2xx
-	reqs=$(awk '/requests in/ {print $1}' "$tmp/$name.wrk")
-	errs=$(awk '/Socket errors/ {gsub(",", ""); s=0; for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+$/) s+=$i; print s}' "$tmp/$name.wrk")
-	non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/$name.wrk")
-	printf '%-9s %10s requests %6s socket errors %6s non-2xx\n' "$name" "$reqs" "${errs:-0}" "${non2xx:-0}"
-	grep 'Socket errors' "$tmp/$name.wrk" | sed 's/^ */          /' || true
+	wrk_twice "$@"
+	losses "$1" 9
+	grep 'Socket errors' "$tmp/$1.wrk" | sed 's/^ */          /' || true
 }
 
 # clusterd_upgrade: install the build not running now, then ctl upgrade.

@@ -48,7 +48,6 @@ for r in $(seq "$rounds"); do
 	done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 printf '%-10s %12s %12s %10s\n' test "base req/s" "head req/s" "head/base"
 for t in "${tests[@]}"; do

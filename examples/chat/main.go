@@ -15,31 +15,25 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"log"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/examples/internal/examplemain"
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:8080", "address to serve (port 0: any free port, logged)")
-	workers := flag.Int("workers", 2, "worker processes")
-	flag.Parse()
+	opts := examplemain.Flags()
 	hub := newHub()
-	opts := clusterd.Options{
-		Listen: []string{*listen}, Workers: *workers, OnShutdown: hub.Shutdown,
-		GracefulTimeout: 10 * time.Second,
-	}
-	if err := clusterd.RunHTTP(opts, hub.routes()); err != nil {
-		log.Fatal(err)
-	}
+	opts.OnShutdown = hub.Shutdown
+	opts.GracefulTimeout = 10 * time.Second
+	examplemain.Serve(opts, hub.routes())
 }
 
 // writeWait bounds each write to a client, so a stalled one cannot hold
@@ -115,10 +109,7 @@ func (h *hub) leave(c *client) {
 
 func (h *hub) broadcast(msg []byte) {
 	h.mu.Lock()
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
+	clients := slices.Collect(maps.Keys(h.clients))
 	h.mu.Unlock()
 	for _, c := range clients {
 		c.send(websocket.TextMessage, msg)
@@ -147,10 +138,7 @@ func (c *client) close(code int, text string) {
 func (h *hub) Shutdown() {
 	h.mu.Lock()
 	h.closing = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
+	clients := slices.Collect(maps.Keys(h.clients))
 	h.mu.Unlock()
 	for _, c := range clients {
 		c.close(websocket.CloseGoingAway, "server shutting down")

@@ -13,8 +13,6 @@ package main
 
 import (
 	"errors"
-	"flag"
-	"log"
 	"net/http"
 	"os"
 	"strconv"
@@ -22,17 +20,11 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/examples/internal/examplemain"
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:8080", "address to serve")
-	workers := flag.Int("workers", 2, "worker processes")
-	flag.Parse()
-	opts := clusterd.Options{Listen: []string{*listen}, Workers: *workers}
-	if err := clusterd.RunHTTP(opts, newApp()); err != nil {
-		log.Fatal(err)
-	}
+	examplemain.Serve(examplemain.Flags(), newApp())
 }
 
 type user struct {

@@ -12,26 +12,19 @@
 package main
 
 import (
-	"flag"
-	"log"
 	"net/http"
 	"os"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/examples/internal/examplemain"
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:8080", "address to serve")
-	workers := flag.Int("workers", 2, "worker processes")
-	flag.Parse()
+	opts := examplemain.Flags()
 	gin.SetMode(gin.ReleaseMode)
-	opts := clusterd.Options{Listen: []string{*listen}, Workers: *workers}
-	if err := clusterd.RunHTTP(opts, newApp()); err != nil {
-		log.Fatal(err)
-	}
+	examplemain.Serve(opts, newApp())
 }
 
 type user struct {

@@ -13,25 +13,17 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
-	"log"
 	"net/http"
 	"os"
 	"strconv"
 
 	"github.com/gorilla/mux"
 
-	"github.com/clusterd/clusterd"
+	"github.com/clusterd/clusterd/examples/internal/examplemain"
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:8080", "address to serve")
-	workers := flag.Int("workers", 2, "worker processes")
-	flag.Parse()
-	opts := clusterd.Options{Listen: []string{*listen}, Workers: *workers}
-	if err := clusterd.RunHTTP(opts, newApp(".")); err != nil {
-		log.Fatal(err)
-	}
+	examplemain.Serve(examplemain.Flags(), newApp("."))
 }
 
 type user struct {
