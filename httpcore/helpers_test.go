@@ -97,7 +97,6 @@ func listenLoopback(t testing.TB) (int, string) {
 type testServer struct {
 	*Server
 	addr string
-	errc chan error
 }
 
 // startServer serves h on a loopback socket until the test ends, when it
@@ -105,20 +104,27 @@ type testServer struct {
 func startServer(t testing.TB, cfg Config, h Handler) *testServer {
 	t.Helper()
 	fd, addr := listenLoopback(t)
-	ts := &testServer{Server: NewServer(cfg, h), addr: addr, errc: make(chan error, 1)}
-	go func() { ts.errc <- ts.Serve([]int{fd}) }()
+	ts := &testServer{Server: NewServer(cfg, h), addr: addr}
+	serveFD(t, ts.Server, fd)
+	return ts
+}
+
+// serveFD serves srv on the listening socket fd until the test ends, when
+// it shuts srv down, checks that Serve returned nil and closes fd.
+func serveFD(t testing.TB, srv *Server, fd int) {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve([]int{fd}) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := ts.Shutdown(ctx); err != nil {
+		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-		if err := <-ts.errc; err != nil {
+		if err := <-errc; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		unix.Close(fd)
+		closeFD(fd)
 	})
-	return ts
 }
 
 func (ts *testServer) dial(t testing.TB) *clientConn {

@@ -2,7 +2,6 @@ package httpcore
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -58,21 +57,7 @@ func TestUnixSocketRemoteAddr(t *testing.T) {
 		{"named client", filepath.Join(dir, "c.sock"), filepath.Join(dir, "client.sock"), native},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fd := listenUnix(t, tc.path)
-			defer closeFD(fd)
-			srv := NewServer(Config{}, tc.h)
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve([]int{fd}) }()
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := srv.Shutdown(ctx); err != nil {
-					t.Errorf("Shutdown: %v", err)
-				}
-				if err := <-errc; err != nil {
-					t.Errorf("Serve: %v", err)
-				}
-			}()
+			serveFD(t, NewServer(Config{}, tc.h), listenUnix(t, tc.path))
 			var laddr *net.UnixAddr
 			want := "@"
 			if tc.client != "" {

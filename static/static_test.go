@@ -3,7 +3,6 @@ package static
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -19,7 +18,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
-	"github.com/clusterd/clusterd/internal/rawfd"
+	"github.com/clusterd/clusterd/internal/testserve"
 )
 
 // tree makes a document root with files, directories and symlinks, one
@@ -69,35 +68,9 @@ func tree(t *testing.T) (string, []byte) {
 // serve runs h on a loopback listener and returns its base URL.
 func serve(t *testing.T, h httpcore.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := rawfd.Of(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httpcore.NewServer(httpcore.Config{}, h)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve([]int{fd}) }()
-	t.Cleanup(func() {
-		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		_ = f.Close()
-		_ = ln.Close()
-	})
-	return "http://" + ln.Addr().String()
+	addr := testserve.Loop(t, httpcore.NewServer(httpcore.Config{}, h))
+	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections) // before the shutdown
+	return "http://" + addr
 }
 
 // serveTree serves a new tree and returns its URL and big.bin's content.

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,41 +16,15 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
-	"github.com/clusterd/clusterd/internal/rawfd"
+	"github.com/clusterd/clusterd/internal/testserve"
 )
 
 // startDemo serves the demo app from an event loop in this process and
 // returns its address.
 func startDemo(t *testing.T) (string, *httpcore.Server) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	_ = ln.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := rawfd.Of(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := httpcore.NewServer(httpcore.Config{}, demoApp(nil)) // outside a worker: /worker reports zeros
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve([]int{fd}) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		_ = f.Close()
-	})
-	addr := ln.Addr().String()
+	addr := testserve.Loop(t, srv)
 	waitFor(t, 5*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/httpcore"
+	"github.com/clusterd/clusterd/internal/testserve"
 	"github.com/clusterd/clusterd/ipc"
 	"github.com/clusterd/clusterd/master"
 	"github.com/clusterd/clusterd/worker"
@@ -195,15 +196,7 @@ func checkLeaks(goroutines, sockets int) int {
 }
 
 // alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
-}
+var alive = testserve.Alive
 
 // cluster is a clusterd master started from the test binary.
 type cluster struct {

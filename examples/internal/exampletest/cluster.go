@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/internal/testserve"
 )
 
 // RunMain runs main instead of the tests when the variable env is "1":
@@ -96,12 +99,7 @@ func (c *Cluster) readyWorkers() int {
 
 // WaitFor polls cond until it holds or d has passed, and reports which.
 func (c *Cluster) WaitFor(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
+	return testserve.Poll(d, cond)
 }
 
 // Addr is the address the master listens on.
@@ -151,7 +149,7 @@ func (c *Cluster) Signal(sig os.Signal) {
 // Stop stops the cluster with SIGTERM and checks it exits 0 within d.
 func (c *Cluster) Stop(d time.Duration) {
 	c.t.Helper()
-	c.Signal(syscall.SIGTERM)
+	c.Signal(unix.SIGTERM)
 	select {
 	case <-c.exited:
 	case <-time.After(d):
@@ -173,20 +171,9 @@ func (c *Cluster) kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for pid := range c.workers {
-		if alive(pid) {
+		if testserve.Alive(pid) {
 			c.t.Errorf("worker %d outlived the master", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
-}
-
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }

@@ -4,16 +4,12 @@
 package exampletest
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/clusterd/clusterd/httpcore"
-	"github.com/clusterd/clusterd/internal/rawfd"
+	"github.com/clusterd/clusterd/internal/testserve"
 	"github.com/clusterd/clusterd/nethttp"
 )
 
@@ -28,39 +24,13 @@ type Server struct {
 // set, runs when the server drains, as Options.OnShutdown does.
 func Serve(t testing.TB, h http.Handler, onShutdown func()) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	_ = ln.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := rawfd.DupFile(f) // the loop's own copy
-	_ = f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := nethttp.New(h, nethttp.Config{})
-	s := &Server{Server: httpcore.NewServer(httpcore.Config{}, a), URL: "http://" + ln.Addr().String()}
+	s := &Server{Server: httpcore.NewServer(httpcore.Config{}, a)}
 	s.RegisterOnShutdown(a.Shutdown)
 	if onShutdown != nil {
 		s.RegisterOnShutdown(onShutdown)
 	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve([]int{fd}) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = unix.Close(fd)
-	})
+	s.URL = "http://" + testserve.Loop(t, s.Server)
 	return s
 }
 
