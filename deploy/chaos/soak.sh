@@ -18,9 +18,9 @@
 #   large POSTs: failures <= kills (one POST is in flight at a time), and
 #     every reply byte for byte the one an idle server gave at the start
 #   mean worker RSS at the end (idle) <= 1.2 x at the start (idle, warmed up);
-#     the master's RSS at the end <= 1.2 x half-way (its Go heap grows over
-#     the first few dozen restarts, then stays), and it holds no more fds
-#     than at the start (+2)
+#     in runs of 300 s or more, the master's RSS at the end <= 1.2 x half-way
+#     (its Go heap grows over the first few dozen restarts, then stays); the
+#     master holds no more fds than at the start (+2)
 #   every reload succeeded; the master still runs, with every worker serving
 # Needs go, wrk and curl. Only processes it started are signalled; all are
 # stopped when it exits.
@@ -225,6 +225,7 @@ post_bad=$(awk '$3 == "bad"' "$tmp/posts" | wc -l)
 slow=$(awk '{s += $1} END {print s + 0}' "$tmp/slow" 2>/dev/null || echo 0)
 reloads=$(grep -c ok "$tmp/reloads" 2>/dev/null || true)
 reload_fail=$(grep -c fail "$tmp/reloads" 2>/dev/null || true)
+reloads=${reloads:-0} reload_fail=${reload_fail:-0}
 panics=$(grep -c 'panic' "$log" || true)
 exits=$(grep -c '"@message":"worker exited unexpectedly"' "$log" || true)
 
@@ -247,8 +248,13 @@ check "$([ "${requests:-0}" -gt 0 ] && echo 1)" "wrk served requests: ${requests
 check "$([ "$post_fail" -le "$kills" ] && echo 1)" "large POSTs failed $post_fail <= kills $kills"
 check "$([ "$post_bad" -eq 0 ] && echo 1)" "large POSTs answered with another reply than the reference: $post_bad"
 check "$([ "$reload_fail" -eq 0 ] && echo 1)" "rolling restarts failed: $reload_fail$([ -s "$tmp/reload.err" ] && echo " ($(tr '\n' ' ' <"$tmp/reload.err"))")"
-check "$([ $((rss_end * 10)) -le $((rss_start * 12)) ] && echo 1)" "worker RSS end/start: $(awk -v a="$rss_end" -v b="$rss_start" 'BEGIN {printf "%.2f", a / b}') <= 1.20"
-check "$([ $((mrss_end * 10)) -le $((mrss_mid * 12)) ] && echo 1)" "master RSS end/half-way: $(awk -v a="$mrss_end" -v b="$mrss_mid" 'BEGIN {printf "%.2f", a / b}') <= 1.20"
+check "$([ $((rss_end * 10)) -le $((rss_start * 12)) ] && echo 1)" "worker RSS end/start: $(awk -v a="$rss_end" -v b="$rss_start" 'BEGIN {printf "%.3f", a / b}') <= 1.2"
+mratio=$(awk -v a="$mrss_end" -v b="$mrss_mid" 'BEGIN {printf "%.3f", a / b}')
+if [ "$duration" -ge 300 ]; then
+	check "$([ $((mrss_end * 10)) -le $((mrss_mid * 12)) ] && echo 1)" "master RSS end/half-way: $mratio <= 1.2"
+else
+	echo "  --    master RSS end/half-way: $mratio (judged from 300 s on: before, its heap still grows)"
+fi
 check "$([ "$mfds_end" -le $((mfds_start + 2)) ] && echo 1)" "master fds $mfds_end <= $mfds_start + 2 (nothing leaks across restarts)"
 check "$(kill -0 "$mpid" 2>/dev/null && echo 1)" "master $mpid still running"
 check "$serving" "$workers workers serving at the end"
