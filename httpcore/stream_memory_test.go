@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/clusterd/clusterd/internal/testmem"
 )
 
 // The memory tests send 100 MB to a client that reads 64 KiB per
@@ -47,16 +49,16 @@ func TestSendFileMemory(t *testing.T) {
 func checkSlowTransfer(t *testing.T, ts *testServer, what string) {
 	c := ts.dial(t)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	heap := startHeapSampler()
+	heap := testmem.StartHeapSampler()
 	start := time.Now()
 	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	resp, err := readResp(c, "GET")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := slowRead(resp.Body, bigTransfer+1, readPause)
+	got, err := testmem.SlowRead(resp.Body, bigTransfer+1, readPause)
 	elapsed := time.Since(start)
-	base, peak := heap.finish()
+	base, peak := heap.Finish()
 	if got != bigTransfer || err == nil {
 		t.Fatalf("read %d bytes (%v), want %d then EOF", got, err, bigTransfer)
 	}
