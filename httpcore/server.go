@@ -135,6 +135,9 @@ type ConnInfo struct {
 	// client cannot be sent to another server; only a closed server
 	// refuses it.
 	EvenDraining bool
+	// Codec, if not nil, decodes what is read from the socket and encodes
+	// what is written to it (see Codec).
+	Codec Codec
 }
 
 // ServeConnInfo is ServeConn for a connection described by info.
