@@ -21,9 +21,9 @@ type conn struct {
 	body      *bodyIn         // request body being streamed to a handler; nil when none
 	req       pendingReq      // progress of the request at the start of in
 	timer     timerEntry
-	lastWrite int64  // loop time of the last write progress
-	discarded int    // bytes read and dropped while lingering
-	peer      string // the client's address: as ServeConnInfo named it, or once asked for (Request.RemoteAddr)
+	lastWrite int64       // loop time of the last write progress
+	discarded int         // bytes read and dropped while lingering
+	peer      string      // the client's address: as ServeConnInfo named it, or once asked for (Request.RemoteAddr)
 	x         *codecState // nil unless served through a Codec (ConnInfo.Codec)
 }
 
