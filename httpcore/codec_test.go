@@ -168,15 +168,10 @@ func TestCodecServes(t *testing.T) {
 	codec := &frameCodec{preload: []byte("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")}
 	raw := serveFramed(t, s, codec)
 	client := &frameConn{Conn: raw, codec: &frameCodec{}}
-	enc := encodeFrames(nil, []byte("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /file HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"))
-	for i := 0; i < len(enc); i += 7 { // frames cut across writes
-		if _, err := raw.Write(enc[i:min(i+7, len(enc))]); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
 	br := bufio.NewReader(client)
-	for _, want := range []string{"path /first\n", "path /a\n", string(file), "path /b\n"} {
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	readBody := func(want string) {
+		t.Helper()
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -187,11 +182,21 @@ func TestCodecServes(t *testing.T) {
 			t.Fatalf("got %d bytes %.40q, %v; want %d bytes %.40q", len(b), b, err, len(want), want)
 		}
 	}
+	readBody("path /first\n") // before the client sends anything
+	enc := encodeFrames(nil, []byte("GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /file HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"))
+	for i := 0; i < len(enc); i += 7 { // frames cut across writes
+		if _, err := raw.Write(enc[i:min(i+7, len(enc))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, want := range []string{"path /a\n", string(file), "path /b\n"} {
+		readBody(want)
+	}
 	// The end of input, decoded: the connection closes.
 	if _, err := raw.Write([]byte{0, 0}); err != nil {
 		t.Fatal(err)
 	}
-	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := raw.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("after the end of input: %d bytes, %v; want EOF", n, err)
 	}
