@@ -3,7 +3,9 @@
 # count, protocol versions (TLS 1.2 and 1.3), cipher suites and groups
 # (nginx-tls.conf), interleaved rounds:
 #   - keep-alive requests per second (wrk -c64);
-#   - full handshakes per second (Connection: close, wrk -c32);
+#   - new connections per second (Connection: close, wrk -c32; wrk
+#     resumes its TLS session on each, so these are abbreviated handshakes);
+#   - full handshakes per second (8 openssl s_time -new side by side);
 #   - memory per idle TLS connection (N connections, one request each).
 # Beside req/s: the workers' CPU time per request (utime + stime from
 # /proc), which drifts far less than throughput on a shared machine. It
@@ -81,11 +83,15 @@ bench() {
 	local label=$1 round n t0 t1 out rps reqs us b bc m mc
 	shift
 	declare -A all=() cpu=()
-	echo "$label: wrk $*, $rounds rounds of ${secs}s, $workers workers each, $(nproc) CPUs"
+	echo "$label: ${runner:-wrk} $*, $rounds rounds of ${secs}s, $workers workers each, $(nproc) CPUs"
 	for round in $(seq "$rounds"); do
 		for n in "${names[@]}"; do
 			t0=$(ticks "${pid[$n]}")
-			out=$(wrk "$@" -d"${secs}s" "${url[$n]}")
+			if [ -n "${runner:-}" ]; then
+				out=$("$runner" "$@" "${url[$n]}")
+			else
+				out=$(wrk "$@" -d"${secs}s" "${url[$n]}")
+			fi
 			t1=$(ticks "${pid[$n]}")
 			rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 			reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -104,8 +110,19 @@ bench() {
 	done
 }
 
+# s_time_rps ARGS… URL: full handshakes per second of 8 openssl s_time
+# clients (no session reuse) run side by side for $secs.
+s_time_rps() {
+	local addr=${!##https://} i
+	addr=${addr%/}
+	for i in $(seq 8); do
+		openssl s_time -connect "$addr" -new -time "$secs" 2>/dev/null | awk '/real seconds/ {print $1}' &
+	done | awk -v s="$secs" '{n += $1} END {print "Requests/sec:", n / s; print n, "requests in"}'
+}
+
 bench "keep-alive" -t1 -c64
-bench "full handshakes" -t1 -c32 -H "Connection: close"
+bench "new connections (wrk resumes each TLS session: PSK with X25519)" -t1 -c32 -H "Connection: close"
+runner=s_time_rps bench "full handshakes (8 openssl s_time -new, no resumption)"
 
 echo "memory per idle TLS connection ($idle connections, one request each):"
 for n in "${names[@]}"; do
