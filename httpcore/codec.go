@@ -30,6 +30,11 @@ type Codec interface {
 	// Encode appends the encoding of p to dst and returns the extended
 	// slice. An error closes the connection.
 	Encode(dst, p []byte) ([]byte, error)
+	// End appends to dst what tells the peer that the output ends (a TLS
+	// close_notify alert) and returns the extended slice. The loop sends
+	// it, if the socket takes it at once, before it shuts down the
+	// connection after a last response.
+	End(dst []byte) []byte
 	// Hijack returns a net.Conn that reads and writes decoded bytes
 	// through nc, the socket, for ResponseWriter.Hijack. It is called off
 	// the loop, after every byte the loop encoded has been written to nc;
@@ -48,6 +53,10 @@ type codecState struct {
 // codecReadSize is how much ciphertext one read takes: what it decodes
 // to, with a record held over from before, fits the shared read buffer.
 const codecReadSize = readBufferSize - 20<<10
+
+// codecFileChunk is how much of a file body is read and encoded at a time:
+// encoded, it still fits a pooled output buffer.
+const codecFileChunk = outPoolSize - 1<<10
 
 // adoptCodecConn serves fd like adoptConn, through codec, and decodes what
 // codec holds already.
@@ -186,7 +195,7 @@ func (l *loop) releaseEnc(c *conn) {
 func (l *loop) writeFileEncoded(c *conn) bool {
 	fo := c.file
 	for sent := int64(0); fo.left > 0 && sent < maxSendfileBatch && c.bufferedOut() == 0; {
-		chunk := l.cbuf[:min(int64(len(l.cbuf)), fo.left)]
+		chunk := l.cbuf[:min(codecFileChunk, fo.left)]
 		var n int
 		var err error
 		cerr := fo.rc.Control(func(fd uintptr) { n, err = unix.Pread(int(fd), chunk, fo.off) })
@@ -212,4 +221,13 @@ func (l *loop) writeFileEncoded(c *conn) bool {
 		fo.close()
 	}
 	return true
+}
+
+// sendEnd sends what ends c's encoded output, if the socket takes it whole
+// at once.
+func (l *loop) sendEnd(c *conn) {
+	end := c.x.codec.End(l.cbuf[:0])
+	if n, err := unix.Write(c.fd, end); err == nil {
+		l.st.BytesOut += uint64(n)
+	}
 }

@@ -60,6 +60,9 @@ func (f *frameCodec) Decode(dst, in []byte) ([]byte, error) {
 
 func (f *frameCodec) Encode(dst, p []byte) ([]byte, error) { return encodeFrames(dst, p), nil }
 
+// End sends the frame of length 0.
+func (f *frameCodec) End(dst []byte) []byte { return append(dst, 0, 0) }
+
 func (f *frameCodec) Hijack(nc net.Conn) net.Conn {
 	f.hijacked.Store(true)
 	return &frameConn{Conn: nc, codec: f}
@@ -249,5 +252,30 @@ func TestCodecHijack(t *testing.T) {
 	b, _ := io.ReadAll(client)
 	if want := "HTTP/1.1 101 Switching Protocols\r\n\r\necho hello"; string(b) != want || !codec.hijacked.Load() {
 		t.Fatalf("got %q (codec hijacked: %v), want %q", b, codec.hijacked.Load(), want)
+	}
+}
+
+// After a last response (Connection: close) the loop sends the codec's end
+// of output before it shuts the connection down.
+func TestCodecEndsOutput(t *testing.T) {
+	s := NewServer(Config{}, HandlerFunc(func(w *ResponseWriter, r *Request) { _, _ = w.WriteString("bye\n") }))
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(nil) }()
+	defer func() {
+		_ = s.Shutdown(context.Background())
+		<-errc
+	}()
+	raw := serveFramed(t, s, &frameCodec{})
+	if _, err := raw.Write(encodeFrames(nil, []byte("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := (&frameCodec{}).Decode(nil, b)
+	if err != io.EOF || !bytes.HasSuffix(plain, []byte("\r\n\r\nbye\n")) || !bytes.HasSuffix(b, []byte{0, 0}) {
+		t.Fatalf("got %q (%v), want the response then the end frame", b, err)
 	}
 }

@@ -386,6 +386,9 @@ func (l *loop) finishClose(c *conn) {
 		linger = err == nil && unread > 0
 	}
 	l.releaseIn(c)
+	if c.x != nil {
+		l.sendEnd(c)
+	}
 	if !linger || c.flags&connPeerEOF != 0 || unix.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		l.closeConn(c)
 		return

@@ -124,6 +124,15 @@ func (k *tlsCodec) Encode(dst, p []byte) ([]byte, error) {
 	return dst, err
 }
 
+func (k *tlsCodec) End(dst []byte) []byte {
+	k.sc.out = append(dst, k.pending...)
+	k.pending = nil
+	_ = k.tc.CloseWrite() // a close_notify alert
+	dst = k.sc.out
+	k.sc.out = nil
+	return dst
+}
+
 func (k *tlsCodec) Hijack(nc net.Conn) net.Conn {
 	k.sc.Conn, k.sc.loop = nc, false
 	return k.tc

@@ -118,3 +118,50 @@ func TestLargeResponseAndHijack(t *testing.T) {
 		tc.Close()
 	}
 }
+
+// recordTypes records the TLS record types a client receives (TLS 1.2
+// shows alerts as such; TLS 1.3 hides them in application data).
+type recordTypes struct {
+	net.Conn
+	buf   []byte
+	types []byte
+}
+
+func (c *recordTypes) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.buf = append(c.buf, p[:n]...)
+	for len(c.buf) >= 5 {
+		l := 5 + int(c.buf[3])<<8 + int(c.buf[4])
+		if len(c.buf) < l {
+			break
+		}
+		c.types = append(c.types, c.buf[0])
+		c.buf = c.buf[l:]
+	}
+	return n, err
+}
+
+// After a last response the server ends the session with close_notify, so
+// the client can tell a complete response from a cut one.
+func TestCloseNotifyAfterLastResponse(t *testing.T) {
+	h := newHarness(t, httpcore.Config{})
+	raw, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &recordTypes{Conn: raw}
+	tc := tls.Client(rt, &tls.Config{RootCAs: h.cert.Pool, ServerName: "localhost",
+		MaxVersion: tls.VersionTLS12, NextProtos: []string{ProtoHTTP}})
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(tc, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(tc)
+	if err != nil || !strings.Contains(string(b), "Hello World") {
+		t.Fatalf("%q, %v", b, err)
+	}
+	if n := len(rt.types); n == 0 || rt.types[n-1] != 21 { // alert
+		t.Fatalf("record types received %v; want an alert (21) last", rt.types)
+	}
+}
