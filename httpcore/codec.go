@@ -76,6 +76,11 @@ func (l *loop) adoptCodecConn(fd int, info ConnInfo) {
 // readDecoded is onReadable for a connection with a Codec: one read of
 // encoded bytes, decoded and served.
 func (l *loop) readDecoded(c *conn) {
+	if len(c.in) >= l.lim.maxInput { // as readSpace: unreachable while the parser keeps its limits
+		l.reject(c, errBodyTooLarge)
+		l.process(c)
+		return
+	}
 	n, err := unix.Read(c.fd, l.cbuf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
