@@ -167,8 +167,8 @@ func TestTLSResumesOnAnyWorker(t *testing.T) {
 	t.Logf("resumed connections by worker pid: %v", pids)
 }
 
-// --root files, sent with sendfile into the socket pair, arrive whole over
-// HTTP/1.1 and HTTP/2.
+// --root files, read and encrypted on the loop (HTTP/1.1) or sent with
+// sendfile into the socket pair of an HTTP/2 stream, arrive whole.
 func TestTLSServesRoot(t *testing.T) {
 	dir := t.TempDir()
 	cert := writeCert(t, dir)
