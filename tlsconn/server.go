@@ -199,9 +199,9 @@ func (s *Server) handle(c net.Conn, accepted time.Time) {
 	tc := tls.Server(sc, s.tls)
 	deadline := accepted.Add(s.cfg.HTTP.HeaderTimeout)
 	_ = c.SetDeadline(deadline)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	err := tc.HandshakeContext(ctx)
-	cancel()
+	// The socket's deadline bounds the handshake; a context would cost
+	// crypto/tls a goroutine and a timer per handshake to do the same.
+	err := tc.Handshake()
 	s.shaking.Done()
 	if err != nil {
 		s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr(), "error", err)
@@ -209,12 +209,12 @@ func (s *Server) handle(c net.Conn, accepted time.Time) {
 		s.untrack(c)
 		return
 	}
-	_ = c.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol != ProtoH2 {
-		s.serveOnLoop(tc, sc, accepted)
+		s.serveOnLoop(tc, sc, accepted) // the loop times it out from now on
 		s.untrack(c)
 		return
 	}
+	_ = c.SetDeadline(time.Time{})
 	// The handshake grew this goroutine's stack; a fresh goroutine with a
 	// small stack serves the connection, which may idle for long.
 	go func() {
