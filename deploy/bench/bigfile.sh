@@ -7,14 +7,15 @@
 # connection; the four (clusterd http, clusterd https, nginx http, nginx
 # https) are interleaved in ROUNDS rounds. H2=1 adds a download over HTTP/2
 # (ALPN h2, curl's default for HTTPS) from each server: clusterd then sends
-# the file through its HTTP/2 forwarder, not the loop's TLS codec. For each download it reports the seconds curl took, the
-# workers' CPU time (utime + stime from /proc/PID/stat, summed over the
-# server's worker processes, in clock ticks of 10 ms; and, finer, the
-# nanoseconds on CPU of all their threads from /proc/PID/task/*/schedstat)
-# and their peak memory (the sum of
-# the workers' VmHWM, reset before each download through clear_refs, or
-# VmRSS sampled every 20 ms where clear_refs cannot be written), then the
-# medians and the ratio of HTTPS to plain HTTP CPU time for each server.
+# the file through its HTTP/2 forwarder, not the loop's TLS codec. For
+# each download it reports the seconds curl took, the workers' CPU time
+# (utime + stime from /proc/PID/stat, summed over the server's worker
+# processes, in clock ticks of 10 ms; and, finer, the time on CPU of all
+# their threads from /proc/PID/task/*/schedstat) and their peak memory
+# (the sum of the workers' VmHWM, reset before each download through
+# clear_refs, or VmRSS sampled every 20 ms where clear_refs cannot be
+# written); then the medians, the ratio of HTTPS to plain HTTP CPU time for
+# each server and of clusterd's to nginx's for each protocol.
 #
 # In the clear both servers send the file with sendfile(2): the kernel
 # copies page cache to the socket. Over HTTPS each reads the file and
@@ -24,8 +25,9 @@
 # TLS again, where the kernel offers the `tls` upper-layer protocol
 # (CONFIG_TLS; listed in /proc/sys/net/ipv4/tcp_available_ulp once loaded).
 # The kernel this was measured on does not: tcp_available_ulp lists only
-# mptcp, its config has "# CONFIG_TLS is not set" and no module support,
-# and setsockopt(TCP_ULP, "tls") fails with ENOENT. The script prints the
+# mptcp, its config has "# CONFIG_TLS is not set" and "# CONFIG_MODULES
+# is not set" (nothing to modprobe), and setsockopt(TCP_ULP, "tls") fails
+# with ENOENT, as for an unknown name. The script prints the
 # same evidence for the machine it runs on.
 #
 #   deploy/bench/bigfile.sh [ROUNDS] [MEGABYTES]
@@ -43,6 +45,11 @@ echo "kTLS on this kernel ($(uname -r)):"
 echo "  /proc/sys/net/ipv4/tcp_available_ulp: $(cat /proc/sys/net/ipv4/tcp_available_ulp 2>&1)"
 if [ -r /proc/config.gz ]; then
 	echo "  /proc/config.gz: $(zcat /proc/config.gz | grep -E '^(# )?CONFIG_(TLS|MODULES)( |=)' | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+fi
+if command -v modprobe >/dev/null; then
+	echo "  modprobe -n -v tls (a dry run): $(modprobe -n -v tls 2>&1 | tr '\n' ' ')"
+else
+	echo "  modprobe: not installed"
 fi
 if command -v python3 >/dev/null; then
 	echo "  $(python3 -c '
