@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +25,9 @@ const pollEvents = 256
 
 // poller is an epoll instance plus an eventfd that wakes it up.
 type poller struct {
-	fd     int // epoll
+	fd     int             // epoll
+	park   syscall.RawConn // a duplicate of fd in the Go runtime's netpoller
+	parkF  *os.File
 	wakeFD int // eventfd, registered for reading
 	events []unix.EpollEvent
 	ev     unix.EpollEvent // scratch for epoll_ctl
@@ -45,10 +49,34 @@ func newPoller() (*poller, error) {
 		p.close()
 		return nil, err
 	}
+	if err := p.openPark(); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
 }
 
+// openPark registers a duplicate of the epoll descriptor with the Go
+// runtime's netpoller, so that wait can park the loop goroutine instead of
+// blocking its thread.
+func (p *poller) openPark() error {
+	d, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	if err := unix.SetNonblock(d, true); err != nil {
+		_ = unix.Close(d)
+		return os.NewSyscallError("fcntl", err)
+	}
+	p.parkF = os.NewFile(uintptr(d), "epoll")
+	p.park, err = p.parkF.SyscallConn()
+	return err
+}
+
 func (p *poller) close() {
+	if p.parkF != nil {
+		_ = p.parkF.Close()
+	}
 	if p.wakeFD >= 0 {
 		_ = unix.Close(p.wakeFD)
 	}
@@ -75,7 +103,21 @@ func (p *poller) del(fd int) error {
 // wait blocks for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
 func (p *poller) wait(msec int) (int, error) {
-	n, err := unix.EpollWait(p.fd, p.events, msec)
+	n, err := unix.EpollWait(p.fd, p.events, 0)
+	if n == 0 && err == nil && msec != 0 {
+		if msec > 0 {
+			_ = p.parkF.SetReadDeadline(time.Now().Add(time.Duration(msec) * time.Millisecond))
+		} else {
+			_ = p.parkF.SetReadDeadline(time.Time{})
+		}
+		rerr := p.park.Read(func(uintptr) bool {
+			n, err = unix.EpollWait(p.fd, p.events, 0)
+			return n != 0 || (err != nil && !errors.Is(err, unix.EINTR))
+		})
+		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return 0, rerr
+		}
+	}
 	if errors.Is(err, unix.EINTR) {
 		return 0, nil
 	}

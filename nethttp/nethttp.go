@@ -132,7 +132,22 @@ func (a *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	}
 	w.Async()
 	w.OnClientGone(j.ctx.cancel)
+	if a.pool.reserve() {
+		if w.RunInline(j.runInline) {
+			return
+		}
+		a.pool.start(j)
+		return
+	}
 	a.pool.submit(j)
+}
+
+// runInline serves the request on the loop's goroutine (see
+// httpcore.ResponseWriter.RunInline), in a slot reserved on the pool.
+func (j *job) runInline() {
+	if j.run(); !j.hijacked {
+		j.a.pool.leave()
+	}
 }
 
 // A job is one request for the pool.
@@ -238,6 +253,21 @@ func (p *pool) submit(j *job) {
 	p.queue = append(p.queue, j)
 	p.mu.Unlock()
 }
+
+// reserve takes a slot for a job that runs outside the pool's
+// goroutines, unless none is free or jobs are waiting for one.
+func (p *pool) reserve() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running >= p.max || len(p.queue) > p.head {
+		return false
+	}
+	p.running++
+	return true
+}
+
+// start runs j on a new goroutine in a slot taken by reserve.
+func (p *pool) start(j *job) { go p.work(j) }
 
 func (p *pool) work(j *job) {
 	w := &worker{jobs: make(chan *job, 1)}
