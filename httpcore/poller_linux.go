@@ -28,6 +28,9 @@ type poller struct {
 	fd     int             // epoll
 	park   syscall.RawConn // a duplicate of fd in the Go runtime's netpoller
 	parkF  *os.File
+	parkFn func(uintptr) bool // polls for park.Read, into n and err
+	n      int
+	err    error
 	wakeFD int // eventfd, registered for reading
 	events []unix.EpollEvent
 	ev     unix.EpollEvent // scratch for epoll_ctl
@@ -70,6 +73,10 @@ func (p *poller) openPark() error {
 	}
 	p.parkF = os.NewFile(uintptr(d), "epoll")
 	p.park, err = p.parkF.SyscallConn()
+	p.parkFn = func(uintptr) bool {
+		p.n, p.err = unix.EpollWait(p.fd, p.events, 0)
+		return p.n != 0 || p.err != nil && !errors.Is(p.err, unix.EINTR)
+	}
 	return err
 }
 
@@ -100,23 +107,24 @@ func (p *poller) del(fd int) error {
 	return os.NewSyscallError("epoll_ctl del", p.ctl(unix.EPOLL_CTL_DEL, fd, 0))
 }
 
-// wait blocks for at most msec milliseconds (-1: forever) and returns the
+// wait waits for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
+// It waits by parking the goroutine in the runtime's netpoller, not by
+// blocking its thread in epoll_wait: with one processor, goroutines woken
+// meanwhile (a handler's I/O, a timer) run while the loop sleeps.
 func (p *poller) wait(msec int) (int, error) {
 	n, err := unix.EpollWait(p.fd, p.events, 0)
 	if n == 0 && err == nil && msec != 0 {
+		deadline := time.Time{}
 		if msec > 0 {
-			_ = p.parkF.SetReadDeadline(time.Now().Add(time.Duration(msec) * time.Millisecond))
-		} else {
-			_ = p.parkF.SetReadDeadline(time.Time{})
+			deadline = time.Now().Add(time.Duration(msec) * time.Millisecond)
 		}
-		rerr := p.park.Read(func(uintptr) bool {
-			n, err = unix.EpollWait(p.fd, p.events, 0)
-			return n != 0 || (err != nil && !errors.Is(err, unix.EINTR))
-		})
-		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
-			return 0, rerr
+		_ = p.parkF.SetReadDeadline(deadline)
+		p.n, p.err = 0, nil
+		if rerr := p.park.Read(p.parkFn); rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return 0, os.NewSyscallError("epoll park", rerr)
 		}
+		n, err = p.n, p.err
 	}
 	if errors.Is(err, unix.EINTR) {
 		return 0, nil
