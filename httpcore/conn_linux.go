@@ -42,7 +42,7 @@ func (l *loop) onReadable(c *conn) {
 		l.process(c)
 		return
 	}
-	n, err := unix.Read(c.fd, buf)
+	n, err := readNB(c.fd, buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -250,7 +250,7 @@ func (l *loop) flush(c *conn) bool {
 // to close c.
 func (l *loop) writeOut(c *conn) bool {
 	for c.bufferedOut() > 0 {
-		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		n, err := writeNB(c.fd, c.out[c.outOff:])
 		switch {
 		case err == unix.EINTR:
 			continue
