@@ -97,8 +97,9 @@ func newLoop(s *Server) (*loop, error) {
 	return l, nil
 }
 
-// Serve runs one event loop on the calling goroutine over the listening
-// sockets listenFDs. It duplicates them (close-on-exec), makes them
+// Serve runs one event loop over the listening sockets listenFDs, on the
+// calling goroutine (or, while RunInline work it started blocks, on
+// another; Serve returns when the loop ends). It duplicates them (close-on-exec), makes them
 // non-blocking (a flag the duplicates share with the originals: the
 // caller's descriptors become non-blocking too; do not call (*os.File).Fd
 // on them while serving, it would make them blocking again) and closes only

@@ -1,7 +1,10 @@
 // Package nethttp serves standard net/http Handlers on httpcore's event
 // loop. It is built on httpcore's public API alone: the engine reads and
-// parses requests on its loop, and this package runs the handlers on a
-// bounded pool of goroutines beside it.
+// parses requests on its loop, and this package runs the handlers. With
+// GOMAXPROCS 1 (clusterd's workers by default) a handler runs on the loop's
+// goroutine, and the loop moves to another goroutine if the handler blocks
+// (httpcore.ResponseWriter.RunInline); otherwise handlers run on a bounded
+// pool of goroutines beside the loop.
 //
 // Any http.Handler runs unchanged: a ServeMux with Go 1.22 patterns, a
 // third-party router, http.FileServer, a WebSocket server (Hijack), and,
@@ -23,7 +26,7 @@ import (
 // Config configures a Handler. Zero fields take the defaults documented on
 // each field.
 type Config struct {
-	// Workers bounds the goroutines running handlers at once, over all the
+	// Workers bounds the handlers running at once, over all the
 	// connections of every Server using this Handler; default
 	// 64×GOMAXPROCS. Requests beyond it wait in arrival order, and their
 	// connections are not read meanwhile. Hijacked connections and HTTP/2
