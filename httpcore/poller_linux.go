@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,12 +30,14 @@ type poller struct {
 	park   syscall.RawConn // a duplicate of fd in the Go runtime's netpoller
 	parkF  *os.File
 	parkFn func(uintptr) bool // polls for park.Read, into n and err
-	n      int
-	err    error
-	wakeFD int // eventfd, registered for reading
-	events []unix.EpollEvent
-	ev     unix.EpollEvent // scratch for epoll_ctl
-	buf    [8]byte         // scratch for the eventfd counter
+	// parkFirst skips parkFn's first poll, made by wait just before.
+	parkFirst bool
+	n         int
+	err       error
+	wakeFD    int // eventfd, registered for reading
+	events    []unix.EpollEvent
+	ev        unix.EpollEvent // scratch for epoll_ctl
+	buf       [8]byte         // scratch for the eventfd counter
 }
 
 func newPoller() (*poller, error) {
@@ -74,8 +77,12 @@ func (p *poller) openPark() error {
 	p.parkF = os.NewFile(uintptr(d), "epoll")
 	p.park, err = p.parkF.SyscallConn()
 	p.parkFn = func(uintptr) bool {
-		p.n, p.err = unix.EpollWait(p.fd, p.events, 0)
-		return p.n != 0 || p.err != nil && !errors.Is(p.err, unix.EINTR)
+		if p.parkFirst {
+			p.parkFirst = false // wait has just looked
+			return false
+		}
+		p.n, p.err = p.poll()
+		return p.n != 0 || p.err != nil && p.err != unix.EINTR
 	}
 	return err
 }
@@ -113,14 +120,14 @@ func (p *poller) del(fd int) error {
 // blocking its thread in epoll_wait: with one processor, goroutines woken
 // meanwhile (a handler's I/O, a timer) run while the loop sleeps.
 func (p *poller) wait(msec int) (int, error) {
-	n, err := unix.EpollWait(p.fd, p.events, 0)
+	n, err := p.poll()
 	if n == 0 && err == nil && msec != 0 {
 		deadline := time.Time{}
 		if msec > 0 {
 			deadline = time.Now().Add(time.Duration(msec) * time.Millisecond)
 		}
 		_ = p.parkF.SetReadDeadline(deadline)
-		p.n, p.err = 0, nil
+		p.n, p.err, p.parkFirst = 0, nil, true
 		if rerr := p.park.Read(p.parkFn); rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return 0, os.NewSyscallError("epoll park", rerr)
 		}
@@ -133,6 +140,18 @@ func (p *poller) wait(msec int) (int, error) {
 		return 0, os.NewSyscallError("epoll_wait", err)
 	}
 	return n, nil
+}
+
+// poll returns the events ready now, without waiting: epoll_wait with a
+// zero timeout, which never blocks, so it skips the scheduler's system-call
+// bookkeeping (see readNB).
+func (p *poller) poll() (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd),
+		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // drainWake resets the eventfd counter after a wakeup.
