@@ -143,3 +143,42 @@ func TestRunInlineNeedsOneProc(t *testing.T) {
 		t.Fatal("ran inline with GOMAXPROCS > 1")
 	}
 }
+
+// TestRunInlineBusyWork: work that computes for a long time without
+// blocking is preempted by the scheduler, and the standby takes the loop
+// over then: another client is answered long before the work ends.
+func TestRunInlineBusyWork(t *testing.T) {
+	onOneProc(t)
+	const spin = 500 * time.Millisecond
+	spinning := make(chan struct{})
+	ts := startServer(t, Config{}, HandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.Async()
+		busy := r.Target() == "/busy"
+		if !w.RunInline(func() {
+			if busy {
+				close(spinning)
+				for end := time.Now().Add(spin); time.Now().Before(end); {
+				}
+			}
+			_, _ = w.WriteString("done")
+			w.End()
+		}) {
+			t.Error("RunInline declined")
+		}
+	}))
+	b := ts.dial(t)
+	b.send("GET /busy HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-spinning
+	start := time.Now()
+	c := ts.dial(t)
+	c.send("GET /free HTTP/1.1\r\nHost: a\r\n\r\n")
+	if body, err := readResponse(c); err != nil || body != "done" {
+		t.Fatalf("%q %v", body, err)
+	}
+	if took := time.Since(start); took > spin/2 {
+		t.Errorf("answered after %v, while work computed for %v on the loop", took, spin)
+	}
+	if body, err := readResponse(b); err != nil || body != "done" {
+		t.Fatalf("busy: %q %v", body, err)
+	}
+}
