@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,12 +70,14 @@ func (w *worker) killedFor() []any {
 type spawnSpec struct {
 	slot, generation int
 	listen           []string // the listeners the worker serves (ipc.EnvListen)
+	procs            int      // the worker's GOMAXPROCS; 0: the Go default
 }
 
 // startWorker starts a worker and the goroutine that reports its messages
 // and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 	spec.listen = m.listenKeys
+	spec.procs = workerProcs(max(m.cfg.Workers, len(m.slots)))
 	sp, err := m.spawner.spawn(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", spec.slot, err)
@@ -139,6 +142,9 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		ipc.EnvFD+"=3",
 		listenEnv(spec.listen),
 	)
+	if spec.procs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(spec.procs))
+	}
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = stderr
@@ -172,6 +178,18 @@ func (p *execProc) Wait() error {
 		return errors.Join(err, fmt.Errorf("kill the worker's process group: %w", kerr))
 	}
 	return err
+}
+
+// workerProcs is the GOMAXPROCS each of n workers gets: the CPUs shared
+// among them, at least one, as nginx and Node run a thread per worker. A
+// worker on one processor runs net/http handlers on its event loop's
+// goroutine (httpcore.ResponseWriter.RunInline). 0, when the master was
+// given GOMAXPROCS itself, leaves the workers the same.
+func workerProcs(n int) int {
+	if os.Getenv("GOMAXPROCS") != "" || n <= 0 {
+		return 0
+	}
+	return max(1, runtime.GOMAXPROCS(0)/n)
 }
 
 // workerEnv drops any clusterd variables the master itself inherited, and
