@@ -64,6 +64,15 @@ except OSError as e:
 ')"
 fi
 
+# The ports must be free: a server left on one of them would answer in
+# place of the one measured.
+for port in 8191 8192 8491 8492; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "127.0.0.1:$port is in use" >&2
+		exit 1
+	fi
+done
+
 www=$tmp/www
 mkdir -p "$www"
 echo ok >"$www/index.html"
