@@ -93,6 +93,7 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l.w = newResponseWriter(l)
 	l.in.init()
+	p.parks = l.in.enabled
 	l.tick()
 	return l, nil
 }
