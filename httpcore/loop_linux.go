@@ -55,7 +55,11 @@ type loop struct {
 	draining     bool
 	fatal        error // why the loop is draining on its own
 	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
-	acceptLogged int64 // loop time of the last accept-failure log
+	resumed      bool  // the listeners were re-registered at the end of the last iteration
+	holding      bool  // the pause is the gate's hold (not an accept failure's)
+	gate         AcceptGate
+	baton        *listener // the loop's copy of gate.Baton(); nil: none
+	acceptLogged int64     // loop time of the last accept-failure log
 
 	st      Counters // published to the Server by publishStats
 	statsAt int64    // loop time of the last publication
@@ -79,6 +83,7 @@ func newLoop(s *Server) (*loop, error) {
 		req:       newRequest(),
 		epoch:     time.Now().Add(-time.Second), // so that loop time 0 can mean "none"
 		highWater: highWater,
+		gate:      s.cfg.AcceptGate,
 	}
 	l.debug = l.log.IsDebug()
 	_, l.streamBodies = s.h.(StreamingHandler)
@@ -154,6 +159,7 @@ func (l *loop) run() error {
 		}
 		l.runTasks()
 		l.runTimers()
+		l.resumed = false
 		l.resumeAccept()
 		l.publishStats(false)
 	}
@@ -215,6 +221,10 @@ func (l *loop) handle(fd int, events uint32) {
 	}
 	if fd < len(l.conns) && l.conns[fd] != nil {
 		l.onConnEvent(l.conns[fd], events)
+		return
+	}
+	if l.baton != nil && fd == l.baton.fd {
+		l.takeBaton()
 		return
 	}
 	if ln := l.listener(fd); ln != nil {
@@ -293,6 +303,9 @@ func (l *loop) track(c *conn) {
 	l.conns[c.fd] = c
 	l.nconns++
 	l.s.conns.Add(1)
+	if l.gate != nil {
+		l.gate.Conns(1)
+	}
 }
 
 // closeConn closes c and forgets it. A response still being finished off
@@ -318,4 +331,7 @@ func (l *loop) closeConn(c *conn) {
 	}
 	l.nconns--
 	l.s.conns.Add(-1)
+	if l.gate != nil {
+		l.gate.Conns(-1)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/clusterd/clusterd/internal/defaults"
+	"github.com/clusterd/clusterd/internal/scoreboard"
 )
 
 // MaxWorkers bounds the pool: far more processes than any machine has
@@ -187,6 +188,10 @@ type Master struct {
 	ctlErrLog *burst // control socket accept errors
 	rrErrLog  *burst // rr accept and hand-off errors
 	rrDropLog *burst // connections rr had to drop
+
+	board     *scoreboard.Board // shared scheduling: the workers' open connections (scoreboard.go)
+	boardFile *os.File          // its memory file, passed to each worker
+	baton     *os.File          // the eventfd of its gates (scoreboard.NewBaton)
 }
 
 // New returns a Master for cfg.
@@ -267,6 +272,8 @@ func (m *Master) Run() (err error) {
 		m.serveControlSocket()
 		m.sd = newNotifier(m.log)
 	}
+	m.openBoard()
+	defer m.closeBoard()
 	signal.Notify(m.sigs, handledSignals...)
 	if m.pid1 = os.Getpid() == 1; m.pid1 {
 		signal.Notify(m.sigs, syscall.SIGCHLD)

@@ -126,6 +126,9 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
+	if gate := openBoard(cfg.Logger); gate != nil && cfg.HTTP.AcceptGate == nil {
+		cfg.HTTP.AcceptGate = gate
+	}
 	if cfg.GracefulTimeout <= 0 {
 		cfg.GracefulTimeout = defaults.GracefulTimeout
 	}
