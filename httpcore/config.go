@@ -94,8 +94,11 @@ const (
 	maxAcceptsBatch = 4
 	rearmEvery      = 4
 	maxPollWait     = time.Second
-	maxChunkLine    = 4096 // chunk-size line incl. extensions
-	maxMethodLen    = 32
+	// acceptSweep is how often a loop with an AcceptGate tries to accept
+	// when no wake-up came: one that went to a stopped process is lost.
+	acceptSweep  = 200 * time.Millisecond
+	maxChunkLine = 4096 // chunk-size line incl. extensions
+	maxMethodLen = 32
 )
 
 // withDefaults returns cfg with zero fields replaced by defaults.

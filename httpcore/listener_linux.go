@@ -144,6 +144,7 @@ func (l *loop) closeListeners() {
 func (l *loop) acceptConns(ln *listener) {
 	resumed := l.resumed
 	l.resumed = false
+	l.acceptTried = l.now
 	for i := 0; i < maxAcceptsBatch && ln.registered; i++ {
 		if l.gate != nil {
 			if d := l.gate.Hold(resumed); d > 0 {
@@ -196,6 +197,23 @@ func (l *loop) pauseAccept(err error) {
 		l.acceptLogged = l.now
 		l.log.Warn("accept paused", "error", os.NewSyscallError("accept4", err), "pause", acceptBackoff)
 	}
+}
+
+// sweepAccept tries to accept on the listeners when the loop, sharing
+// them with others under a gate, has not for acceptSweep: another process
+// that stopped (SIGSTOP, a debugger) while it waited in epoll_wait takes
+// the next wake-up with it, and the connection would wait in the queue
+// for the next one.
+func (l *loop) sweepAccept() {
+	if l.gate == nil || l.acceptResume != 0 || l.draining || l.now-l.acceptTried < int64(acceptSweep) {
+		return
+	}
+	for _, ln := range l.lns {
+		if ln.registered {
+			l.acceptConns(ln)
+		}
+	}
+	l.acceptTried = l.now
 }
 
 // holdAccept takes the listeners out of the epoll set for d, as the gate

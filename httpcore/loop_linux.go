@@ -56,6 +56,7 @@ type loop struct {
 	fatal        error // why the loop is draining on its own
 	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
 	resumed      bool  // the listeners were re-registered at the end of the last iteration
+	acceptTried  int64 // loop time of the last accept attempt
 	holding      bool  // the pause is the gate's hold (not an accept failure's)
 	gate         AcceptGate
 	baton        *listener // the loop's copy of gate.Baton(); nil: none
@@ -161,6 +162,7 @@ func (l *loop) run() error {
 		l.runTimers()
 		l.resumed = false
 		l.resumeAccept()
+		l.sweepAccept()
 		l.publishStats(false)
 	}
 	l.log.Debug("drained")
@@ -206,6 +208,8 @@ func (l *loop) pollTimeout() int {
 	}
 	if l.acceptResume != 0 {
 		wait = min(wait, l.acceptResume-l.now)
+	} else if l.gate != nil && len(l.lns) > 0 {
+		wait = min(wait, l.acceptTried+int64(acceptSweep)-l.now)
 	}
 	if wait <= 0 {
 		return 0

@@ -201,13 +201,15 @@ func Over(mine, least int64) bool {
 }
 
 // How long a worker over its share stops accepting at most (it takes
-// new connections again as soon as it is no longer over), and how long a
-// worker leaves another out of the count after it held for that one and
-// it accepted nothing meanwhile (it is stuck, or starved of CPU: new
+// new connections again as soon as it is no longer over); after how many
+// holds in a row for the same least loaded worker, in which that one
+// accepted nothing though connections were waiting, it is left out of
+// the count, and for how long (it is stuck, or starved of CPU: new
 // connections must not wait for it).
 const (
-	HoldFor = 10 * time.Millisecond
-	SkipFor = 250 * time.Millisecond
+	HoldFor   = 20 * time.Millisecond
+	SkipAfter = 2
+	SkipFor   = time.Second
 )
 
 // Gate is a worker's side of the board: it keeps the worker's counters
@@ -223,6 +225,8 @@ type Gate struct {
 	held     bool         // the last Hold said to hold
 	heldFor  int          // the slot it held for (the least loaded)
 	heldAcc  uint64       // that slot's accepts then
+	idleFor  int          // the slot that accepted nothing in the last holds
+	idle     int          // how many holds in a row
 	skip     [Slots]int64 // by slot: until when (now().UnixNano()) it is left out
 	skipping int64        // the latest of skip
 	skipNow  int64        // the time skipped compares with
@@ -260,14 +264,12 @@ func (g *Gate) read() Tally {
 // Hold is asked before each accept: it returns how long to stop accepting,
 // 0 to accept. resumed says the loop holds no more since just now and
 // found connections waiting: if the worker it held for accepted none
-// meanwhile, that one is left out for SkipFor.
+// meanwhile, SkipAfter times in a row, that one is left out for SkipFor.
 func (g *Gate) Hold(resumed bool) time.Duration {
 	if g.held {
 		g.held = false
-		if resumed && g.b.Accepted(g.heldFor) == g.heldAcc {
-			until := g.now().Add(SkipFor).UnixNano()
-			g.skip[g.heldFor] = until
-			g.skipping = max(g.skipping, until)
+		if resumed {
+			g.settle()
 		}
 	}
 	t := g.read()
@@ -276,6 +278,25 @@ func (g *Gate) Hold(resumed bool) time.Duration {
 	}
 	g.held, g.heldFor, g.heldAcc = true, t.LeastSlot, t.LeastAccepted
 	return HoldFor
+}
+
+// settle sees whether the worker held for accepted during the hold that
+// just ended, and leaves it out after SkipAfter holds in a row it did not.
+func (g *Gate) settle() {
+	if g.b.Accepted(g.heldFor) != g.heldAcc {
+		g.idle = 0
+		return
+	}
+	if g.idleFor != g.heldFor {
+		g.idleFor, g.idle = g.heldFor, 0
+	}
+	if g.idle++; g.idle < SkipAfter {
+		return
+	}
+	g.idle = 0
+	until := g.now().Add(SkipFor).UnixNano()
+	g.skip[g.heldFor] = until
+	g.skipping = max(g.skipping, until)
 }
 
 // Holding reports whether the worker, which holds, is still over its
