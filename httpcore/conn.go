@@ -21,9 +21,10 @@ type conn struct {
 	body      *bodyIn         // request body being streamed to a handler; nil when none
 	req       pendingReq      // progress of the request at the start of in
 	timer     timerEntry
-	lastWrite int64  // loop time of the last write progress
-	discarded int    // bytes read and dropped while lingering
-	peer      string // the client's address: as ServeConnInfo named it, or once asked for (Request.RemoteAddr)
+	lastWrite int64       // loop time of the last write progress
+	discarded int         // bytes read and dropped while lingering
+	peer      string      // the client's address: as ServeConnInfo named it, or once asked for (Request.RemoteAddr)
+	x         *codecState // nil unless served through a Codec (ConnInfo.Codec)
 }
 
 // connState is where a connection is in its life. setState is the only place
@@ -75,15 +76,22 @@ func (c *conn) setState(s connState) {
 // pendingOut is the number of output bytes not yet written: buffered ones
 // and the rest of a file body.
 func (c *conn) pendingOut() int {
-	n := len(c.out) - c.outOff
+	n := c.bufferedOut()
 	if c.file != nil {
 		n += int(min(c.file.left, math.MaxInt32))
 	}
 	return n
 }
 
-// bufferedOut is the number of bytes in out not yet written.
-func (c *conn) bufferedOut() int { return len(c.out) - c.outOff }
+// bufferedOut is the number of bytes in out not yet written, and of
+// encoded output (Codec) not yet written.
+func (c *conn) bufferedOut() int {
+	n := len(c.out) - c.outOff
+	if c.x != nil {
+		n += len(c.x.enc) - c.x.encOff
+	}
+	return n
+}
 
 // idle reports a keep-alive connection between requests, with nothing
 // buffered or in flight.

@@ -36,6 +36,10 @@ func (l *loop) onReadable(c *conn) {
 		l.setInterest(c)
 		return
 	}
+	if c.x != nil {
+		l.readDecoded(c)
+		return
+	}
 	buf, inConn := l.readSpace(c)
 	if len(buf) == 0 {
 		l.reject(c, errBodyTooLarge) // unreachable while the parser keeps its limits
@@ -212,6 +216,9 @@ func (l *loop) flush(c *conn) bool {
 // writeOut writes c.out until done or EAGAIN. It reports false if it had
 // to close c.
 func (l *loop) writeOut(c *conn) bool {
+	if c.x != nil {
+		return l.writeEncoded(c)
+	}
 	for c.bufferedOut() > 0 {
 		n, err := unix.Write(c.fd, c.out[c.outOff:])
 		switch {
@@ -379,6 +386,9 @@ func (l *loop) finishClose(c *conn) {
 		linger = err == nil && unread > 0
 	}
 	l.releaseIn(c)
+	if c.x != nil {
+		l.sendEnd(c)
+	}
 	if !linger || c.flags&connPeerEOF != 0 || unix.Shutdown(c.fd, unix.SHUT_WR) != nil {
 		l.closeConn(c)
 		return

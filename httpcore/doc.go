@@ -22,6 +22,10 @@
 // straight from the page cache. A slow reader of a 100 MB response thus
 // holds a few hundred KiB of the server's memory, not 100 MB.
 //
+// A connection handed over with ConnInfo.Codec (a TLS session, say) is read
+// and written by the loop like any other, its bytes decoded and encoded by
+// the Codec on the loop goroutine; see Codec.
+//
 // # Handlers
 //
 // Handlers run on the loop and must not block. A handler that needs to wait

@@ -14,10 +14,11 @@ var ErrHijacked = errors.New("httpcore: connection has been hijacked")
 
 // hijackReply is what the loop hands the goroutine taking a connection.
 type hijackReply struct {
-	fd  int
-	in  []byte // input read but not served
-	out []byte // output queued but not written yet
-	err error
+	fd    int
+	in    []byte // input read but not served
+	out   []byte // output queued but not written yet (encoded, with a codec)
+	codec Codec  // the connection's Codec, if any
+	err   error
 }
 
 // Hijack takes the connection of an asynchronous response out of the
@@ -64,6 +65,9 @@ func (w *ResponseWriter) Hijack() (net.Conn, []byte, error) {
 			return nil, nil, err
 		}
 	}
+	if r.codec != nil {
+		nc = r.codec.Hijack(nc)
+	}
 	return w.l.s.trackHijacked(nc), r.in, nil
 }
 
@@ -90,6 +94,12 @@ func (l *loop) hijack(w *ResponseWriter) hijackReply {
 	}
 	l.drainRelay(c, w)
 	r := hijackReply{fd: c.fd, in: clone(c.in), out: clone(c.out[c.outOff:])}
+	if c.x != nil {
+		if !l.encodeOut(c) {
+			return hijackReply{err: ErrConnClosed}
+		}
+		r.out, r.codec = clone(c.x.enc[c.x.encOff:]), c.x.codec
+	}
 	w.rl.gone = nil
 	w.rl.fail(l)
 	if c.body != nil {
@@ -116,6 +126,7 @@ func (l *loop) detach(c *conn) {
 	l.timers.remove(c)
 	l.releaseIn(c)
 	l.releaseOut(c)
+	l.releaseEnc(c)
 	c.async = nil
 	c.setState(connClosed)
 	l.nconns--

@@ -28,6 +28,7 @@ type loop struct {
 	timers timerHeap
 
 	rbuf    []byte // shared read buffer
+	cbuf    []byte // shared read buffer for encoded input (Codec); nil until needed
 	inPool  bufPool
 	outPool bufPool
 	date    dateCache
@@ -257,7 +258,11 @@ func (l *loop) runTasks() bool {
 		case taskForce:
 			l.forceClose()
 		case taskConn:
-			l.adoptConn(t.fd, t.info)
+			if t.info.Codec != nil {
+				l.adoptCodecConn(t.fd, t.info)
+			} else {
+				l.adoptConn(t.fd, t.info)
+			}
 		case taskHijack:
 			l.wake(func() { t.reply <- l.hijack(t.w) })
 		}

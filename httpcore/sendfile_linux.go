@@ -52,6 +52,9 @@ func (fo *fileOut) send(fd int, limit int64) (int, error) {
 // on an error, or if the file ended early (the client would wait forever for
 // the rest).
 func (l *loop) writeFile(c *conn) bool {
+	if c.x != nil {
+		return l.writeFileEncoded(c)
+	}
 	fo := c.file
 	for sent := int64(0); fo.left > 0 && sent < maxSendfileBatch; {
 		n, err := fo.send(c.fd, maxSendfileBatch-sent)

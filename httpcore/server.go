@@ -121,7 +121,7 @@ func (s *Server) ServeConn(fd int) error { return s.ServeConnInfo(fd, ConnInfo{}
 
 // ConnInfo describes a connection handed to ServeConnInfo by a layer that
 // accepted it and talked to the client first, such as a TLS terminator
-// passing the plaintext side of a socket pair.
+// passing the client's socket after the handshake, with a Codec.
 type ConnInfo struct {
 	// Peer is the client's address for Request.RemoteAddr; "" asks the
 	// socket.
@@ -135,6 +135,9 @@ type ConnInfo struct {
 	// client cannot be sent to another server; only a closed server
 	// refuses it.
 	EvenDraining bool
+	// Codec, if not nil, decodes what is read from the socket and encodes
+	// what is written to it (see Codec).
+	Codec Codec
 }
 
 // ServeConnInfo is ServeConn for a connection described by info.

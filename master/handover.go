@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,6 +62,9 @@ func (m *Master) takeUpgrade() ([]string, error) {
 		return nil, os.NewSyscallError("set the upgrade channel non-blocking", err)
 	}
 	m.handover = newHandover(os.NewFile(uintptr(env.Channel), "upgrade"), env.ControlPath)
+	if env.TicketKeys {
+		m.takeTickets(m.handover.ch)
+	}
 	for _, l := range env.Listeners {
 		m.listeners.inherited = append(m.listeners.inherited, &inherited{
 			fd: l.FD, file: os.NewFile(uintptr(l.FD), l.Key), name: l.Key, key: l.Key,
@@ -97,6 +101,39 @@ func (m *Master) takeUpgrade() ([]string, error) {
 	m.log.Info("starting as an upgrade: waiting for every worker to serve before taking over", "pid", os.Getpid())
 	return env.Keys, nil
 }
+
+// takeTickets reads the session ticket keys the old master passed as the
+// channel's first line (see lineTickets). Without them the workers make
+// new keys: sessions do not resume across the upgrade, nothing else fails.
+func (m *Master) takeTickets(ch *os.File) {
+	_ = ch.SetReadDeadline(time.Now().Add(ticketsReadTimeout))
+	defer func() { _ = ch.SetReadDeadline(time.Time{}) }()
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < maxTicketsLine { // a byte at a time: what follows is not ours to read
+		n, err := ch.Read(b)
+		if err != nil {
+			m.log.Warn("no session ticket keys from the old master; sessions do not resume across the upgrade", "error", err)
+			return
+		}
+		if n == 1 && b[0] == '\n' {
+			break
+		}
+		line = append(line, b[:n]...)
+	}
+	keys, age, err := parseTicketsLine(string(line))
+	if err != nil {
+		m.log.Warn("no session ticket keys from the old master; sessions do not resume across the upgrade", "error", err)
+		return
+	}
+	m.tickets, m.ticketsAt = keys, m.now().Add(-age)
+}
+
+// The tickets line is in the channel before the new master starts.
+const (
+	ticketsReadTimeout = 5 * time.Second
+	maxTicketsLine     = 1024
+)
 
 // rpAdopt makes the reuseport group the old master passed this master's,
 // with its sockets in the group's order.

@@ -172,6 +172,7 @@ type Master struct {
 	health      timer
 	tickets     [][]byte // TLS session ticket keys, newest first
 	ticketTimer timer
+	ticketsAt   time.Time // when tickets[0] was made (by the old master, for inherited keys)
 
 	stopping bool
 	stats    *poolStats

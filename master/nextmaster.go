@@ -87,6 +87,12 @@ func startNewMaster(command []string, files []*os.File, env upgradeEnv) (*nextMa
 	}
 	ours, theirs := os.NewFile(uintptr(pair[0]), "upgrade"), os.NewFile(uintptr(pair[1]), "upgrade")
 	defer theirs.Close()
+	if env.TicketKeys { // the first line; the socket buffer holds it until the new master reads
+		if _, err := fmt.Fprintln(ours, env.tickets); err != nil {
+			_ = ours.Close()
+			return nil, fmt.Errorf("pass the session ticket keys: %w", err)
+		}
+	}
 	b, _ := json.Marshal(env)
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Env = append(childEnv(os.Environ()), EnvUpgrade+"="+string(b))

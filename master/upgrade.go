@@ -29,7 +29,10 @@ package master
 //     channel, the control socket and every listener, by the --listen key
 //     the workers ask for (LISTEN_FDS cannot be used: LISTEN_PID must name
 //     the child, whose pid exec cannot know in advance). Unix socket files
-//     stay where they are; the new master removes them when it stops.
+//     stay where they are; the new master removes them when it stops. The
+//     channel's first line carries the TLS session ticket keys, so that
+//     sessions resume across the upgrade (never the environment, which
+//     other processes of the user may read).
 //  3. The new master starts its workers; once every slot serves it says
 //     "ready". If it exits first, or is not ready within --ready-timeout,
 //     the old master kills its process group and keeps serving.
@@ -92,6 +95,10 @@ type upgradeEnv struct {
 	Admin       int               `json:"admin,omitempty"` // the --admin-listen socket's descriptor
 	Generation  int               `json:"generation"`      // of the new master's first workers
 	Workers     int               `json:"workers"`         // the pool size, as scaled since the start
+	// TicketKeys: the channel's first line passes the session ticket keys
+	// (lineTickets); the keys themselves never go in the environment.
+	TicketKeys bool   `json:"ticket_keys,omitempty"`
+	tickets    string // that line
 }
 
 // upgradeListener is one inherited listening socket.
@@ -166,7 +173,7 @@ func (m *Master) startUpgrade(reply chan<- response) error {
 // exec hands them over (see rawfd).
 func (m *Master) upgradeFiles() ([]*os.File, upgradeEnv, error) {
 	env := upgradeEnv{Channel: 3, Control: 4, ControlPath: m.ctlPath, Keys: m.listenKeys,
-		Generation: m.generation + 1, Workers: len(m.slots)}
+		Generation: m.generation + 1, Workers: len(m.slots), TicketKeys: len(m.tickets) > 0, tickets: m.ticketsLine()}
 	var files []*os.File
 	fail := func(err error) ([]*os.File, upgradeEnv, error) {
 		closeFiles(files)

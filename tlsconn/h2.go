@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -97,6 +98,11 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	copyFlushing(w, resp.Body)
 }
+
+// outBufSize is the buffer of copyFlushing: one TLS record.
+const outBufSize = 16 << 10
+
+var outBufs = sync.Pool{New: func() any { b := make([]byte, outBufSize); return &b }}
 
 // copyFlushing copies a response body, flushing whenever the loop has sent
 // no more yet, so streamed responses stream.

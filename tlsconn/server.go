@@ -1,15 +1,18 @@
 // Package tlsconn serves HTTPS beside an httpcore event loop. A goroutine
-// per TLS connection runs crypto/tls on the client's socket; the plaintext
-// reaches the loop's handlers unchanged:
+// runs the TLS handshake of each connection; then the plaintext reaches the
+// loop's handlers unchanged:
 //
-//   - HTTP/1.1 (ALPN "http/1.1", or none): the decrypted bytes are copied
-//     into one end of a socket pair whose other end the loop serves as an
-//     ordinary connection (httpcore.Server.ServeConnInfo), so native
-//     handlers, static files and the net/http adapter all work over TLS;
+//   - HTTP/1.1 (ALPN "http/1.1", or none): the loop takes the client's
+//     socket itself (httpcore.ConnInfo.Codec): it reads and writes the
+//     ciphertext, crypto/tls decrypts and encrypts on the loop's goroutine,
+//     and the connection costs no goroutine of its own, so native
+//     handlers, static files and the net/http adapter all work over TLS
+//     at about the cost of plaintext plus the cipher;
 //   - HTTP/2 (ALPN "h2"): golang.org/x/net/http2 (as for h2c in package
 //     nethttp) serves the connection, and each stream is
-//     forwarded as an HTTP/1.1 request over such socket pairs, so the same
-//     handlers answer it.
+//     forwarded as an HTTP/1.1 request over a socket pair whose other end
+//     the loop serves as an ordinary connection, so the same handlers
+//     answer it.
 //
 // The handshake counts against the loop's header timeout: a client that has
 // not finished it and sent a request head within HeaderTimeout of connecting
@@ -192,12 +195,13 @@ func (s *Server) closeAll() {
 // handle runs the handshake on c, accepted at accepted, within the header
 // timeout, and serves it by the protocol the client chose.
 func (s *Server) handle(c net.Conn, accepted time.Time) {
-	tc := tls.Server(c, s.tls)
+	sc := &switchConn{Conn: c}
+	tc := tls.Server(sc, s.tls)
 	deadline := accepted.Add(s.cfg.HTTP.HeaderTimeout)
 	_ = c.SetDeadline(deadline)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	err := tc.HandshakeContext(ctx)
-	cancel()
+	// The socket's deadline bounds the handshake; a context would cost
+	// crypto/tls a goroutine and a timer per handshake to do the same.
+	err := tc.Handshake()
 	s.shaking.Done()
 	if err != nil {
 		s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr(), "error", err)
@@ -205,16 +209,17 @@ func (s *Server) handle(c net.Conn, accepted time.Time) {
 		s.untrack(c)
 		return
 	}
+	if tc.ConnectionState().NegotiatedProtocol != ProtoH2 {
+		s.serveOnLoop(tc, sc, accepted) // the loop times it out from now on
+		s.untrack(c)
+		return
+	}
 	_ = c.SetDeadline(time.Time{})
-	// The handshake grew this goroutine's stack; fresh goroutines with
-	// small stacks serve the connection, which may idle for long.
+	// The handshake grew this goroutine's stack; a fresh goroutine with a
+	// small stack serves the connection, which may idle for long.
 	go func() {
 		defer s.untrack(c)
-		if tc.ConnectionState().NegotiatedProtocol == ProtoH2 {
-			s.h2.serve(tc)
-			return
-		}
-		s.bridge(tc, accepted)
+		s.h2.serve(tc)
 	}()
 }
 

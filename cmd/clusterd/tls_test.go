@@ -167,8 +167,8 @@ func TestTLSResumesOnAnyWorker(t *testing.T) {
 	t.Logf("resumed connections by worker pid: %v", pids)
 }
 
-// --root files, sent with sendfile into the socket pair, arrive whole over
-// HTTP/1.1 and HTTP/2.
+// --root files, read and encrypted on the loop (HTTP/1.1) or sent with
+// sendfile into the socket pair of an HTTP/2 stream, arrive whole.
 func TestTLSServesRoot(t *testing.T) {
 	dir := t.TempDir()
 	cert := writeCert(t, dir)
@@ -322,4 +322,48 @@ func TestTLSHTTP2ThroughRoll(t *testing.T) {
 		t.Errorf("%d ok, %d failed through two rolls: %v", total.ok, len(total.errs), total.errs[:min(len(total.errs), 5)])
 	}
 	t.Logf("%d HTTP/2 requests through two rolls", total.ok)
+}
+
+// A session from before a master upgrade (ctl upgrade) resumes on the new
+// master's workers: the old master passes its ticket keys.
+func TestTLSResumesAcrossUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	cert := writeCert(t, dir)
+	exe := filepath.Join(dir, "clusterd")
+	install(t, os.Args[0], exe)
+	c, ctl, pidFile := upgradeCluster(t, exe, nil, "--tls-listen", "localhost:0",
+		"--tls-cert", filepath.Join(dir, "site.crt"), "--tls-key", filepath.Join(dir, "site.key"))
+	addr := c.waitLog(5*time.Second, func(l map[string]any) bool {
+		a, ok := l["addr"].(string)
+		return l["@message"] == "listening" && ok && a != c.addr
+	})["addr"].(string)
+	client := httpsClient(cert, tls.NewLRUClientSessionCache(8))
+	get := func() (pid int, resumed bool) {
+		t.Helper()
+		resp, err := client.Get("https://" + addr + "/worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var w struct{ PID int }
+		if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w.PID, resp.TLS.DidResume
+	}
+	before, _ := get() // a full handshake: the client keeps a ticket
+	first := c.cmd.Process.Pid
+	if code, _, errOut := ctlRun(t, ctl, "upgrade"); code != 0 {
+		t.Fatalf("ctl upgrade: exit %d: %s", code, errOut)
+	}
+	newMaster := readPID(t, pidFile)
+	remember(newMaster)
+	waitGone(t, first, 15*time.Second)
+	after, resumed := get()
+	if !resumed {
+		t.Fatal("the session from before the upgrade did not resume after it")
+	}
+	if after == before {
+		t.Fatalf("answered by worker %d again; want one of the new master's", after)
+	}
 }

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The same net/http hello handler under clusterd.RunHTTP (WORKERS workers)
-# and under plain net/http (one process, GOMAXPROCS=WORKERS), interleaved
-# in one run: keep-alive, pipelined (16 per request) and concurrency-1
-# latency; medians of the rounds and their ratios.
+# and under plain net/http (one process, GOMAXPROCS=WORKERS), with fasthttp
+# (its own API, "Hello World\n" as text/plain, GOMAXPROCS=WORKERS) as a third
+# peer, interleaved in one run: keep-alive, pipelined (16 per request) and
+# concurrency-1 latency; medians of the rounds and RunHTTP's ratios to each.
 #
 #   deploy/bench/nethttp.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+#
+# NETHTTP_BIN=path uses that build of nethttp.go (for instance one built at
+# another revision) instead of building it here. The fasthttp peer is a
+# module of its own (deploy/bench/fasthttp) so the library's go.mod does not
+# name fasthttp; building it needs the module proxy or a filled module cache.
 #
 # Needs wrk. Servers listen on 127.0.0.1 and are stopped by pid when the
 # script ends.
@@ -13,15 +19,23 @@ rounds=${1:-3} secs=${2:-5} conns=${3:-64}
 . "$(dirname "$0")/lib.sh"
 need_wrk
 
-go build -o "$tmp/nethttp" "$here/nethttp.go"
+if [ -n "${NETHTTP_BIN:-}" ]; then
+	cp "$NETHTTP_BIN" "$tmp/nethttp"
+else
+	go build -o "$tmp/nethttp" "$here/nethttp.go"
+fi
+(cd "$here/fasthttp" && go build -o "$tmp/fasthttp" .)
 "$tmp/nethttp" -addr 127.0.0.1:8185 -workers "$workers" 2>/dev/null &
 pids+=($!)
 GOMAXPROCS=$workers "$tmp/nethttp" -addr 127.0.0.1:8183 &
 pids+=($!)
+GOMAXPROCS=$workers "$tmp/fasthttp" -addr 127.0.0.1:8184 &
+pids+=($!)
 waitup http://127.0.0.1:8185/
 waitup http://127.0.0.1:8183/
-declare -A url=([RunHTTP]=http://127.0.0.1:8185/ [net/http]=http://127.0.0.1:8183/)
-names=(RunHTTP net/http)
+waitup http://127.0.0.1:8184/
+declare -A url=([RunHTTP]=http://127.0.0.1:8185/ [net/http]=http://127.0.0.1:8183/ [fasthttp]=http://127.0.0.1:8184/)
+names=(RunHTTP net/http fasthttp)
 
 echo "wrk -t1, $rounds interleaved rounds of ${secs}s, $workers workers / GOMAXPROCS=$workers, $(nproc) CPUs"
 declare -A all
@@ -37,9 +51,13 @@ done
 
 echo
 printf '%-9s %18s %18s %12s\n' server "keep-alive req/s" "pipelined req/s" "c1 p50 us"
+declare -A med
 for n in "${names[@]}"; do
-	printf '%-9s %18.0f %18.0f %12.1f\n' "$n" "$(median <<<"${all[$n,ka]}")" "$(median <<<"${all[$n,pl]}")" "$(median <<<"${all[$n,p50]}")"
+	for m in ka pl p50; do med[$n,$m]=$(median <<<"${all[$n,$m]}"); done
+	printf '%-9s %18.0f %18.0f %12.1f\n' "$n" "${med[$n,ka]}" "${med[$n,pl]}" "${med[$n,p50]}"
 done
-ka=$(awk -v a="$(median <<<"${all[RunHTTP,ka]}")" -v b="$(median <<<"${all[net/http,ka]}")" 'BEGIN {printf "%.2f", a/b}')
-pl=$(awk -v a="$(median <<<"${all[RunHTTP,pl]}")" -v b="$(median <<<"${all[net/http,pl]}")" 'BEGIN {printf "%.2f", a/b}')
-echo "RunHTTP / net/http: keep-alive ${ka}x, pipelined ${pl}x"
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+for n in net/http fasthttp; do
+	echo "RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,ka]}" "${med[$n,ka]}")x, pipelined $(ratio "${med[RunHTTP,pl]}" "${med[$n,pl]}")x (above 1: RunHTTP serves more), c1 p50 $(ratio "${med[RunHTTP,p50]}" "${med[$n,p50]}")x (above 1: RunHTTP is slower)"
+done
