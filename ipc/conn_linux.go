@@ -61,19 +61,24 @@ func NewConn(f *os.File) (*Conn, error) {
 // Send writes m as one frame, passing files (their descriptors are
 // duplicated into the peer; the caller still owns and closes them).
 func (c *Conn) Send(m Message, files ...*os.File) error {
-	if want := m.fds(); len(files) != want {
-		return fmt.Errorf("ipc: send %v: %d fds, want %d", m.Type, len(files), want)
+	fds, err := rawfd.All(files)
+	if err != nil {
+		return fmt.Errorf("ipc: send %v: %w", m.Type, err)
+	}
+	return c.SendFDs(m, fds...)
+}
+
+// SendFDs is Send for bare descriptors.
+func (c *Conn) SendFDs(m Message, fds ...int) error {
+	if want := m.fds(); len(fds) != want {
+		return fmt.Errorf("ipc: send %v: %d fds, want %d", m.Type, len(fds), want)
 	}
 	frame, err := m.marshal()
 	if err != nil {
 		return err
 	}
 	var oob []byte
-	if len(files) > 0 {
-		fds, err := rawfd.All(files)
-		if err != nil {
-			return fmt.Errorf("ipc: send %v: %w", m.Type, err)
-		}
+	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	c.sendMu.Lock()

@@ -377,6 +377,17 @@ func (m *Master) send(ev event, files ...*os.File) {
 	}
 }
 
+// sendOrDone is send for a caller that closes what ev would have taken
+// when it reports false: the supervisor is gone.
+func (m *Master) sendOrDone(ev event) bool {
+	select {
+	case m.events <- ev:
+		return true
+	case <-m.done:
+		return false
+	}
+}
+
 func (m *Master) signal(sig os.Signal) {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT:
