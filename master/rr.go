@@ -83,9 +83,11 @@ func heldLimit() int64 {
 // would cost a fcntl and a finalizer each, and every system call a
 // possible hand-off of the master's P to another thread.
 
-// acceptConn accepts a connection from the non-blocking listener fd.
+// acceptConn accepts a connection from the non-blocking listener fd,
+// non-blocking already for the worker's event loop (a flag the worker's
+// copy shares).
 func acceptConn(fd int) (int, error) {
-	nfd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+	nfd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
