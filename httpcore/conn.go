@@ -54,6 +54,7 @@ const (
 	connLinger                           // more input may be on its way: linger when closing
 	connHupSeen                          // EPOLLRDHUP was handled: stop watching for it
 	connInputWaits                       // input came while a response is made off the loop
+	connDeferred                         // in loop.deferred: written before the loop polls
 )
 
 // pendingReq is the progress of a request that arrived in pieces. Offsets

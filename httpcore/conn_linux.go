@@ -46,7 +46,7 @@ func (l *loop) onReadable(c *conn) {
 		l.process(c)
 		return
 	}
-	n, err := unix.Read(c.fd, buf)
+	n, err := readNB(c.fd, buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -185,6 +185,16 @@ func (l *loop) outBuf(c *conn) []byte {
 // long as writing makes room for them, then settles c. Every path that
 // changes a connection ends here or in closeConn.
 func (l *loop) process(c *conn) {
+	if l.in.enabled && len(c.in) > 0 && c.parseable(l.highWater) {
+		// Pipelined requests: serve the next one before writing. If its
+		// response is made off the loop (inline, the usual case), the
+		// responses go out together, before the loop polls.
+		l.keepInput(c, c.in, l.consume(c, c.in))
+		if c.state == connActive && c.async != nil && c.pendingOut() > 0 {
+			l.deferProcess(c)
+			return
+		}
+	}
 	for l.flush(c) {
 		if len(c.in) == 0 || !c.parseable(l.highWater) {
 			l.settle(c)
@@ -192,6 +202,33 @@ func (l *loop) process(c *conn) {
 		}
 		l.keepInput(c, c.in, l.consume(c, c.in))
 	}
+}
+
+// deferProcess leaves c to processDeferred.
+func (l *loop) deferProcess(c *conn) {
+	if c.flags&connDeferred == 0 {
+		c.flags |= connDeferred
+		l.deferred = append(l.deferred, c)
+	}
+}
+
+// processDeferred processes the connections left by deferProcess and
+// reports whether there were any.
+func (l *loop) processDeferred() bool {
+	if len(l.deferred) == 0 {
+		return false
+	}
+	cs := l.deferred
+	l.deferred = l.spareDeferred[:0]
+	for i, c := range cs {
+		cs[i] = nil
+		c.flags &^= connDeferred
+		if c.state != connClosed {
+			l.process(c)
+		}
+	}
+	l.spareDeferred = cs[:0]
+	return true
 }
 
 // flush writes pending output, buffered then a file body, until done or
@@ -220,7 +257,7 @@ func (l *loop) writeOut(c *conn) bool {
 		return l.writeEncoded(c)
 	}
 	for c.bufferedOut() > 0 {
-		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		n, err := writeNB(c.fd, c.out[c.outOff:])
 		switch {
 		case err == unix.EINTR:
 			continue

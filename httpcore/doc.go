@@ -1,12 +1,16 @@
 // Package httpcore is clusterd's event-loop HTTP/1.1 engine for Linux.
 //
-// A Server runs one epoll event loop on the goroutine that calls Serve. The
+// A Server runs one epoll event loop, started on the goroutine that calls
+// Serve. The
 // loop accepts connections from listening sockets it is given (or is handed
 // accepted ones with ServeConn), reads them into
 // a shared per-loop buffer, parses requests in place without allocating,
 // calls the Handler on the loop goroutine and writes responses back, all
 // without a goroutine per connection. Timeouts come from one timer heap per
 // loop and the Date header from a cache the loop refreshes once a second.
+// The loop sleeps by parking its goroutine on the epoll descriptor in the
+// Go runtime's netpoller, not by blocking its thread, so other goroutines
+// (asynchronous handlers, their I/O) run on the same processor meanwhile.
 //
 // # Memory
 //
@@ -37,8 +41,11 @@
 //
 // Packages built on the engine use its documented extension API (see
 // StreamingHandler, Body, ResponseWriter.Hijack): clusterd's nethttp
-// package serves any standard net/http Handler that way, off the loop, on
-// a bounded pool of goroutines, with streamed request and response bodies.
+// package serves any standard net/http Handler that way, with streamed
+// request and response bodies: on the loop's goroutine between batches of
+// events when GOMAXPROCS is 1, the loop moving to a standby goroutine if
+// the handler blocks (ResponseWriter.RunInline), or on a bounded pool of
+// goroutines beside the loop.
 //
 // # Protocol
 //

@@ -65,6 +65,11 @@ type loop struct {
 
 	st      Counters // published to the Server by publishStats
 	statsAt int64    // loop time of the last publication
+
+	in inliner // work run on the loop's goroutine, and who leads the loop
+	// Connections whose output waits for the next response, made inline,
+	// to go out with it (deferProcess); processed before the loop polls.
+	deferred, spareDeferred []*conn
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -93,12 +98,14 @@ func newLoop(s *Server) (*loop, error) {
 		l.h2Preface = ph.HTTP2Preface()
 	}
 	l.w = newResponseWriter(l)
+	l.in.init()
 	l.tick()
 	return l, nil
 }
 
-// Serve runs one event loop on the calling goroutine over the listening
-// sockets listenFDs. It duplicates them (close-on-exec), makes them
+// Serve runs one event loop over the listening sockets listenFDs, on the
+// calling goroutine (or, while RunInline work it started blocks, on
+// another; Serve returns when the loop ends). It duplicates them (close-on-exec), makes them
 // non-blocking (a flag the duplicates share with the originals: the
 // caller's descriptors become non-blocking too; do not call (*os.File).Fd
 // on them while serving, it would make them blocking again) and closes only
@@ -121,9 +128,14 @@ func (s *Server) Serve(listenFDs []int) error {
 	}
 	err = l.listen(listenFDs)
 	if err == nil {
+		l.log.Debug("serving", "listeners", len(l.lns))
 		err = l.run()
+		if err == errLostLead {
+			err = <-l.in.result // another goroutine ran the loop to its end
+		}
 	}
 	l.forceClose()
+	l.in.ended()
 	l.publishStats(true)
 	s.stopServing() // no Post can reach the eventfd after this
 	l.p.close()
@@ -136,18 +148,14 @@ func (s *Server) Serve(listenFDs []int) error {
 // run is the event loop. It returns when draining has closed the last
 // connection, or on a failure of epoll itself.
 func (l *loop) run() error {
-	l.log.Debug("serving", "listeners", len(l.lns))
 	l.runTasks()
 	for !l.draining || l.nconns > 0 {
-		l.yieldIfReadied()
-		// What the goroutines that just ran posted (a handler's End, the
-		// usual case) is done now, without an epoll_wait between.
-		if l.runTasks() {
-			l.yieldIfReadied()
+		if l.catchUp() {
+			return errLostLead
 		}
 		timeout := l.pollTimeout()
-		if !l.s.startPoll() {
-			timeout = 0 // work was posted meanwhile: look, do not sleep
+		if !l.s.startPoll() || l.in.head < len(l.in.work) || len(l.deferred) > 0 {
+			timeout = 0 // work was posted or is queued: look, do not sleep
 		}
 		n, err := l.p.wait(timeout)
 		l.s.endPoll()
@@ -169,6 +177,29 @@ func (l *loop) run() error {
 	l.log.Debug("drained")
 	return l.fatal
 }
+
+// catchUp runs inline work, lets the goroutines the loop made runnable run,
+// and does what they posted (a handler's End, the usual case), over again
+// while that makes more, for a bounded number of rounds, so that it is
+// done without an epoll_wait between. It reports true if the loop was
+// taken over while inline work blocked.
+func (l *loop) catchUp() bool {
+	for range maxCatchUp {
+		if l.runInline() {
+			return true
+		}
+		l.yieldIfReadied()
+		if !l.runTasks() && l.in.head == len(l.in.work) && !l.processDeferred() {
+			return false
+		}
+	}
+	l.processDeferred()
+	return false
+}
+
+// maxCatchUp bounds catchUp's rounds, so that a stream of posted work
+// cannot keep the loop from its sockets.
+const maxCatchUp = 16
 
 // yieldIfReadied lets the goroutines the loop made runnable (handlers on
 // the net/http pool, body readers, writers waiting for room) run before

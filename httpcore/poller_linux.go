@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,11 +26,18 @@ const pollEvents = 256
 
 // poller is an epoll instance plus an eventfd that wakes it up.
 type poller struct {
-	fd     int // epoll
-	wakeFD int // eventfd, registered for reading
-	events []unix.EpollEvent
-	ev     unix.EpollEvent // scratch for epoll_ctl
-	buf    [8]byte         // scratch for the eventfd counter
+	fd     int             // epoll
+	park   syscall.RawConn // a duplicate of fd in the Go runtime's netpoller
+	parkF  *os.File
+	parkFn func(uintptr) bool // polls for park.Read, into n and err
+	// parkFirst skips parkFn's first poll, made by wait just before.
+	parkFirst bool
+	n         int
+	err       error
+	wakeFD    int // eventfd, registered for reading
+	events    []unix.EpollEvent
+	ev        unix.EpollEvent // scratch for epoll_ctl
+	buf       [8]byte         // scratch for the eventfd counter
 }
 
 func newPoller() (*poller, error) {
@@ -45,10 +55,42 @@ func newPoller() (*poller, error) {
 		p.close()
 		return nil, err
 	}
+	if err := p.openPark(); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
 }
 
+// openPark registers a duplicate of the epoll descriptor with the Go
+// runtime's netpoller, so that wait can park the loop goroutine instead of
+// blocking its thread.
+func (p *poller) openPark() error {
+	d, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	if err := unix.SetNonblock(d, true); err != nil {
+		_ = unix.Close(d)
+		return os.NewSyscallError("fcntl", err)
+	}
+	p.parkF = os.NewFile(uintptr(d), "epoll")
+	p.park, err = p.parkF.SyscallConn()
+	p.parkFn = func(uintptr) bool {
+		if p.parkFirst {
+			p.parkFirst = false // wait has just looked
+			return false
+		}
+		p.n, p.err = p.poll()
+		return p.n != 0 || p.err != nil && p.err != unix.EINTR
+	}
+	return err
+}
+
 func (p *poller) close() {
+	if p.parkF != nil {
+		_ = p.parkF.Close()
+	}
 	if p.wakeFD >= 0 {
 		_ = unix.Close(p.wakeFD)
 	}
@@ -72,10 +114,25 @@ func (p *poller) del(fd int) error {
 	return os.NewSyscallError("epoll_ctl del", p.ctl(unix.EPOLL_CTL_DEL, fd, 0))
 }
 
-// wait blocks for at most msec milliseconds (-1: forever) and returns the
+// wait waits for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
+// It waits by parking the goroutine in the runtime's netpoller, not by
+// blocking its thread in epoll_wait: with one processor, goroutines woken
+// meanwhile (a handler's I/O, a timer) run while the loop sleeps.
 func (p *poller) wait(msec int) (int, error) {
-	n, err := unix.EpollWait(p.fd, p.events, msec)
+	n, err := p.poll()
+	if n == 0 && err == nil && msec != 0 {
+		deadline := time.Time{}
+		if msec > 0 {
+			deadline = time.Now().Add(time.Duration(msec) * time.Millisecond)
+		}
+		_ = p.parkF.SetReadDeadline(deadline)
+		p.n, p.err, p.parkFirst = 0, nil, true
+		if rerr := p.park.Read(p.parkFn); rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return 0, os.NewSyscallError("epoll park", rerr)
+		}
+		n, err = p.n, p.err
+	}
 	if errors.Is(err, unix.EINTR) {
 		return 0, nil
 	}
@@ -83,6 +140,18 @@ func (p *poller) wait(msec int) (int, error) {
 		return 0, os.NewSyscallError("epoll_wait", err)
 	}
 	return n, nil
+}
+
+// poll returns the events ready now, without waiting: epoll_wait with a
+// zero timeout, which never blocks, so it skips the scheduler's system-call
+// bookkeeping (see readNB).
+func (p *poller) poll() (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd),
+		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // drainWake resets the eventfd counter after a wakeup.

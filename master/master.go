@@ -190,6 +190,7 @@ type Master struct {
 	rrErrLog  *burst // rr accept and hand-off errors
 	rrDropLog *burst // connections rr had to drop
 
+	cpus      int               // GOMAXPROCS at start, which the workers share (the master's own may be 1)
 	board     *scoreboard.Board // shared scheduling: the workers' open connections (scoreboard.go)
 	boardFile *os.File          // its memory file, passed to each worker
 	baton     *os.File          // the eventfd of its gates (scoreboard.NewBaton)
@@ -235,6 +236,7 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		rrErrLog:  newBurst(time.Second),
 		rrDropLog: newBurst(time.Second),
 		stats:     newPoolStats(),
+		cpus:      runtime.GOMAXPROCS(0),
 	}
 }
 

@@ -73,6 +73,7 @@ func (w *worker) killedFor() []any {
 type spawnSpec struct {
 	slot, generation int
 	listen           []string // the listeners the worker serves (ipc.EnvListen)
+	procs            int      // the worker's GOMAXPROCS; 0: the Go default
 	board            *os.File // the scoreboard, nil: none (ipc.EnvBoardFD)
 	baton            *os.File // its eventfd (ipc.EnvBoardBatonFD)
 	boardSlot        int      // the worker's slot on it (ipc.EnvBoardSlot)
@@ -82,6 +83,7 @@ type spawnSpec struct {
 // and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 	spec.listen = m.listenKeys
+	spec.procs = workerProcs(m.cpus, max(m.cfg.Workers, len(m.slots)))
 	spec.boardSlot = m.claimBoardSlot()
 	if spec.boardSlot >= 0 {
 		spec.board, spec.baton = m.boardFile, m.baton
@@ -152,6 +154,9 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		ipc.EnvFD+"=3",
 		listenEnv(spec.listen),
 	)
+	if spec.procs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(spec.procs))
+	}
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
 	if spec.board != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.board, spec.baton) // fds 4 and 5
@@ -189,6 +194,18 @@ func (p *execProc) Wait() error {
 		return errors.Join(err, fmt.Errorf("kill the worker's process group: %w", kerr))
 	}
 	return err
+}
+
+// workerProcs is the GOMAXPROCS each of n workers gets: the cpus shared
+// among them, at least one, as nginx and Node run a thread per worker. A
+// worker on one processor runs net/http handlers on its event loop's
+// goroutine (httpcore.ResponseWriter.RunInline). 0, when the master was
+// given GOMAXPROCS itself, leaves the workers the same.
+func workerProcs(cpus, n int) int {
+	if os.Getenv("GOMAXPROCS") != "" || n <= 0 {
+		return 0
+	}
+	return max(1, cpus/n)
 }
 
 // workerEnv drops any clusterd variables the master itself inherited, and

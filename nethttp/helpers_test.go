@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -37,7 +38,34 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	if code == 0 {
+		code = onOneProc()
+	}
 	os.Exit(code)
+}
+
+// onOneProc runs the tests again with GOMAXPROCS 1, where handlers run
+// on the loop's goroutine (httpcore.ResponseWriter.RunInline), unless
+// this is that run or GOMAXPROCS is 1 already.
+func onOneProc() int {
+	const again = "NETHTTP_TEST_ONE_PROC"
+	if os.Getenv(again) != "" || runtime.GOMAXPROCS(0) == 1 {
+		return 0
+	}
+	var args []string
+	for _, a := range os.Args[1:] {
+		if !strings.HasPrefix(a, "-test.testlogfile") { // the go command's, for this run
+			args = append(args, a)
+		}
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), again+"=1", "GOMAXPROCS=1")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "with GOMAXPROCS=1:", err)
+		return 1
+	}
+	return 0
 }
 
 func checkLeaks(fds int) error {

@@ -1,7 +1,10 @@
 // Package nethttp serves standard net/http Handlers on httpcore's event
 // loop. It is built on httpcore's public API alone: the engine reads and
-// parses requests on its loop, and this package runs the handlers on a
-// bounded pool of goroutines beside it.
+// parses requests on its loop, and this package runs the handlers. With
+// GOMAXPROCS 1 (clusterd's workers by default) a handler runs on the loop's
+// goroutine, and the loop moves to another goroutine if the handler blocks
+// (httpcore.ResponseWriter.RunInline); otherwise handlers run on a bounded
+// pool of goroutines beside the loop.
 //
 // Any http.Handler runs unchanged: a ServeMux with Go 1.22 patterns, a
 // third-party router, http.FileServer, a WebSocket server (Hijack), and,
@@ -23,7 +26,7 @@ import (
 // Config configures a Handler. Zero fields take the defaults documented on
 // each field.
 type Config struct {
-	// Workers bounds the goroutines running handlers at once, over all the
+	// Workers bounds the handlers running at once, over all the
 	// connections of every Server using this Handler; default
 	// 64×GOMAXPROCS. Requests beyond it wait in arrival order, and their
 	// connections are not read meanwhile. Hijacked connections and HTTP/2
@@ -132,7 +135,22 @@ func (a *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 	}
 	w.Async()
 	w.OnClientGone(j.ctx.cancel)
+	if a.pool.reserve() {
+		if w.RunInline(j.runInline) {
+			return
+		}
+		a.pool.start(j)
+		return
+	}
 	a.pool.submit(j)
+}
+
+// runInline serves the request on the loop's goroutine (see
+// httpcore.ResponseWriter.RunInline), in a slot reserved on the pool.
+func (j *job) runInline() {
+	if j.run(); !j.hijacked {
+		j.a.pool.leave()
+	}
 }
 
 // A job is one request for the pool.
@@ -238,6 +256,21 @@ func (p *pool) submit(j *job) {
 	p.queue = append(p.queue, j)
 	p.mu.Unlock()
 }
+
+// reserve takes a slot for a job that runs outside the pool's
+// goroutines, unless none is free or jobs are waiting for one.
+func (p *pool) reserve() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running >= p.max || len(p.queue) > p.head {
+		return false
+	}
+	p.running++
+	return true
+}
+
+// start runs j on a new goroutine in a slot taken by reserve.
+func (p *pool) start(j *job) { go p.work(j) }
 
 func (p *pool) work(j *job) {
 	w := &worker{jobs: make(chan *job, 1)}

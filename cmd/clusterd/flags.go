@@ -95,11 +95,14 @@ A worker that exits unexpectedly is replaced at once; one that keeps
 crashing is restarted after growing delays (100ms doubling up to 15s). A
 worker whose event loop stops turning for --worker-timeout is sent SIGQUIT:
 it writes the stacks of all its goroutines to the log (where it was stuck)
-and exits, or is killed 2s later; then it is replaced. A draining worker stops accepting at once, finishes its in-flight
-requests, answers the next request on each keep-alive connection with
-"Connection: close", and closes connections that stay idle for a second.
-When the master dies, its workers finish what they can within a second and
-exit.
+and exits, or is killed 2s later; then it is replaced. A draining worker
+stops accepting at once, finishes its in-flight requests, answers the next
+request on each keep-alive connection with "Connection: close", and closes
+connections that stay idle for a second. When the master dies, its workers
+finish what they can within a second and exit.
+
+Each worker runs with GOMAXPROCS = CPUs / workers (at least 1), unless
+GOMAXPROCS is set in the master's environment: then the workers keep it.
 
 Under a service manager (systemd Type=notify, $NOTIFY_SOCKET) the master
 reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a

@@ -63,6 +63,32 @@ start_node() {
 # or newlines.
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# tree_ticks PID: CPU clock ticks (user + system) used so far by PID and
+# its children (a master and its workers).
+tree_ticks() {
+	local t=0 p
+	for p in "$1" $(pgrep -P "$1" || true); do
+		[ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+
+# wrk_cpu PID WRK-ARGS…: runs wrk against the server PID; prints req/s, the
+# server's CPU microseconds per request, and wrk's p50 latency (us, when
+# --latency is given).
+wrk_cpu() {
+	local pid=$1 out t0 t1
+	shift
+	t0=$(tree_ticks "$pid")
+	out=$(wrk "$@")
+	t1=$(tree_ticks "$pid")
+	awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
+		/^Requests\/sec/ {rps = $2}
+		/requests in/ {n = $1}
+		$1 == "50%" {v = $2; if (v ~ /ms$/) {sub(/ms/, "", v); v *= 1000} else sub(/us/, "", v); p50 = v}
+		END {printf "%s %.2f %s\n", rps, (t1 - t0) * 1e6 / hz / n, (p50 == "" ? 0 : p50)}' <<<"$out"
+}
+
 # wrk_rps WRK-ARGS… URL: runs wrk; prints its requests per second, then its
 # socket error and non-2xx lines joined on one line.
 wrk_rps() {

@@ -25,12 +25,13 @@ else
 	go build -o "$tmp/nethttp" "$here/nethttp.go"
 fi
 (cd "$here/fasthttp" && go build -o "$tmp/fasthttp" .)
+declare -A pid
 "$tmp/nethttp" -addr 127.0.0.1:8185 -workers "$workers" 2>/dev/null &
-pids+=($!)
+pids+=($!) pid[RunHTTP]=$!
 GOMAXPROCS=$workers "$tmp/nethttp" -addr 127.0.0.1:8183 &
-pids+=($!)
+pids+=($!) pid[net/http]=$!
 GOMAXPROCS=$workers "$tmp/fasthttp" -addr 127.0.0.1:8184 &
-pids+=($!)
+pids+=($!) pid[fasthttp]=$!
 waitup http://127.0.0.1:8185/
 waitup http://127.0.0.1:8183/
 waitup http://127.0.0.1:8184/
@@ -38,26 +39,30 @@ declare -A url=([RunHTTP]=http://127.0.0.1:8185/ [net/http]=http://127.0.0.1:818
 names=(RunHTTP net/http fasthttp)
 
 echo "wrk -t1, $rounds interleaved rounds of ${secs}s, $workers workers / GOMAXPROCS=$workers, $(nproc) CPUs"
+echo "cpu: the server's CPU time (all its processes) per request, in microseconds"
 declare -A all
 for r in $(seq "$rounds"); do
 	for n in "${names[@]}"; do
-		ka=$(wrk -t1 -c"$conns" -d"${secs}s" "${url[$n]}" | awk '/^Requests\/sec/ {print $2}')
-		pl=$(wrk -t1 -c"$conns" -d"${secs}s" -s "$here/pipeline.lua" "${url[$n]}" | awk '/^Requests\/sec/ {print $2}')
-		p50=$(wrk -t1 -c1 -d"${secs}s" --latency "${url[$n]}" | awk '$1 == "50%" {v=$2; if (v ~ /ms$/) {sub(/ms/, "", v); v*=1000} else sub(/us/, "", v); print v}')
-		printf 'round %d  %-9s keep-alive %9.0f req/s  pipelined %9.0f req/s  c1 p50 %6.1f us\n' "$r" "$n" "$ka" "$pl" "$p50"
+		read -r ka kacpu _ < <(wrk_cpu "${pid[$n]}" -t1 -c"$conns" -d"${secs}s" "${url[$n]}")
+		read -r pl plcpu _ < <(wrk_cpu "${pid[$n]}" -t1 -c"$conns" -d"${secs}s" -s "$here/pipeline.lua" "${url[$n]}")
+		read -r _ c1cpu p50 < <(wrk_cpu "${pid[$n]}" -t1 -c1 -d"${secs}s" --latency "${url[$n]}")
+		printf 'round %d  %-9s keep-alive %9.0f req/s %5.2f cpu  pipelined %9.0f req/s %5.2f cpu  c1 p50 %6.1f us %5.2f cpu\n' \
+			"$r" "$n" "$ka" "$kacpu" "$pl" "$plcpu" "$p50" "$c1cpu"
 		all[$n,ka]+="$ka " all[$n,pl]+="$pl " all[$n,p50]+="$p50 "
+		all[$n,kacpu]+="$kacpu " all[$n,plcpu]+="$plcpu " all[$n,c1cpu]+="$c1cpu "
 	done
 done
 
 echo
-printf '%-9s %18s %18s %12s\n' server "keep-alive req/s" "pipelined req/s" "c1 p50 us"
+printf '%-9s %18s %8s %18s %8s %10s %8s\n' server "keep-alive req/s" cpu "pipelined req/s" cpu "c1 p50 us" cpu
 declare -A med
 for n in "${names[@]}"; do
-	for m in ka pl p50; do med[$n,$m]=$(median <<<"${all[$n,$m]}"); done
-	printf '%-9s %18.0f %18.0f %12.1f\n' "$n" "${med[$n,ka]}" "${med[$n,pl]}" "${med[$n,p50]}"
+	for m in ka pl p50 kacpu plcpu c1cpu; do med[$n,$m]=$(median <<<"${all[$n,$m]}"); done
+	printf '%-9s %18.0f %8.2f %18.0f %8.2f %10.1f %8.2f\n' "$n" "${med[$n,ka]}" "${med[$n,kacpu]}" "${med[$n,pl]}" "${med[$n,plcpu]}" "${med[$n,p50]}" "${med[$n,c1cpu]}"
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 for n in net/http fasthttp; do
 	echo "RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,ka]}" "${med[$n,ka]}")x, pipelined $(ratio "${med[RunHTTP,pl]}" "${med[$n,pl]}")x (above 1: RunHTTP serves more), c1 p50 $(ratio "${med[RunHTTP,p50]}" "${med[$n,p50]}")x (above 1: RunHTTP is slower)"
+	echo "  CPU per request, RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,kacpu]}" "${med[$n,kacpu]}")x, pipelined $(ratio "${med[RunHTTP,plcpu]}" "${med[$n,plcpu]}")x, c1 $(ratio "${med[RunHTTP,c1cpu]}" "${med[$n,c1cpu]}")x (below 1: RunHTTP spends less)"
 done

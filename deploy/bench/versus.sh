@@ -22,7 +22,7 @@ git -C "$root" archive "$rev" | tar -x -C "$tmp/base"
 (cd "$tmp/base" && go build -o "$tmp/clusterd-base" ./cmd/clusterd)
 go build -o "$tmp/clusterd-head" "$root/cmd/clusterd"
 
-declare -A port=([base]=8191 [head]=8192) master
+declare -A port=([base]=${BASE_PORT:-8191} [head]=${HEAD_PORT:-8192}) master
 for n in base head; do
 	"$tmp/clusterd-$n" --listen "127.0.0.1:${port[$n]}" --workers "$workers" \
 		--control "$tmp/$n.sock" --log-level warn &
