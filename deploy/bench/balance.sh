@@ -10,20 +10,25 @@
 #
 # Needs wrk; uses nginx and node when installed. WORKERS sets the
 # processes per server (default 4), MODES the clusterd modes (default
-# "shared rr reuseport"), PEERS=0 leaves the peers out. Servers listen on 127.0.0.1 and are
+# "shared rr reuseport"), PEERS=0 leaves the peers out, PORT0 the port
+# before the first one used (default 8190). Servers listen on 127.0.0.1 and are
 # stopped by pid when the script ends.
 set -euo pipefail
 secs=${1:-5} conns=${2:-64}
 WORKERS=${WORKERS:-4}
 . "$(dirname "$0")/lib.sh"
 need_wrk
-port=8190
+port=${PORT0:-8190}
 
-# spread COUNTS…: "busiest/idlest" of the per-worker counts (inf if one is 0).
+# spread COUNTS…: "busiest/idlest" of the per-worker counts (inf if one is
+# 0; a worker missing from the counts, as from a peer's log, counts as 0).
 spread() {
-	tr ' ' '\n' | grep -v '^$' | sort -n | awk '
+	tr ' ' '\n' | grep -v '^$' | sort -n | awk -v w="$workers" '
 		NR == 1 {min = $1} {max = $1; n++; s = s " " $1}
-		END {printf "%-28s %s\n", s, (min > 0 ? sprintf("%.2f", max / min) : "inf")}'
+		END {
+			for (; n < w; n++) {s = " 0" s; min = 0}
+			printf "%-28s %s\n", s, (min > 0 ? sprintf("%.2f", max / min) : "inf")
+		}'
 }
 
 # load URL MODE [COMMAND]: wrk for $secs, keep-alive or close, COMMAND
