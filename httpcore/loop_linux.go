@@ -99,6 +99,7 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l.w = newResponseWriter(l)
 	l.in.init()
+	p.parks = l.in.enabled
 	l.tick()
 	return l, nil
 }

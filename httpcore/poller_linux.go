@@ -32,12 +32,16 @@ type poller struct {
 	parkFn func(uintptr) bool // polls for park.Read, into n and err
 	// parkFirst skips parkFn's first poll, made by wait just before.
 	parkFirst bool
-	n         int
-	err       error
-	wakeFD    int // eventfd, registered for reading
-	events    []unix.EpollEvent
-	ev        unix.EpollEvent // scratch for epoll_ctl
-	buf       [8]byte         // scratch for the eventfd counter
+	// parks is set with one processor (GOMAXPROCS 1): wait parks the
+	// goroutine instead of blocking the thread, which holds the only
+	// processor while it blocks.
+	parks  bool
+	n      int
+	err    error
+	wakeFD int // eventfd, registered for reading
+	events []unix.EpollEvent
+	ev     unix.EpollEvent // scratch for epoll_ctl
+	buf    [8]byte         // scratch for the eventfd counter
 }
 
 func newPoller() (*poller, error) {
@@ -116,10 +120,14 @@ func (p *poller) del(fd int) error {
 
 // wait waits for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
-// It waits by parking the goroutine in the runtime's netpoller, not by
-// blocking its thread in epoll_wait: with one processor, goroutines woken
-// meanwhile (a handler's I/O, a timer) run while the loop sleeps.
+// With one processor (parks) it waits by parking the goroutine in the
+// runtime's netpoller, not by blocking its thread in epoll_wait, so that
+// goroutines woken meanwhile (a handler's I/O, a timer) run while the loop
+// sleeps.
 func (p *poller) wait(msec int) (int, error) {
+	if !p.parks {
+		return p.block(msec)
+	}
 	n, err := p.poll()
 	if n == 0 && err == nil && msec != 0 {
 		deadline := time.Time{}
@@ -133,6 +141,21 @@ func (p *poller) wait(msec int) (int, error) {
 		}
 		n, err = p.n, p.err
 	}
+	if errors.Is(err, unix.EINTR) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("epoll_wait", err)
+	}
+	return n, nil
+}
+
+// block is wait on more than one processor: epoll_wait blocks the loop's
+// thread, the runtime hands its processor to other goroutines meanwhile,
+// and the thread wakes straight from the kernel. (Parking would hand
+// every wake-up through the runtime's poller and another thread.)
+func (p *poller) block(msec int) (int, error) {
+	n, err := unix.EpollWait(p.fd, p.events, msec)
 	if errors.Is(err, unix.EINTR) {
 		return 0, nil
 	}
