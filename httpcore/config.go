@@ -22,6 +22,34 @@ type Config struct {
 	// is queued, error responses of the engine included (an access log).
 	// It must not block; the record is valid only during the call.
 	OnResponse func(*ResponseRecord)
+	// AcceptGate, if set, spreads new connections over the processes that
+	// accept on the same listening sockets: it is told of every connection
+	// the loop opens and closes, and asked before each accept.
+	AcceptGate AcceptGate
+}
+
+// AcceptGate decides when a loop lets the other processes on its
+// listening sockets take the next connections. Its methods are called on
+// the loop goroutine.
+type AcceptGate interface {
+	// Conns adds delta (1 or -1) to the open connections.
+	Conns(delta int)
+	// Accepted counts a connection accepted from a listener.
+	Accepted()
+	// Hold is asked before each accept: a positive duration takes the
+	// loop's listeners out of its epoll set for that long. resumed says
+	// the loop held until just now and its listeners were readable at
+	// once when it took them back.
+	Hold(resumed bool) time.Duration
+	// Holding is asked at every turn of the loop while it holds: false
+	// ends the hold at once.
+	Holding() bool
+	// Baton is a descriptor the processes share, an eventfd, or -1. The
+	// loop watches it as it watches its listeners (EPOLLEXCLUSIVE: one
+	// waiting process is woken) and accepts when it is woken by it; a
+	// loop that holds writes to it, so that the connection whose wake-up
+	// it leaves is taken by another process at once.
+	Baton() int
 }
 
 // Defaults for zero Config fields.
@@ -66,8 +94,11 @@ const (
 	maxAcceptsBatch = 4
 	rearmEvery      = 4
 	maxPollWait     = time.Second
-	maxChunkLine    = 4096 // chunk-size line incl. extensions
-	maxMethodLen    = 32
+	// acceptSweep is how often a loop with an AcceptGate tries to accept
+	// when no wake-up came: one that went to a stopped process is lost.
+	acceptSweep  = 200 * time.Millisecond
+	maxChunkLine = 4096 // chunk-size line incl. extensions
+	maxMethodLen = 32
 )
 
 // withDefaults returns cfg with zero fields replaced by defaults.

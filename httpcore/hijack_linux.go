@@ -130,6 +130,9 @@ func (l *loop) detach(c *conn) {
 	c.async = nil
 	c.setState(connClosed)
 	l.nconns--
+	if l.gate != nil {
+		l.gate.Conns(-1)
+	}
 	l.s.conns.Add(-1)
 }
 

@@ -33,7 +33,47 @@ func (l *loop) listen(fds []int) error {
 			return err
 		}
 	}
-	return nil
+	if l.gate == nil || len(l.lns) == 0 || l.gate.Baton() < 0 {
+		return nil
+	}
+	nfd, err := dupListener(l.gate.Baton())
+	if err != nil {
+		return err
+	}
+	l.baton = &listener{fd: nfd}
+	return l.register(l.baton)
+}
+
+// takeBaton makes the loop accept for a process that held: it registers
+// the listeners again, and the kernel reports those with connections
+// waiting at the next epoll_wait, and again until they are empty (the
+// wake-up for them went to the process that held).
+func (l *loop) takeBaton() {
+	var b [8]byte
+	_, _ = unix.Read(l.baton.fd, b[:])
+	for _, ln := range l.lns {
+		if ln.registered {
+			l.rearm(ln)
+		}
+	}
+}
+
+// passBaton wakes another process to accept in this one's place.
+func (l *loop) passBaton() {
+	if l.baton != nil {
+		b := [8]byte{1}
+		_, _ = unix.Write(l.baton.fd, b[:])
+	}
+}
+
+// unregisterAll takes the listeners and the baton out of the epoll set.
+func (l *loop) unregisterAll() {
+	for _, ln := range l.lns {
+		l.unregister(ln)
+	}
+	if l.baton != nil {
+		l.unregister(l.baton)
+	}
 }
 
 func dupListener(fd int) (int, error) {
@@ -88,22 +128,40 @@ func (l *loop) listener(fd int) *listener {
 }
 
 func (l *loop) closeListeners() {
+	l.unregisterAll()
 	for _, ln := range l.lns {
-		l.unregister(ln)
 		_ = unix.Close(ln.fd)
 	}
 	l.lns = nil
+	if l.baton != nil {
+		_ = unix.Close(l.baton.fd)
+		l.baton = nil
+	}
 }
 
-// acceptConns accepts pending connections, at most maxAcceptsBatch.
+// acceptConns accepts pending connections, at most maxAcceptsBatch, as
+// long as the gate, if any, lets it.
 func (l *loop) acceptConns(ln *listener) {
+	resumed := l.resumed
+	l.resumed = false
+	l.acceptTried = l.now
 	for i := 0; i < maxAcceptsBatch && ln.registered; i++ {
+		if l.gate != nil {
+			if d := l.gate.Hold(resumed); d > 0 {
+				l.holdAccept(d)
+				break
+			}
+			resumed = false
+		}
 		fd, _, err := unix.Accept4(ln.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			if l.acceptFailed(ln, err) {
 				continue
 			}
 			break
+		}
+		if l.gate != nil {
+			l.gate.Accepted()
 		}
 		l.openConn(fd)
 		ln.sinceRearm++
@@ -132,9 +190,8 @@ func (l *loop) acceptFailed(ln *listener, err error) bool {
 // pauseAccept takes the listeners out of the epoll set for acceptBackoff:
 // out of descriptors or memory, they would stay readable and spin the loop.
 func (l *loop) pauseAccept(err error) {
-	for _, ln := range l.lns {
-		l.unregister(ln)
-	}
+	l.unregisterAll()
+	l.holding = false
 	l.acceptResume = l.now + int64(acceptBackoff)
 	if l.acceptLogged == 0 || l.now-l.acceptLogged >= int64(time.Second) {
 		l.acceptLogged = l.now
@@ -142,15 +199,53 @@ func (l *loop) pauseAccept(err error) {
 	}
 }
 
+// sweepAccept tries to accept on the listeners when the loop, sharing
+// them with others under a gate, has not for acceptSweep: another process
+// that stopped (SIGSTOP, a debugger) while it waited in epoll_wait takes
+// the next wake-up with it, and the connection would wait in the queue
+// for the next one.
+func (l *loop) sweepAccept() {
+	if l.gate == nil || l.acceptResume != 0 || l.draining || l.now-l.acceptTried < int64(acceptSweep) {
+		return
+	}
+	for _, ln := range l.lns {
+		if ln.registered {
+			l.acceptConns(ln)
+		}
+	}
+	l.acceptTried = l.now
+}
+
+// holdAccept takes the listeners out of the epoll set for d, as the gate
+// asked: the kernel then wakes the other processes on them instead.
+func (l *loop) holdAccept(d time.Duration) {
+	l.unregisterAll()
+	l.passBaton()
+	if l.acceptResume == 0 {
+		l.holding = true
+	}
+	l.acceptResume = max(l.acceptResume, l.now+int64(d))
+}
+
 // resumeAccept re-registers the listeners when an accept pause is over.
 func (l *loop) resumeAccept() {
-	if l.acceptResume == 0 || l.now < l.acceptResume {
+	if l.acceptResume == 0 || l.draining {
+		return
+	}
+	if l.now < l.acceptResume && !(l.holding && !l.gate.Holding()) {
 		return
 	}
 	l.acceptResume = 0
+	l.holding = false
+	l.resumed = true
 	for _, ln := range l.lns {
 		if err := l.register(ln); err != nil {
 			l.dropListener(ln, err)
+		}
+	}
+	if l.baton != nil && len(l.lns) > 0 {
+		if err := l.register(l.baton); err != nil {
+			l.log.Error("re-register the accept baton", "error", err)
 		}
 	}
 }

@@ -56,7 +56,12 @@ type loop struct {
 	draining     bool
 	fatal        error // why the loop is draining on its own
 	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
-	acceptLogged int64 // loop time of the last accept-failure log
+	resumed      bool  // the listeners were re-registered at the end of the last iteration
+	acceptTried  int64 // loop time of the last accept attempt
+	holding      bool  // the pause is the gate's hold (not an accept failure's)
+	gate         AcceptGate
+	baton        *listener // the loop's copy of gate.Baton(); nil: none
+	acceptLogged int64     // loop time of the last accept-failure log
 
 	st      Counters // published to the Server by publishStats
 	statsAt int64    // loop time of the last publication
@@ -85,6 +90,7 @@ func newLoop(s *Server) (*loop, error) {
 		req:       newRequest(),
 		epoch:     time.Now().Add(-time.Second), // so that loop time 0 can mean "none"
 		highWater: highWater,
+		gate:      s.cfg.AcceptGate,
 	}
 	l.debug = l.log.IsDebug()
 	_, l.streamBodies = s.h.(StreamingHandler)
@@ -164,7 +170,9 @@ func (l *loop) run() error {
 		}
 		l.runTasks()
 		l.runTimers()
+		l.resumed = false
 		l.resumeAccept()
+		l.sweepAccept()
 		l.publishStats(false)
 	}
 	l.log.Debug("drained")
@@ -233,6 +241,8 @@ func (l *loop) pollTimeout() int {
 	}
 	if l.acceptResume != 0 {
 		wait = min(wait, l.acceptResume-l.now)
+	} else if l.gate != nil && len(l.lns) > 0 {
+		wait = min(wait, l.acceptTried+int64(acceptSweep)-l.now)
 	}
 	if wait <= 0 {
 		return 0
@@ -248,6 +258,10 @@ func (l *loop) handle(fd int, events uint32) {
 	}
 	if fd < len(l.conns) && l.conns[fd] != nil {
 		l.onConnEvent(l.conns[fd], events)
+		return
+	}
+	if l.baton != nil && fd == l.baton.fd {
+		l.takeBaton()
 		return
 	}
 	if ln := l.listener(fd); ln != nil {
@@ -330,6 +344,9 @@ func (l *loop) track(c *conn) {
 	l.conns[c.fd] = c
 	l.nconns++
 	l.s.conns.Add(1)
+	if l.gate != nil {
+		l.gate.Conns(1)
+	}
 }
 
 // closeConn closes c and forgets it. A response still being finished off
@@ -355,4 +372,7 @@ func (l *loop) closeConn(c *conn) {
 	}
 	l.nconns--
 	l.s.conns.Add(-1)
+	if l.gate != nil {
+		l.gate.Conns(-1)
+	}
 }

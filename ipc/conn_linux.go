@@ -61,19 +61,24 @@ func NewConn(f *os.File) (*Conn, error) {
 // Send writes m as one frame, passing files (their descriptors are
 // duplicated into the peer; the caller still owns and closes them).
 func (c *Conn) Send(m Message, files ...*os.File) error {
-	if want := m.fds(); len(files) != want {
-		return fmt.Errorf("ipc: send %v: %d fds, want %d", m.Type, len(files), want)
+	fds, err := rawfd.All(files)
+	if err != nil {
+		return fmt.Errorf("ipc: send %v: %w", m.Type, err)
+	}
+	return c.SendFDs(m, fds...)
+}
+
+// SendFDs is Send for bare descriptors.
+func (c *Conn) SendFDs(m Message, fds ...int) error {
+	if want := m.fds(); len(fds) != want {
+		return fmt.Errorf("ipc: send %v: %d fds, want %d", m.Type, len(fds), want)
 	}
 	frame, err := m.marshal()
 	if err != nil {
 		return err
 	}
 	var oob []byte
-	if len(files) > 0 {
-		fds, err := rawfd.All(files)
-		if err != nil {
-			return fmt.Errorf("ipc: send %v: %w", m.Type, err)
-		}
+	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	c.sendMu.Lock()
@@ -93,6 +98,16 @@ func (c *Conn) Send(m Message, files ...*os.File) error {
 // carries, close-on-exec; any other descriptor that arrives is closed and
 // the frame is reported as an error. The caller owns the returned files.
 func (c *Conn) Recv() (Message, []*os.File, error) {
+	m, fds, err := c.RecvFDs()
+	var files []*os.File
+	for _, fd := range fds {
+		files = append(files, os.NewFile(uintptr(fd), "ipc-fd"))
+	}
+	return m, files, err
+}
+
+// RecvFDs is Recv with bare descriptors, which the caller owns.
+func (c *Conn) RecvFDs() (Message, []int, error) {
 	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.recvBuf, c.oobBuf)
 	if err != nil {
 		if errors.Is(err, net.ErrClosed) {
@@ -103,22 +118,22 @@ func (c *Conn) Recv() (Message, []*os.File, error) {
 		}
 		return Message{}, nil, fmt.Errorf("ipc: recv: %w", err)
 	}
-	files, ferr := parseRights(c.oobBuf[:oobn])
+	fds, ferr := parseRights(c.oobBuf[:oobn])
 	if n == 0 && oobn == 0 {
 		return Message{}, nil, io.EOF
 	}
-	m, err := c.check(n, flags, files, ferr)
+	m, err := c.check(n, flags, len(fds), ferr)
 	if err != nil {
-		closeAll(files)
+		closeFDs(fds)
 		return m, nil, &FrameError{err}
 	}
-	return m, files, nil
+	return m, fds, nil
 }
 
 // check validates a received frame. A frame error still returns the
 // message when it could be decoded (a Handoff whose descriptors did not
 // all arrive, say, so that the receiver can refuse it by Seq).
-func (c *Conn) check(n, flags int, files []*os.File, ferr error) (Message, error) {
+func (c *Conn) check(n, flags, nfds int, ferr error) (Message, error) {
 	if flags&unix.MSG_TRUNC != 0 || n > headerLen+MaxBody {
 		return Message{}, fmt.Errorf("ipc: recv: frame larger than %d bytes", headerLen+MaxBody)
 	}
@@ -131,15 +146,15 @@ func (c *Conn) check(n, flags int, files []*os.File, ferr error) (Message, error
 	case flags&unix.MSG_CTRUNC != 0:
 		return m, errors.New("ipc: recv: control data truncated (too many fds, or none left to receive them)")
 	}
-	if want := m.fds(); len(files) != want {
-		return m, fmt.Errorf("ipc: recv %v: got %d fds, want %d", m.Type, len(files), want)
+	if want := m.fds(); nfds != want {
+		return m, fmt.Errorf("ipc: recv %v: got %d fds, want %d", m.Type, nfds, want)
 	}
 	return m, nil
 }
 
 // parseRights extracts every SCM_RIGHTS descriptor from oob, so that none
 // leaks even when the frame turns out to be bad.
-func parseRights(oob []byte) ([]*os.File, error) {
+func parseRights(oob []byte) ([]int, error) {
 	if len(oob) == 0 {
 		return nil, nil
 	}
@@ -147,7 +162,7 @@ func parseRights(oob []byte) ([]*os.File, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("parse control message", err)
 	}
-	var files []*os.File
+	var all []int
 	var bad error
 	for i := range msgs {
 		fds, err := unix.ParseUnixRights(&msgs[i])
@@ -155,20 +170,18 @@ func parseRights(oob []byte) ([]*os.File, error) {
 			bad = fmt.Errorf("ipc: unexpected control message level=%d type=%d", msgs[i].Header.Level, msgs[i].Header.Type)
 			continue
 		}
-		for _, fd := range fds {
-			files = append(files, os.NewFile(uintptr(fd), "ipc-fd"))
-		}
+		all = append(all, fds...)
 	}
 	if bad != nil {
-		closeAll(files)
+		closeFDs(all)
 		return nil, bad
 	}
-	return files, nil
+	return all, nil
 }
 
-func closeAll(files []*os.File) {
-	for _, f := range files {
-		_ = f.Close()
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
 	}
 }
 

@@ -311,3 +311,9 @@ func TestTruncatedHandoffKeepsMessage(t *testing.T) {
 		t.Fatalf("got %+v, %d files, %v; want a frame error naming Handoff 77 of 2", got, len(files), err)
 	}
 }
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}

@@ -205,6 +205,13 @@ const (
 	// --listen values as the master resolved them (socket activation can
 	// supply listeners the worker's own flags do not name).
 	EnvListen = EnvPrefix + "LISTEN"
+	// EnvBoardFD holds the descriptor number of the scoreboard's memory
+	// file under shared scheduling, EnvBoardBatonFD that of its eventfd,
+	// and EnvBoardSlot the worker's slot on it (internal/scoreboard); all
+	// absent without one.
+	EnvBoardFD      = EnvPrefix + "BOARD_FD"
+	EnvBoardBatonFD = EnvPrefix + "BOARD_BATON_FD"
+	EnvBoardSlot    = EnvPrefix + "BOARD_SLOT"
 )
 
 // Worker log lines. Besides the channel, a worker talks to its master

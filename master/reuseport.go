@@ -3,6 +3,8 @@ package master
 import (
 	"os"
 	"time"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
 )
 
 // Timing of a scale-down under reuseport scheduling.
@@ -225,8 +227,14 @@ func (m *Master) rpSweep(ls *leavingSlot) {
 			if f == nil {
 				break
 			}
+			fd, err := rawfd.DupFile(f)
+			_ = f.Close()
+			if err != nil {
+				m.log.Warn("accept on a leaving socket", "id", ls.id, "error", err)
+				continue
+			}
 			m.rr.held.Add(1)
-			m.dispatch(&handoff{f: f})
+			m.dispatch(&handoff{fd: fd})
 		}
 	}
 }

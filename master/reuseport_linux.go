@@ -112,7 +112,7 @@ func (g *rpGroup) join(slot int) (*rpSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s for worker %d: %w", g.key, slot, err)
 	}
-	f, err := ln.(*net.TCPListener).File()
+	f, err := unpolledFile(ln)
 	_ = ln.Close() // f holds the socket
 	if err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ type rrState struct {
 	seq       uint64
 	next      int                 // the slot after the last one given a connection
 	pending   map[uint64]*handoff // sent, not yet answered
-	queue     []*os.File          // accepted while no worker was ready
+	queue     []int               // accepted while no worker was ready
 	acceptors map[string]*os.File // the master's pollable copies of the listeners
 	// held counts the connections the master holds (accepted, not yet
 	// served); the accept loops wait while it is at heldMax, so that the
@@ -77,14 +77,33 @@ func heldLimit() int64 {
 	return max(int64(rl.Cur)-fdReserve, 8)
 }
 
+// The connections the master holds are bare descriptors, accepted and
+// closed with raw system calls: they never block (the listener is
+// non-blocking, and a socket's close does not linger), and an *os.File
+// would cost a fcntl and a finalizer each, and every system call a
+// possible hand-off of the master's P to another thread.
+
+// acceptConn accepts a connection from the non-blocking listener fd,
+// non-blocking already for the worker's event loop (a flag the worker's
+// copy shares).
+func acceptConn(fd int) (int, error) {
+	nfd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(nfd), nil
+}
+
+func closeFD(fd int) { _, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
+
 // closeConn closes a connection the master held.
-func (m *Master) closeConn(f *os.File) {
-	_ = f.Close()
+func (m *Master) closeConn(fd int) {
+	closeFD(fd)
 	m.rr.held.Add(-1)
 }
 
 type handoff struct {
-	f     *os.File
+	fd    int
 	w     *worker
 	tries int
 }
@@ -147,7 +166,11 @@ func (m *Master) acceptLoop(ln *os.File) {
 		m.rr.held.Add(int64(len(batch)))
 		if len(batch) > 0 {
 			retry.reset()
-			m.send(func() { m.dispatchBatch(batch) }, batch...)
+			if !m.sendOrDone(func() { m.dispatchBatch(batch) }) {
+				for _, fd := range batch {
+					closeFD(fd)
+				}
+			}
 		}
 		if err != nil { // the wait fails only once stopAccepting closed ln
 			return
@@ -164,13 +187,13 @@ var errHeldMax = errors.New("descriptor limit less the master's reserve reached"
 // acceptBatchFrom waits until the listener rc has connections and accepts
 // them, up to n. aerr is an accept error after which the caller pauses;
 // err ends the wait (the listener was closed).
-func acceptBatchFrom(rc syscall.RawConn, n int) (batch []*os.File, aerr, err error) {
+func acceptBatchFrom(rc syscall.RawConn, n int) (batch []int, aerr, err error) {
 	err = rc.Read(func(fd uintptr) bool {
 		for len(batch) < n {
-			nfd, _, e := unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+			nfd, e := acceptConn(int(fd))
 			switch e {
 			case nil:
-				batch = append(batch, os.NewFile(uintptr(nfd), "conn"))
+				batch = append(batch, nfd)
 			case unix.EINTR, unix.ECONNABORTED:
 			case unix.EAGAIN:
 				return len(batch) > 0
@@ -191,33 +214,33 @@ func (m *Master) stopAccepting() {
 		_ = ln.Close()
 		delete(m.rr.acceptors, key)
 	}
-	for _, f := range m.rr.queue {
-		m.closeConn(f)
+	for _, fd := range m.rr.queue {
+		m.closeConn(fd)
 	}
 	m.rr.queue = nil
 }
 
 // dispatchBatch hands newly accepted connections to the ready workers,
 // one message per worker for all of its share.
-func (m *Master) dispatchBatch(files []*os.File) {
+func (m *Master) dispatchBatch(fds []int) {
 	if m.stopping {
-		for _, f := range files {
-			m.closeConn(f)
+		for _, fd := range fds {
+			m.closeConn(fd)
 		}
 		return
 	}
 	byWorker := map[*worker][]*handoff{}
 	var order []*worker
-	for _, f := range files {
+	for _, fd := range fds {
 		w := m.pick()
 		if w == nil {
-			m.queue(&handoff{f: f})
+			m.queue(&handoff{fd: fd})
 			continue
 		}
 		if byWorker[w] == nil {
 			order = append(order, w)
 		}
-		byWorker[w] = append(byWorker[w], &handoff{f: f})
+		byWorker[w] = append(byWorker[w], &handoff{fd: fd})
 		w.handed++
 	}
 	for _, w := range order {
@@ -229,7 +252,7 @@ func (m *Master) dispatchBatch(files []*os.File) {
 // until one is.
 func (m *Master) dispatch(h *handoff) {
 	if m.stopping {
-		m.closeConn(h.f)
+		m.closeConn(h.fd)
 		return
 	}
 	if h.tries > len(m.workers) {
@@ -253,18 +276,18 @@ func (m *Master) handTo(w *worker, hs []*handoff) {
 		chunk := hs[:n]
 		hs = hs[n:]
 		first := m.rr.seq + 1
-		files := make([]*os.File, n)
+		fds := make([]int, n)
 		for i, h := range chunk {
 			h.tries++
 			h.w = w
-			files[i] = h.f
+			fds[i] = h.fd
 		}
 		m.rr.seq += uint64(n)
 		msg := ipc.Message{Type: ipc.Handoff, Seq: first}
 		if n > 1 {
 			msg.N = n
 		}
-		if err := w.conn.Send(msg, files...); err != nil {
+		if err := w.conn.SendFDs(msg, fds...); err != nil {
 			m.kill(w, "cannot hand it a connection: "+err.Error())
 			for _, h := range append(chunk, hs...) {
 				h.w = nil
@@ -284,14 +307,14 @@ func (m *Master) queue(h *handoff) {
 		m.drop(h)
 		return
 	}
-	m.rr.queue = append(m.rr.queue, h.f)
+	m.rr.queue = append(m.rr.queue, h.fd)
 }
 
 func (m *Master) drop(h *handoff) {
 	if ok, n := m.rrDropLog.allow(m.now()); ok {
 		m.log.Warn("dropped a connection: no worker took it", "queued", len(m.rr.queue), "tries", h.tries, "drops_not_logged", n)
 	}
-	m.closeConn(h.f)
+	m.closeConn(h.fd)
 }
 
 func closeFiles(files []*os.File) {
@@ -387,7 +410,7 @@ func (m *Master) handoffReply(w *worker, msg ipc.Message) {
 		}
 		delete(m.rr.pending, seq)
 		if !all && !refused[seq] {
-			m.closeConn(h.f)
+			m.closeConn(h.fd)
 			continue
 		}
 		w.log.Debug("connection refused, passing it on", "why", msg.Err)
@@ -411,7 +434,7 @@ func (m *Master) redispatch(w *worker) {
 func (m *Master) flushQueue() {
 	queued := m.rr.queue
 	m.rr.queue = nil
-	for _, f := range queued {
-		m.dispatch(&handoff{f: f})
+	for _, fd := range queued {
+		m.dispatch(&handoff{fd: fd})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -260,7 +261,12 @@ func TestRRBatchReply(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		hs = append(hs, &handoff{f: w})
+		fd, err := rawfd.DupFile(w)
+		_ = w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, &handoff{fd: fd})
 	}
 	if w := h.m.pick(); w != h.worker(first) {
 		t.Fatalf("picked worker %d first", w.slot)
@@ -274,7 +280,7 @@ func TestRRBatchReply(t *testing.T) {
 	first.send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: 3, Refused: []uint64{msg.Seq + 1}, Err: "EMFILE"})
 	h.until(func() bool { return len(h.m.rr.pending) == 1 })
 	for _, ho := range h.m.rr.pending {
-		if ho.f != hs[1].f || ho.w == h.worker(first) {
+		if ho.fd != hs[1].fd || ho.w == h.worker(first) {
 			t.Fatalf("pending %+v; want the refused connection, at another worker", ho)
 		}
 	}

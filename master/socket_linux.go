@@ -95,7 +95,7 @@ func bindTCP(addr string, o SocketOptions) (*os.File, string, error) {
 		return nil, "", err
 	}
 	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
+	f, err := unpolledFile(ln)
 	if err == nil {
 		err = relisten(f, o.backlog())
 		if err != nil {
@@ -106,6 +106,31 @@ func bindTCP(addr string, o SocketOptions) (*os.File, string, error) {
 		return nil, "", fmt.Errorf("listen tcp %s: %w", addr, err)
 	}
 	return f, ln.Addr().String(), nil
+}
+
+// unpolledFile returns a descriptor of ln's socket in a file no Go poller
+// watches, as the master holds its listening sockets for the workers. A
+// file of a non-blocking socket joins the poller, and the poller's thread
+// would then wake at every connection the workers accept. The socket is
+// made blocking for the moment (no one else uses it yet; the workers make
+// it non-blocking again, a flag the duplicates share).
+func unpolledFile(ln net.Listener) (*os.File, error) {
+	sc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := sc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
+	}
+	if err := unix.SetNonblock(nfd, false); err != nil {
+		_ = unix.Close(nfd)
+		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	return os.NewFile(uintptr(nfd), "tcp:"+ln.Addr().String()), nil
 }
 
 // socketFile identifies the socket file the master created, so that it

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/clusterd/clusterd/internal/scoreboard"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -40,6 +40,8 @@ type worker struct {
 	handed     int64     // connections handed to it since its last heartbeat
 	killReason string    // why the master killed it, if it did
 	dumpAt     time.Time // when the master asked it for a goroutine dump
+	board      *scoreboard.Board
+	boardSlot  int // its slot on board; -1: none
 }
 
 // load is the worker's open connections as least-conns counts them.
@@ -55,6 +57,7 @@ func (w *worker) setState(to State) bool {
 	}
 	w.log.Trace("state", "from", w.state, "to", to)
 	w.state = to
+	w.boardState()
 	return true
 }
 
@@ -71,13 +74,20 @@ type spawnSpec struct {
 	slot, generation int
 	listen           []string // the listeners the worker serves (ipc.EnvListen)
 	procs            int      // the worker's GOMAXPROCS; 0: the Go default
+	board            *os.File // the scoreboard, nil: none (ipc.EnvBoardFD)
+	baton            *os.File // its eventfd (ipc.EnvBoardBatonFD)
+	boardSlot        int      // the worker's slot on it (ipc.EnvBoardSlot)
 }
 
 // startWorker starts a worker and the goroutine that reports its messages
 // and its exit to the supervisor.
 func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 	spec.listen = m.listenKeys
-	spec.procs = workerProcs(max(m.cfg.Workers, len(m.slots)))
+	spec.procs = workerProcs(m.cpus, max(m.cfg.Workers, len(m.slots)))
+	spec.boardSlot = m.claimBoardSlot()
+	if spec.boardSlot >= 0 {
+		spec.board, spec.baton = m.boardFile, m.baton
+	}
 	sp, err := m.spawner.spawn(spec)
 	if err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", spec.slot, err)
@@ -90,6 +100,8 @@ func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 		conn:       sp.conn,
 		state:      Starting,
 		started:    m.now(),
+		board:      m.board,
+		boardSlot:  spec.boardSlot,
 	}
 	w.lastTick = w.started
 	w.log = m.log.Named("worker").With("id", w.slot, "pid", w.pid)
@@ -146,6 +158,10 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(spec.procs))
 	}
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the child
+	if spec.board != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.board, spec.baton) // fds 4 and 5
+		cmd.Env = append(cmd.Env, ipc.EnvBoardFD+"=4", ipc.EnvBoardBatonFD+"=5", ipc.EnvBoardSlot+"="+strconv.Itoa(spec.boardSlot))
+	}
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = stderr
 	// Own process group: a terminal's ^C reaches the master only, which
@@ -180,16 +196,16 @@ func (p *execProc) Wait() error {
 	return err
 }
 
-// workerProcs is the GOMAXPROCS each of n workers gets: the CPUs shared
+// workerProcs is the GOMAXPROCS each of n workers gets: the cpus shared
 // among them, at least one, as nginx and Node run a thread per worker. A
 // worker on one processor runs net/http handlers on its event loop's
 // goroutine (httpcore.ResponseWriter.RunInline). 0, when the master was
 // given GOMAXPROCS itself, leaves the workers the same.
-func workerProcs(n int) int {
+func workerProcs(cpus, n int) int {
 	if os.Getenv("GOMAXPROCS") != "" || n <= 0 {
 		return 0
 	}
-	return max(1, runtime.GOMAXPROCS(0)/n)
+	return max(1, cpus/n)
 }
 
 // workerEnv drops any clusterd variables the master itself inherited, and

@@ -110,6 +110,7 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 // it keeps failing; a replacement that fails during a roll aborts the roll.
 func (m *Master) exited(w *worker, waitErr error) {
 	delete(m.workers, w)
+	w.leaveBoard()
 	defer m.stats.retire(w) // with its final state
 	_ = w.conn.Close()
 	m.redispatch(w)

@@ -126,6 +126,9 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
+	if gate := openBoard(cfg.Logger); gate != nil && cfg.HTTP.AcceptGate == nil {
+		cfg.HTTP.AcceptGate = gate
+	}
 	if cfg.GracefulTimeout <= 0 {
 		cfg.GracefulTimeout = defaults.GracefulTimeout
 	}
@@ -302,7 +305,7 @@ func (p *proc) supervised(served <-chan error, usr1 <-chan os.Signal) error {
 // channel (io.EOF: the master is gone).
 func (p *proc) listenMaster(out chan<- error) {
 	for {
-		msg, files, err := p.conn.Recv()
+		msg, fds, err := p.conn.RecvFDs()
 		switch {
 		case errors.As(err, new(*ipc.FrameError)) && msg.Type == ipc.Handoff:
 			// Its connections did not arrive (this worker is at its fd
@@ -319,13 +322,13 @@ func (p *proc) listenMaster(out chan<- error) {
 			out <- nil
 			return
 		case msg.Type == ipc.Handoff:
-			p.serveHandoff(msg, files)
+			p.serveHandoff(msg, fds)
 		case msg.Type == ipc.TicketKeys:
 			p.setTicketKeys(msg)
 		default:
 			p.log.Warn("unexpected message from master", "type", msg.Type)
-			for _, f := range files {
-				_ = f.Close()
+			for _, fd := range fds {
+				_ = unix.Close(fd)
 			}
 		}
 	}
@@ -334,17 +337,17 @@ func (p *proc) listenMaster(out chan<- error) {
 // serveHandoff gives the connections the master accepted to the event
 // loop and tells the master, in one reply, which it serves; a draining
 // loop refuses them, and the master passes them to another worker.
-func (p *proc) serveHandoff(msg ipc.Message, files []*os.File) {
+func (p *proc) serveHandoff(msg ipc.Message, fds []int) {
 	reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N}
-	for i, f := range files {
-		if err := p.serveConn(f); err != nil {
+	for i, fd := range fds {
+		if err := p.serveConn(fd); err != nil {
 			reply.Err = err.Error()
 			reply.Refused = append(reply.Refused, msg.Seq+uint64(i))
 		}
 	}
 	// The loop counts the connections it has opened; those just posted to
 	// it are on their way.
-	reply.Connections = p.srv.Stats().Connections + int64(len(files)-len(reply.Refused))
+	reply.Connections = p.srv.Stats().Connections + int64(len(fds)-len(reply.Refused))
 	if err := p.conn.Send(reply); err != nil {
 		p.log.Warn("cannot answer a hand-off", "seq", msg.Seq, "error", err)
 	}
@@ -360,13 +363,8 @@ func (p *proc) refuseHandoff(msg ipc.Message, why error) {
 	}
 }
 
-// serveConn hands the loop its own copy of f's connection and closes f.
-func (p *proc) serveConn(f *os.File) error {
-	defer f.Close()
-	fd, err := rawfd.DupFile(f)
-	if err != nil {
-		return err
-	}
+// serveConn hands the loop the connection fd, or closes it.
+func (p *proc) serveConn(fd int) error {
 	if err := p.srv.ServeConn(fd); err != nil {
 		_ = unix.Close(fd)
 		return err

@@ -3,33 +3,52 @@
 # every clusterd scheduling mode, nginx (shared socket, and reuseport) and
 # Node cluster, wrk keep-alive load and then new-connection load
 # (-H 'Connection: close'), one fresh server per measurement; prints each
-# worker's request count, the busiest/idlest ratio and req/s.
+# worker's request count, the busiest/idlest ratio and req/s, and for
+# clusterd each worker's open connections half-way through.
 #
 #   deploy/bench/balance.sh [SECONDS] [CONNECTIONS]
 #
 # Needs wrk; uses nginx and node when installed. WORKERS sets the
 # processes per server (default 4), MODES the clusterd modes (default
-# "shared rr reuseport"), PEERS=0 leaves the peers out. Servers listen on 127.0.0.1 and are
+# "shared rr reuseport"), PEERS=0 leaves the peers out, PORT0 the port
+# before the first one used (default 8190). Servers listen on 127.0.0.1 and are
 # stopped by pid when the script ends.
 set -euo pipefail
 secs=${1:-5} conns=${2:-64}
 WORKERS=${WORKERS:-4}
 . "$(dirname "$0")/lib.sh"
 need_wrk
-port=8190
+port=${PORT0:-8190}
 
-# spread COUNTS…: "busiest/idlest" of the per-worker counts (inf if one is 0).
+# spread COUNTS…: "busiest/idlest" of the per-worker counts (inf if one is
+# 0; a worker missing from the counts, as from a peer's log, counts as 0).
 spread() {
-	tr ' ' '\n' | grep -v '^$' | sort -n | awk '
+	tr ' ' '\n' | grep -v '^$' | sort -n | awk -v w="$workers" '
 		NR == 1 {min = $1} {max = $1; n++; s = s " " $1}
-		END {printf "%-28s %s\n", s, (min > 0 ? sprintf("%.2f", max / min) : "inf")}'
+		END {
+			for (; n < w; n++) {s = " 0" s; min = 0}
+			printf "%-28s %s\n", s, (min > 0 ? sprintf("%.2f", max / min) : "inf")
+		}'
 }
 
-# load URL MODE: wrk for $secs, keep-alive or close; prints req/s.
+# load URL MODE [COMMAND]: wrk for $secs, keep-alive or close, COMMAND
+# eval'ed half-way through; prints req/s.
 load() {
-	local hdr=()
+	local hdr=() w
 	[ "$2" = close ] && hdr=(-H 'Connection: close')
-	wrk -t2 -c"$conns" -d"${secs}s" "${hdr[@]}" "$1" | awk '/^Requests\/sec/ {printf "%.0f", $2}'
+	wrk -t2 -c"$conns" -d"${secs}s" "${hdr[@]}" "$1" >"$tmp/wrk.out" &
+	w=$!
+	if [ -n "${3:-}" ]; then
+		sleep "$(awk -v s="$secs" 'BEGIN {print s/2}')"
+		eval "$3"
+	fi
+	wait "$w"
+	awk '/^Requests\/sec/ {printf "%.0f", $2}' "$tmp/wrk.out"
+}
+
+# open_conns: each clusterd worker's open connections, as its last heartbeat said.
+open_conns() {
+	"$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | jq -r '[.workers[].connections] | join(" ")' >"$tmp/open"
 }
 
 # wait_workers: until every clusterd worker is ready (waitup needs only one).
@@ -53,10 +72,10 @@ for mode in ${MODES:-shared rr reuseport}; do
 		port=$((port + 1))
 		start_clusterd "$port" --sched "$mode"
 		wait_workers
-		rps=$(load "http://127.0.0.1:$port/" "$how")
+		rps=$(load "http://127.0.0.1:$port/" "$how" open_conns)
 		counts=$("$tmp/clusterd" ctl --control "$tmp/ctl.sock" status --json | jq -r '[.workers[].requests] | join(" ")')
 		row "clusterd $mode" "$how" "$rps" "$(spread <<<"$counts")"
-		echo
+		echo "  open mid-run: $(cat "$tmp/open")"
 		stop "$cpid"
 	done
 done
