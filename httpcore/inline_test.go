@@ -182,3 +182,4 @@ func TestRunInlineBusyWork(t *testing.T) {
 		t.Fatalf("busy: %q %v", body, err)
 	}
 }
+
