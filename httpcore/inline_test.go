@@ -182,4 +182,3 @@ func TestRunInlineBusyWork(t *testing.T) {
 		t.Fatalf("busy: %q %v", body, err)
 	}
 }
-

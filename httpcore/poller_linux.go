@@ -120,15 +120,12 @@ func (p *poller) del(fd int) error {
 
 // wait waits for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
-// With one processor (parks), while other goroutines work for the server
-// (others: asynchronous responses, hijacked connections, Server.Beside),
-// it waits by parking the goroutine in the runtime's netpoller, not by
-// blocking its thread in epoll_wait, so that they run as soon as their
-// I/O is ready. Otherwise it blocks: that is cheaper, and keeps the
-// kernel's wake-one (EPOLLEXCLUSIVE) on a shared listening socket, which a
-// parked loop defeats (the runtime, not the loop, waits on its epoll).
-func (p *poller) wait(msec int, others bool) (int, error) {
-	if !p.parks || !others {
+// With one processor (parks) it waits by parking the goroutine in the
+// runtime's netpoller, not by blocking its thread in epoll_wait, so that
+// goroutines woken meanwhile (a handler's I/O, a timer) run while the loop
+// sleeps.
+func (p *poller) wait(msec int) (int, error) {
+	if !p.parks {
 		return p.block(msec)
 	}
 	n, err := p.poll()
