@@ -1,6 +1,7 @@
 package httpcore
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -180,5 +181,36 @@ func TestRunInlineBusyWork(t *testing.T) {
 	}
 	if body, err := readResponse(b); err != nil || body != "done" {
 		t.Fatalf("busy: %q %v", body, err)
+	}
+}
+
+// TestRunInlineServeReturnsWhileWorkBlocks: Serve returns once its loop
+// has ended even while inline work it ran still blocks (as the handler of
+// a hijacked connection may, for hours), and the work finishes later.
+func TestRunInlineServeReturnsWhileWorkBlocks(t *testing.T) {
+	onOneProc(t)
+	release := make(chan struct{})
+	started := make(chan string, 1)
+	var inline atomic.Int32
+	fd, addr := listenLoopback(t)
+	defer closeFD(fd)
+	srv := NewServer(Config{}, inlineHandler(release, started, &inline))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve([]int{fd}) }()
+	c := (&testServer{Server: srv, addr: addr}).dial(t)
+	c.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = srv.Shutdown(ctx) // the blocked response keeps its connection: forced
+	select {
+	case <-errc:
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("Serve did not return while inline work blocked")
+	}
+	close(release)
+	if inline.Load() != 1 {
+		t.Fatalf("%d requests ran inline", inline.Load())
 	}
 }

@@ -105,8 +105,9 @@ func newLoop(s *Server) (*loop, error) {
 }
 
 // Serve runs one event loop over the listening sockets listenFDs, on the
-// calling goroutine (or, while RunInline work it started blocks, on
-// another; Serve returns when the loop ends). It duplicates them (close-on-exec), makes them
+// calling goroutine, or with GOMAXPROCS 1 on goroutines of its own (the
+// loop moves to another while RunInline work blocks); it returns when the
+// loop ends. It duplicates them (close-on-exec), makes them
 // non-blocking (a flag the duplicates share with the originals: the
 // caller's descriptors become non-blocking too; do not call (*os.File).Fd
 // on them while serving, it would make them blocking again) and closes only
@@ -130,9 +131,14 @@ func (s *Server) Serve(listenFDs []int) error {
 	err = l.listen(listenFDs)
 	if err == nil {
 		l.log.Debug("serving", "listeners", len(l.lns))
-		err = l.run()
-		if err == errLostLead {
-			err = <-l.in.result // another goroutine ran the loop to its end
+		if l.in.enabled {
+			// Inline work may block the goroutine that runs the loop for
+			// as long as it likes (a hijacked connection's handler), so
+			// this one only waits for whichever goroutine ends the loop.
+			go l.lead()
+			err = <-l.in.result
+		} else {
+			err = l.run()
 		}
 	}
 	l.forceClose()
