@@ -167,22 +167,12 @@ func (l *loop) writeEncoded(c *conn) bool {
 		return false
 	}
 	x := c.x
-	for x.encOff < len(x.enc) {
-		n, err := unix.Write(c.fd, x.enc[x.encOff:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return true
-		case err != nil:
-			l.closeConn(c)
-			return false
-		}
-		x.encOff += n
-		c.lastWrite = l.now
-		l.st.BytesOut += uint64(n)
+	if !l.writeFrom(c, x.enc, &x.encOff) {
+		return false
 	}
-	l.releaseEnc(c)
+	if x.encOff >= len(x.enc) {
+		l.releaseEnc(c)
+	}
 	return true
 }
 

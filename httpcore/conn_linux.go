@@ -256,8 +256,20 @@ func (l *loop) writeOut(c *conn) bool {
 	if c.x != nil {
 		return l.writeEncoded(c)
 	}
-	for c.bufferedOut() > 0 {
-		n, err := writeNB(c.fd, c.out[c.outOff:])
+	if !l.writeFrom(c, c.out, &c.outOff) {
+		return false
+	}
+	if c.bufferedOut() == 0 {
+		l.releaseOut(c)
+	}
+	return true
+}
+
+// writeFrom writes b[*off:] to c's socket until done or EAGAIN, moving
+// *off on. It reports false if it had to close c.
+func (l *loop) writeFrom(c *conn, b []byte, off *int) bool {
+	for *off < len(b) {
+		n, err := writeNB(c.fd, b[*off:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -267,11 +279,10 @@ func (l *loop) writeOut(c *conn) bool {
 			l.closeConn(c)
 			return false
 		}
-		c.outOff += n
+		*off += n
 		c.lastWrite = l.now
 		l.st.BytesOut += uint64(n)
 	}
-	l.releaseOut(c)
 	return true
 }
 
