@@ -142,14 +142,6 @@ done
 # workers PID: the worker processes (children) of PID.
 workers_of() { cat /proc/"$1"/task/*/children; }
 
-# ticks PID: the CPU time, in clock ticks, of the workers of PID.
-ticks() {
-	local sum=0 w
-	for w in $(workers_of "$1"); do
-		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$w/stat")))
-	done
-	echo "$sum"
-}
 hz=$(getconf CLK_TCK)
 
 # oncpu_us PID: the time on CPU, in microseconds, of the workers' threads.
@@ -189,9 +181,9 @@ download() {
 		) &
 		sampler=$!
 	fi
-	t0=$(ticks "$p") u0=$(oncpu_us "$p")
+	t0=$(worker_ticks "$p") u0=$(oncpu_us "$p")
 	out=$($(curl_for "$n") -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "${url[$n]}")
-	t1=$(ticks "$p") u1=$(oncpu_us "$p")
+	t1=$(worker_ticks "$p") u1=$(oncpu_us "$p")
 	read -r code got secs <<<"$out"
 	if [ -n "$sampler" ]; then
 		kill "$sampler"

@@ -63,6 +63,16 @@ start_node() {
 # or newlines.
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# worker_ticks PID: CPU clock ticks (user + system) used so far by the
+# children of PID (a master's workers; every thread's children).
+worker_ticks() {
+	local sum=0 w
+	for w in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		[ -r "/proc/$w/stat" ] && sum=$((sum + $(awk '{print $14 + $15}' "/proc/$w/stat")))
+	done
+	echo "$sum"
+}
+
 # tree_ticks PID: CPU clock ticks (user + system) used so far by PID and
 # its children (a master and its workers).
 tree_ticks() {

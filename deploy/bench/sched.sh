@@ -27,13 +27,7 @@ done
 
 # ticks PID: the CPU time, in clock ticks, of master PID's workers and
 # of the master itself, "WORKERS MASTER".
-ticks() {
-	local sum=0 w
-	for w in $(cat /proc/"$1"/task/*/children); do
-		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$w/stat")))
-	done
-	echo "$sum $(awk '{print $14 + $15}' "/proc/$1/stat")"
-}
+ticks() { echo "$(worker_ticks "$1") $(awk '{print $14 + $15}' "/proc/$1/stat")"; }
 hz=$(getconf CLK_TCK)
 
 

@@ -67,14 +67,6 @@ for n in "${names[@]}"; do
 		awk '/^New,/ {sub(/,$/, "", $2); p=$2 " " $5} /Server Temp Key/ {k=$4} END {print p ", " k}' | tr -d ,)"
 done
 
-# ticks PID: the CPU time, in clock ticks, of the children (workers) of PID.
-ticks() {
-	local sum=0 w
-	for w in $(cat /proc/"$1"/task/*/children); do
-		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$w/stat")))
-	done
-	echo "$sum"
-}
 hz=$(getconf CLK_TCK)
 
 # bench LABEL WRK-ARGS…: interleaved rounds, then medians and ratios of
@@ -86,13 +78,13 @@ bench() {
 	echo "$label: ${runner:-wrk} $*, $rounds rounds of ${secs}s, $workers workers each, $(nproc) CPUs"
 	for round in $(seq "$rounds"); do
 		for n in "${names[@]}"; do
-			t0=$(ticks "${pid[$n]}")
+			t0=$(worker_ticks "${pid[$n]}")
 			if [ -n "${runner:-}" ]; then
 				out=$("$runner" "$@" "${url[$n]}")
 			else
 				out=$(wrk "$@" -d"${secs}s" "${url[$n]}")
 			fi
-			t1=$(ticks "${pid[$n]}")
+			t1=$(worker_ticks "${pid[$n]}")
 			rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 			reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 			us=$(awk -v t=$((t1 - t0)) -v n="$reqs" -v hz="$hz" 'BEGIN {print t * 1e6 / hz / n}')

@@ -31,14 +31,6 @@ for n in base head; do
 	waitup "http://127.0.0.1:${port[$n]}/"
 done
 
-# ticks prints the CPU time, in clock ticks, of the workers of master $1.
-ticks() {
-	local sum=0 w
-	for w in $(cat /proc/"$1"/task/*/children); do
-		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$w/stat")))
-	done
-	echo "$sum"
-}
 hz=$(getconf CLK_TCK)
 
 declare -A args=(
@@ -52,10 +44,10 @@ declare -A all cpu
 for r in $(seq "$rounds"); do
 	for t in "${tests[@]}"; do
 		for n in base head; do
-			t0=$(ticks "${master[$n]}")
+			t0=$(worker_ticks "${master[$n]}")
 			# shellcheck disable=SC2086
 			out=$(wrk ${args[$t]} -d"${secs}s" "http://127.0.0.1:${port[$n]}/")
-			t1=$(ticks "${master[$n]}")
+			t1=$(worker_ticks "${master[$n]}")
 			rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 			reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 			us=$(awk -v t=$((t1 - t0)) -v n="$reqs" -v hz="$hz" 'BEGIN {print t * 1e6 / hz / n}')
