@@ -66,7 +66,8 @@ type loop struct {
 	st      Counters // published to the Server by publishStats
 	statsAt int64    // loop time of the last publication
 
-	in inliner // work run on the loop's goroutine, and who leads the loop
+	in     inliner // work run on the loop's goroutine, and who leads the loop
+	asyncN int     // connections whose response is made off the loop (c.async)
 	// Connections whose output waits for the next response, made inline,
 	// to go out with it (deferProcess); processed before the loop polls.
 	deferred, spareDeferred []*conn
@@ -164,7 +165,7 @@ func (l *loop) run() error {
 		if !l.s.startPoll() || l.in.head < len(l.in.work) || len(l.deferred) > 0 {
 			timeout = 0 // work was posted or is queued: look, do not sleep
 		}
-		n, err := l.p.wait(timeout)
+		n, err := l.p.wait(timeout, l.asyncN > 0 || l.s.beside.Load() > 0)
 		l.s.endPoll()
 		if err != nil {
 			return err
@@ -375,6 +376,7 @@ func (l *loop) closeConn(c *conn) {
 	}
 	if c.async != nil {
 		c.async.rl.fail(l)
+		l.asyncN-- // c.async stays: the writer's End finds c closed
 	}
 	l.nconns--
 	l.s.conns.Add(-1)
