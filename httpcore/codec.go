@@ -81,20 +81,10 @@ func (l *loop) readDecoded(c *conn) {
 		l.process(c)
 		return
 	}
-	n, err := unix.Read(c.fd, l.cbuf)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return
-	case err != nil:
-		l.closeConn(c)
-		return
-	case n == 0:
-		c.flags |= connPeerEOF
-		l.clientGone(c)
-		l.process(c)
+	n := l.readSocket(c, l.cbuf)
+	if n == 0 {
 		return
 	}
-	l.st.BytesIn += uint64(n)
 	l.decodeInput(c, l.cbuf[:n])
 }
 

@@ -46,21 +46,11 @@ func (l *loop) onReadable(c *conn) {
 		l.process(c)
 		return
 	}
-	n, err := readNB(c.fd, buf)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return
-	case err != nil:
-		l.closeConn(c)
-		return
-	case n == 0:
-		c.flags |= connPeerEOF
-		l.clientGone(c)
-		l.process(c)
+	n := l.readSocket(c, buf)
+	if n == 0 {
 		return
 	}
 	c.flags &^= connNeedInput
-	l.st.BytesIn += uint64(n)
 	data := buf[:n] // n may exceed len(l.rbuf) when buf is c's own buffer
 	if inConn {
 		c.in = c.in[:len(c.in)+n]
@@ -68,6 +58,27 @@ func (l *loop) onReadable(c *conn) {
 	}
 	l.keepInput(c, data, l.consume(c, data))
 	l.process(c)
+}
+
+// readSocket reads c's socket into buf and returns how many bytes came.
+// It returns 0 when none came now, after closing c on an error, and at
+// EOF, which it handles: the client is gone.
+func (l *loop) readSocket(c *conn, buf []byte) int {
+	n, err := readNB(c.fd, buf)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return 0
+	case err != nil:
+		l.closeConn(c)
+		return 0
+	case n == 0:
+		c.flags |= connPeerEOF
+		l.clientGone(c)
+		l.process(c)
+		return 0
+	}
+	l.st.BytesIn += uint64(n)
+	return n
 }
 
 // onHangup handles EPOLLRDHUP, watched while a response is made off the
