@@ -9,11 +9,10 @@
 // without a goroutine per connection. Timeouts come from one timer heap per
 // loop and the Date header from a cache the loop refreshes once a second.
 // The loop sleeps in epoll_wait, except with GOMAXPROCS 1 while other
-// goroutines may need the processor (asynchronous responses, hijacked
-// connections, Server.Beside, goroutines the program started since the
-// loop did): then it parks its goroutine on the epoll descriptor in the Go
-// runtime's netpoller, so that they run on the one processor as soon as
-// their I/O is ready.
+// goroutines work for the server (asynchronous responses, hijacked
+// connections, Server.Beside): then it parks its goroutine on the epoll
+// descriptor in the Go runtime's netpoller, so that they run on the one
+// processor as soon as their I/O is ready.
 //
 // # Memory
 //

@@ -47,7 +47,6 @@ var errLostLead = errors.New("httpcore: loop taken over")
 // inliner holds the loop's inline work and who leads the loop.
 type inliner struct {
 	enabled bool     // GOMAXPROCS was 1 when the loop started
-	baseG   int      // goroutines when the loop started, its own included
 	work    []func() // queued, run in order from head
 	head    int
 

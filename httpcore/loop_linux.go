@@ -100,12 +100,7 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l.w = newResponseWriter(l)
 	l.in.init()
-	if l.in.enabled {
-		if err := p.openPark(); err != nil {
-			p.close()
-			return nil, err
-		}
-	}
+	p.parks = l.in.enabled
 	l.tick()
 	return l, nil
 }
@@ -141,7 +136,6 @@ func (s *Server) Serve(listenFDs []int) error {
 			// Inline work may block the goroutine that runs the loop for
 			// as long as it likes (a hijacked connection's handler), so
 			// this one only waits for whichever goroutine ends the loop.
-			l.in.baseG = runtime.NumGoroutine() + 1 // and lead's
 			go l.lead()
 			err = <-l.in.result
 		} else {
@@ -171,7 +165,7 @@ func (l *loop) run() error {
 		if !l.s.startPoll() || l.in.head < len(l.in.work) || len(l.deferred) > 0 {
 			timeout = 0 // work was posted or is queued: look, do not sleep
 		}
-		n, err := l.p.wait(timeout, l.othersNeedProc())
+		n, err := l.p.wait(timeout, l.asyncN > 0 || l.s.beside.Load() > 0)
 		l.s.endPoll()
 		if err != nil {
 			return err
@@ -209,23 +203,6 @@ func (l *loop) catchUp() bool {
 	}
 	l.processDeferred()
 	return false
-}
-
-// othersNeedProc reports whether goroutines other than the loop's own may
-// need the processor while the loop sleeps: asynchronous responses,
-// hijacked connections, goroutines counted with Server.Beside, and any
-// goroutine the program started since the loop did (a background worker,
-// a client of its own). With one processor the loop then parks instead of
-// holding the processor (poller.wait).
-func (l *loop) othersNeedProc() bool {
-	if l.asyncN > 0 || l.s.beside.Load() > 0 {
-		return true
-	}
-	own := l.in.baseG
-	if l.in.standby.Load() != standbyNone {
-		own++
-	}
-	return runtime.NumGoroutine() > own
 }
 
 // maxCatchUp bounds catchUp's rounds, so that a stream of posted work

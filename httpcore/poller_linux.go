@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -32,8 +33,9 @@ type poller struct {
 	parkFn func(uintptr) bool // polls for park.Read, into n and err
 	// parkFirst skips parkFn's first poll, made by wait just before.
 	parkFirst bool
-	// parks is set by openPark, with one processor (GOMAXPROCS 1): wait
-	// may park the goroutine instead of blocking the thread.
+	// parks is set with one processor (GOMAXPROCS 1): wait parks the
+	// goroutine instead of blocking the thread, which holds the only
+	// processor while it blocks.
 	parks  bool
 	n      int
 	err    error
@@ -58,12 +60,16 @@ func newPoller() (*poller, error) {
 		p.close()
 		return nil, err
 	}
+	if err := p.openPark(); err != nil {
+		p.close()
+		return nil, err
+	}
 	return p, nil
 }
 
 // openPark registers a duplicate of the epoll descriptor with the Go
 // runtime's netpoller, so that wait can park the loop goroutine instead of
-// blocking its thread, and sets parks. It is for a loop on one processor.
+// blocking its thread.
 func (p *poller) openPark() error {
 	d, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -83,7 +89,6 @@ func (p *poller) openPark() error {
 		p.n, p.err = p.poll()
 		return p.n != 0 || p.err != nil && p.err != unix.EINTR
 	}
-	p.parks = err == nil
 	return err
 }
 
@@ -116,19 +121,21 @@ func (p *poller) del(fd int) error {
 
 // wait waits for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
-// With one processor (parks), while other goroutines may need it
-// (others: see loop.othersNeedProc), it waits by parking the goroutine in the runtime's netpoller, not by
+// With one processor (parks), while other goroutines work for the server
+// (others: asynchronous responses, hijacked connections, Server.Beside),
+// it waits by parking the goroutine in the runtime's netpoller, not by
 // blocking its thread in epoll_wait, so that they run as soon as their
-// I/O is ready. Otherwise it blocks in epoll_wait (block), which keeps
-// the kernel's wake-one (EPOLLEXCLUSIVE) on a shared listening socket: a
-// parked loop defeats it (the runtime, not the loop, then waits on its
-// epoll, and every worker is woken for every connection).
+// I/O is ready. Otherwise it blocks the thread, keeping the processor
+// (hold): that costs less CPU per request, and keeps the kernel's wake-one
+// (EPOLLEXCLUSIVE) on a shared listening socket, which a parked loop
+// defeats (the runtime, not the loop, then waits on its epoll, and every
+// worker is woken for every connection).
 func (p *poller) wait(msec int, others bool) (int, error) {
 	switch {
 	case !p.parks:
 		return p.block(msec)
 	case !others:
-		return p.block(msec)
+		return p.hold(msec)
 	}
 	n, err := p.poll()
 	if n == 0 && err == nil && msec != 0 {
@@ -152,10 +159,10 @@ func (p *poller) wait(msec int, others bool) (int, error) {
 	return n, nil
 }
 
-// block waits in epoll_wait: it blocks the loop's thread, the runtime
-// hands its processor to other goroutines meanwhile, and the thread wakes
-// straight from the kernel. (Parking would hand every wake-up through the
-// runtime's poller and, with more processors, another thread.)
+// block is wait on more than one processor: epoll_wait blocks the loop's
+// thread, the runtime hands its processor to other goroutines meanwhile,
+// and the thread wakes straight from the kernel. (Parking would hand
+// every wake-up through the runtime's poller and another thread.)
 func (p *poller) block(msec int) (int, error) {
 	n, err := unix.EpollWait(p.fd, p.events, msec)
 	if errors.Is(err, unix.EINTR) {
@@ -165,6 +172,31 @@ func (p *poller) block(msec int) (int, error) {
 		return 0, os.NewSyscallError("epoll_wait", err)
 	}
 	return n, nil
+}
+
+// hold is wait on one processor while no other goroutine works for the
+// server: epoll_wait blocks the thread without telling the scheduler, so
+// the processor stays with the loop rather than being handed to another
+// thread after 20 µs and taken back on wake-up. Other goroutines (a
+// timer, a background task of the program) still run within about 10 ms:
+// the runtime preempts a goroutine that runs that long with a signal,
+// which ends epoll_wait (EINTR), and the loop yields at its next call.
+func (p *poller) hold(msec int) (int, error) {
+	// Goroutines a handler started (work it left to finish in the
+	// background) run first.
+	runtime.Gosched()
+	if n, err := p.poll(); n != 0 || err != nil {
+		return n, err
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd),
+		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), uintptr(msec), 0, 0)
+	switch {
+	case e == unix.EINTR:
+		return 0, nil
+	case e != 0:
+		return 0, os.NewSyscallError("epoll_wait", e)
+	}
+	return int(n), nil
 }
 
 // poll returns the events ready now, without waiting: epoll_wait with a

@@ -227,10 +227,9 @@ func (s *Server) takeTasks(spare []task) []task {
 // asynchronous responses are counted by the server itself. It matters with
 // GOMAXPROCS 1: while the count is above zero the loop sleeps by parking
 // its goroutine in the runtime's netpoller, so that those goroutines get
-// the one processor as soon as their I/O is ready; otherwise (and with
-// no goroutine started since the loop) it blocks its thread in
-// epoll_wait, which lets the kernel wake one process per new connection
-// on a shared listening socket.
+// the one processor as soon as their I/O is ready; at zero it blocks its
+// thread in epoll_wait, which is cheaper and lets the kernel wake one
+// process per new connection on a shared listening socket.
 func (s *Server) Beside(delta int) { s.beside.Add(int64(delta)) }
 
 // RegisterOnShutdown registers f to be called, on a goroutine of its own,
