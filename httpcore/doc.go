@@ -8,11 +8,10 @@
 // calls the Handler on the loop goroutine and writes responses back, all
 // without a goroutine per connection. Timeouts come from one timer heap per
 // loop and the Date header from a cache the loop refreshes once a second.
-// The loop sleeps in epoll_wait, except with GOMAXPROCS 1 while other
-// goroutines work for the server (asynchronous responses, hijacked
-// connections, Server.Beside): then it parks its goroutine on the epoll
-// descriptor in the Go runtime's netpoller, so that they run on the one
-// processor as soon as their I/O is ready.
+// With GOMAXPROCS 1 the loop sleeps by parking its goroutine on the epoll
+// descriptor in the Go runtime's netpoller, not by blocking its thread, so
+// other goroutines (asynchronous handlers, their I/O) run on the one
+// processor meanwhile; with more it blocks in epoll_wait.
 //
 // # Memory
 //

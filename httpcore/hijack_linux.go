@@ -127,10 +127,7 @@ func (l *loop) detach(c *conn) {
 	l.releaseIn(c)
 	l.releaseOut(c)
 	l.releaseEnc(c)
-	if c.async != nil {
-		l.asyncN--
-		c.async = nil
-	}
+	c.async = nil
 	c.setState(connClosed)
 	l.nconns--
 	if l.gate != nil {
@@ -162,7 +159,6 @@ func (s *Server) trackHijacked(nc net.Conn) net.Conn {
 	}
 	h.conns[hc] = struct{}{}
 	h.mu.Unlock()
-	s.Beside(1)
 	return hc
 }
 
@@ -174,7 +170,6 @@ func (hc *hijackedConn) Close() error {
 		h.mu.Lock()
 		delete(h.conns, hc)
 		h.mu.Unlock()
-		hc.s.Beside(-1)
 	})
 	return err
 }

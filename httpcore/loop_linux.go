@@ -66,8 +66,7 @@ type loop struct {
 	st      Counters // published to the Server by publishStats
 	statsAt int64    // loop time of the last publication
 
-	in     inliner // work run on the loop's goroutine, and who leads the loop
-	asyncN int     // connections whose response is made off the loop (c.async)
+	in inliner // work run on the loop's goroutine, and who leads the loop
 	// Connections whose output waits for the next response, made inline,
 	// to go out with it (deferProcess); processed before the loop polls.
 	deferred, spareDeferred []*conn
@@ -165,7 +164,7 @@ func (l *loop) run() error {
 		if !l.s.startPoll() || l.in.head < len(l.in.work) || len(l.deferred) > 0 {
 			timeout = 0 // work was posted or is queued: look, do not sleep
 		}
-		n, err := l.p.wait(timeout, l.asyncN > 0 || l.s.beside.Load() > 0)
+		n, err := l.p.wait(timeout)
 		l.s.endPoll()
 		if err != nil {
 			return err
@@ -376,7 +375,6 @@ func (l *loop) closeConn(c *conn) {
 	}
 	if c.async != nil {
 		c.async.rl.fail(l)
-		l.asyncN-- // c.async stays: the writer's End finds c closed
 	}
 	l.nconns--
 	l.s.conns.Add(-1)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -121,21 +120,13 @@ func (p *poller) del(fd int) error {
 
 // wait waits for at most msec milliseconds (-1: forever) and returns the
 // number of events in p.events. EINTR counts as a wakeup with no events.
-// With one processor (parks), while other goroutines work for the server
-// (others: asynchronous responses, hijacked connections, Server.Beside),
-// it waits by parking the goroutine in the runtime's netpoller, not by
-// blocking its thread in epoll_wait, so that they run as soon as their
-// I/O is ready. Otherwise it blocks the thread, keeping the processor
-// (hold): that costs less CPU per request, and keeps the kernel's wake-one
-// (EPOLLEXCLUSIVE) on a shared listening socket, which a parked loop
-// defeats (the runtime, not the loop, then waits on its epoll, and every
-// worker is woken for every connection).
-func (p *poller) wait(msec int, others bool) (int, error) {
-	switch {
-	case !p.parks:
+// With one processor (parks) it waits by parking the goroutine in the
+// runtime's netpoller, not by blocking its thread in epoll_wait, so that
+// goroutines woken meanwhile (a handler's I/O, a timer) run while the loop
+// sleeps.
+func (p *poller) wait(msec int) (int, error) {
+	if !p.parks {
 		return p.block(msec)
-	case !others:
-		return p.hold(msec)
 	}
 	n, err := p.poll()
 	if n == 0 && err == nil && msec != 0 {
@@ -172,31 +163,6 @@ func (p *poller) block(msec int) (int, error) {
 		return 0, os.NewSyscallError("epoll_wait", err)
 	}
 	return n, nil
-}
-
-// hold is wait on one processor while no other goroutine works for the
-// server: epoll_wait blocks the thread without telling the scheduler, so
-// the processor stays with the loop rather than being handed to another
-// thread after 20 µs and taken back on wake-up. Other goroutines (a
-// timer, a background task of the program) still run within about 10 ms:
-// the runtime preempts a goroutine that runs that long with a signal,
-// which ends epoll_wait (EINTR), and the loop yields at its next call.
-func (p *poller) hold(msec int) (int, error) {
-	// Goroutines a handler started (work it left to finish in the
-	// background) run first.
-	runtime.Gosched()
-	if n, err := p.poll(); n != 0 || err != nil {
-		return n, err
-	}
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd),
-		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), uintptr(msec), 0, 0)
-	switch {
-	case e == unix.EINTR:
-		return 0, nil
-	case e != 0:
-		return 0, os.NewSyscallError("epoll_wait", e)
-	}
-	return int(n), nil
 }
 
 // poll returns the events ready now, without waiting: epoll_wait with a

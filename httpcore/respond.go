@@ -91,7 +91,6 @@ func (l *loop) endAsync(w *ResponseWriter) {
 		return
 	}
 	c.async = nil
-	l.asyncN--
 	l.drainRelay(c, w)
 	l.finish(c, w)
 	l.process(c)

@@ -204,7 +204,6 @@ func (l *loop) dispatch(c *conn, r *Request) {
 	}
 	if w.state.Load() != rwSync {
 		c.async = w
-		l.asyncN++
 		l.w = newResponseWriter(l) // w belongs to the handler now
 		return
 	}

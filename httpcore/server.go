@@ -26,7 +26,6 @@ type Server struct {
 
 	requests atomic.Uint64
 	conns    atomic.Int64
-	beside   atomic.Int64 // goroutines serving connections beside the loop (Beside)
 	lastTick atomic.Int64 // unix nanoseconds
 
 	statsMu  sync.Mutex
@@ -220,17 +219,6 @@ func (s *Server) takeTasks(spare []task) []task {
 	s.wakePending = false
 	return t
 }
-
-// Beside adds delta (which may be negative) to the count of goroutines
-// that serve this server's clients beside its loop: a TLS handshake, an
-// HTTP/2 connection, an accept loop of its own. Hijacked connections and
-// asynchronous responses are counted by the server itself. It matters with
-// GOMAXPROCS 1: while the count is above zero the loop sleeps by parking
-// its goroutine in the runtime's netpoller, so that those goroutines get
-// the one processor as soon as their I/O is ready; at zero it blocks its
-// thread in epoll_wait, which is cheaper and lets the kernel wake one
-// process per new connection on a shared listening socket.
-func (s *Server) Beside(delta int) { s.beside.Add(int64(delta)) }
 
 // RegisterOnShutdown registers f to be called, on a goroutine of its own,
 // when Shutdown begins, as net/http's Server.RegisterOnShutdown does: the

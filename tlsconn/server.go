@@ -112,11 +112,6 @@ func (s *Server) SetSessionTicketKeys(keys [][32]byte) {
 
 // Serve accepts TLS connections on ln until Shutdown, which closes ln.
 func (s *Server) Serve(ln net.Listener) error {
-	// Accepts, handshakes and HTTP/2 connections run on goroutines beside
-	// the loop, woken by the runtime's poller: the loop must not hold the
-	// only processor while it sleeps (httpcore.Server.Beside).
-	s.loop.Beside(1)
-	defer s.loop.Beside(-1)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -153,9 +153,6 @@ type proc struct {
 
 	tls     *tlsconn.Server
 	tickets [][32]byte // from the master, for a TLS server yet to start
-	// handoffs is set when the master keeps a listener to itself (rr) and
-	// sends its connections over the channel.
-	handoffs bool
 }
 
 func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
@@ -192,11 +189,6 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 		return err
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
-	if p.handoffs {
-		// Connections come over the channel, read by a goroutine beside
-		// the loop: it must get the processor at once (Beside).
-		p.srv.Beside(1)
-	}
 	for _, f := range p.cfg.OnShutdown {
 		p.srv.RegisterOnShutdown(f)
 	}
@@ -242,7 +234,6 @@ func (p *proc) queryListeners() (plain, tlsFiles []*os.File, err error) {
 		}
 		switch {
 		case f == nil:
-			p.handoffs = true
 		case p.isTLS(addr):
 			tlsFiles = append(tlsFiles, f)
 		default:
