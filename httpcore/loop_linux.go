@@ -99,7 +99,12 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l.w = newResponseWriter(l)
 	l.in.init()
-	p.parks = l.in.enabled
+	if l.in.enabled {
+		if err := p.openPark(); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
 	l.tick()
 	return l, nil
 }

@@ -59,16 +59,12 @@ func newPoller() (*poller, error) {
 		p.close()
 		return nil, err
 	}
-	if err := p.openPark(); err != nil {
-		p.close()
-		return nil, err
-	}
 	return p, nil
 }
 
 // openPark registers a duplicate of the epoll descriptor with the Go
 // runtime's netpoller, so that wait can park the loop goroutine instead of
-// blocking its thread.
+// blocking its thread, and sets parks. It is for a loop on one processor.
 func (p *poller) openPark() error {
 	d, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -88,6 +84,7 @@ func (p *poller) openPark() error {
 		p.n, p.err = p.poll()
 		return p.n != 0 || p.err != nil && p.err != unix.EINTR
 	}
+	p.parks = err == nil
 	return err
 }
 
