@@ -119,7 +119,7 @@ func (a *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		return // as net/http: 200, empty, without calling the handler
 	}
 	j := &job{a: a, w: w}
-	req, err := newRequest(&j.ctx, r)
+	req, err := newRequest(&j.ctx, r, &j.sc)
 	if err != nil {
 		w.SetHeader("Content-Type", "text/plain; charset=utf-8")
 		w.SetHeader("Connection", "close")
@@ -160,10 +160,12 @@ type job struct {
 	req  *http.Request
 	body *body // nil without a body
 
-	// One allocation for the job, its context, writer and body.
+	// One allocation for the job, its context, writer, body and parts of
+	// the request.
 	ctx     reqContext
 	rw      responseWriter
 	bodyVal body
+	sc      reqScratch
 
 	hijacked bool // the handler took the connection
 }

@@ -16,21 +16,21 @@ import (
 
 // newRequest builds the *http.Request for r, with context ctx. Its strings
 // come from one copy of the raw head, so they outlive the loop's buffers.
-// The body is set by the caller.
-func newRequest(ctx context.Context, r *httpcore.Request) (*http.Request, error) {
+// The URL and the header values live in rb's scratch (part of the job);
+// the body is set by the caller.
+func newRequest(ctx context.Context, r *httpcore.Request, sc *reqScratch) (*http.Request, error) {
 	head := r.RawHead()
 	rb := rebaser{raw: string(head), head: head}
 	target := rb.str(r.Target())
-	u, err := parseTarget(r.Method(), target)
+	u, err := parseTarget(r.Method(), target, &sc.url)
 	if err != nil {
 		return nil, err
 	}
-	hdr := header(r, rb)
+	hdr, hostField := header(r, rb, sc.vals[:0])
 	host := u.Host
 	if host == "" {
-		host = hdr.Get("Host")
+		host = hostField
 	}
-	delete(hdr, "Host")
 	proto, major := rb.str(r.Proto()), 1
 	if proto == "HTTP/2.0" {
 		major = 2 // the HTTP/2 preface (see httpcore.HTTP2PrefaceHandler)
@@ -44,9 +44,26 @@ func newRequest(ctx context.Context, r *httpcore.Request) (*http.Request, error)
 	return req.WithContext(ctx), nil
 }
 
+// reqScratch is room in the job for parts of the request that would
+// otherwise be allocated one by one: the URL of a plain target and the
+// values of the first header fields. The request owns them for good.
+type reqScratch struct {
+	url  url.URL
+	vals [scratchFields]string
+}
+
+// scratchFields is how many header values reqScratch holds.
+const scratchFields = 8
+
 // parseTarget parses the request-target as net/http does: an origin or
-// absolute form, "*", or a CONNECT authority.
-func parseTarget(method, target string) (*url.URL, error) {
+// absolute form, "*", or a CONNECT authority. A plain origin-form target,
+// which url.ParseRequestURI would return unchanged as Path and RawQuery,
+// is set in u without parsing.
+func parseTarget(method, target string, u *url.URL) (*url.URL, error) {
+	if path, query, ok := plainTarget(target); ok {
+		*u = url.URL{Path: path, RawQuery: query}
+		return u, nil
+	}
 	if method != "CONNECT" || strings.HasPrefix(target, "/") {
 		return url.ParseRequestURI(target)
 	}
@@ -58,14 +75,65 @@ func parseTarget(method, target string) (*url.URL, error) {
 	return u, nil
 }
 
-// header returns r's header fields with canonical keys. The values of all
-// fields share one backing array.
-func header(r *httpcore.Request, rb rebaser) http.Header {
+// plainTarget splits an origin-form target whose path has only
+// characters url.ParseRequestURI keeps as they are (so it sets no RawPath)
+// and whose query, if any, is not empty and has no control characters.
+func plainTarget(target string) (path, query string, ok bool) {
+	if target == "" || target[0] != '/' {
+		return "", "", false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	if hasQuery && query == "" {
+		return "", "", false // ForceQuery
+	}
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return "", "", false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < 0x20 || c == 0x7f {
+			return "", "", false
+		}
+	}
+	return path, query, true
+}
+
+// plainPathByte marks the bytes url.URL keeps unescaped in a path:
+// unreserved ones and the sub-delimiters it does not escape.
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
+
+// header returns r's header fields with canonical keys, but for Host,
+// whose first value it returns apart, and Transfer-Encoding, which
+// net/http moves out of Header. The values of all fields share one
+// backing array, vals's while there is room.
+func header(r *httpcore.Request, rb rebaser, vals []string) (hdr http.Header, host string) {
 	var n int
-	r.VisitHeaders(func(string, string) { n++ })
-	hdr := make(http.Header, n)
-	vals := make([]string, 0, n)
+	r.VisitHeaders(func(name, _ string) {
+		if !isHostOrTE(name) {
+			n++
+		}
+	})
+	hdr = make(http.Header, n)
+	hasHost := false
 	r.VisitHeaders(func(name, value string) {
+		if isHostOrTE(name) {
+			if !hasHost && len(name) == len("Host") {
+				host, hasHost = rb.str(value), true
+			}
+			return
+		}
 		key := http.CanonicalHeaderKey(rb.str(name))
 		vals = append(vals, rb.str(value))
 		i := len(vals) - 1
@@ -75,11 +143,22 @@ func header(r *httpcore.Request, rb rebaser) http.Header {
 			hdr[key] = vals[i : i+1 : i+1]
 		}
 	})
-	return hdr
+	return hdr, host
 }
 
-// setFraming sets the body framing fields. Transfer-Encoding moves from
-// Header to TransferEncoding, and a chunked body's declared trailers are
+// isHostOrTE reports whether name is Host or Transfer-Encoding, in any case.
+func isHostOrTE(name string) bool {
+	switch len(name) {
+	case len("Host"):
+		return strings.EqualFold(name, "Host")
+	case len("Transfer-Encoding"):
+		return strings.EqualFold(name, "Transfer-Encoding")
+	}
+	return false
+}
+
+// setFraming sets the body framing fields: Transfer-Encoding, left out of
+// Header, is in TransferEncoding, and a chunked body's declared trailers are
 // announced in Trailer, as net/http does.
 func setFraming(req *http.Request, r *httpcore.Request) {
 	switch {
@@ -90,7 +169,6 @@ func setFraming(req *http.Request, r *httpcore.Request) {
 	case r.ContentLength() > 0:
 		req.ContentLength = r.ContentLength()
 	}
-	delete(req.Header, "Transfer-Encoding")
 }
 
 // declaredTrailer returns the trailer fields the Trailer header announces,
