@@ -133,10 +133,11 @@ func (a *Handler) ServeHTTP(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		j.body = &j.bodyVal
 		req.Body = j.body
 	}
+	j.rw = newResponseWriter(j)
 	w.Async()
 	w.OnClientGone(j.ctx.cancel)
 	if a.pool.reserve() {
-		if w.RunInline(j.runInline) {
+		if w.RunInline(j.rw.inline) {
 			return
 		}
 		a.pool.start(j)
@@ -160,10 +161,11 @@ type job struct {
 	req  *http.Request
 	body *body // nil without a body
 
-	// One allocation for the job, its context, writer, body and parts of
-	// the request.
+	rw *responseWriter // pooled: see newResponseWriter
+
+	// One allocation for the job, its context, body and parts of the
+	// request.
 	ctx     reqContext
-	rw      responseWriter
 	bodyVal body
 	sc      reqScratch
 
@@ -181,10 +183,8 @@ func (j *job) handler() http.Handler {
 
 // run serves the request on a pool goroutine.
 func (j *job) run() {
-	rw := &j.rw
-	*rw = responseWriter{j: j, w: j.w, req: j.req, hdr: make(http.Header)}
-	defer j.done(rw)
-	j.handler().ServeHTTP(rw, j.req)
+	defer j.done(j.rw)
+	j.handler().ServeHTTP(j.rw, j.req)
 }
 
 // done ends the response after the handler returned or panicked.
@@ -201,6 +201,8 @@ func (j *job) done(rw *responseWriter) {
 	case j.hijacked:
 	case v == nil:
 		rw.end()
+		j.rw = nil
+		rw.release()
 	default:
 		if v != http.ErrAbortHandler {
 			j.w.Logger().Error(fmt.Sprintf("http: panic serving %v: %v", j.req.RemoteAddr, v),

@@ -1,9 +1,14 @@
 package nethttp
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"reflect"
 	"testing"
+
+	"github.com/clusterd/clusterd/httpcore"
 )
 
 // TestPlainTarget checks that a target parseTarget takes without parsing
@@ -28,5 +33,39 @@ func TestPlainTarget(t *testing.T) {
 	}
 	if plain == 0 {
 		t.Fatal("no target was taken as plain")
+	}
+}
+
+// TestRetainedRequestAndFreshHeader checks that a request kept after its
+// handler returned is not reused by later ones, and that every handler
+// starts with an empty response header map, with writers pooled.
+func TestRetainedRequestAndFreshHeader(t *testing.T) {
+	var kept []*http.Request
+	ts := startNetHTTP(t, httpcore.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kept = append(kept, r) // one connection: handlers run one after another
+		if n := len(w.Header()); n != 0 {
+			t.Errorf("%s: response header has %d fields on entry", r.URL.Path, n)
+		}
+		w.Header().Set("X-Path", r.URL.Path)
+		w.Header().Add("Trailer", "X-T")
+		w.Header().Set(http.TrailerPrefix+"X-U", "u")
+		_, _ = io.WriteString(w, r.URL.Path)
+		w.Header().Set("X-T", "t")
+	}))
+	c := ts.dial(t)
+	const n = 20
+	for i := range n {
+		path := fmt.Sprintf("/p%d", i)
+		c.send("GET " + path + "?q=" + path + " HTTP/1.1\r\nHost: h" + path[1:] + "\r\nX-A: " + path + "\r\n\r\n")
+		resp := c.read("GET")
+		if resp.body != path || resp.Header.Get("X-Path") != path || resp.Trailer.Get("X-T") != "t" || resp.Trailer.Get("X-U") != "u" {
+			t.Fatalf("%s: body %q, X-Path %q, trailer %v", path, resp.body, resp.Header.Get("X-Path"), resp.Trailer)
+		}
+	}
+	for i, r := range kept {
+		path := fmt.Sprintf("/p%d", i)
+		if r.URL.Path != path || r.URL.RawQuery != "q="+path || r.Host != "h"+path[1:] || r.Header.Get("X-A") != path || len(r.Header) != 1 {
+			t.Errorf("kept request %d: URL %v, Host %q, Header %v", i, r.URL, r.Host, r.Header)
+		}
 	}
 }

@@ -18,6 +18,12 @@ import (
 // responseWriter is the http.ResponseWriter of the adapter, over the
 // response's httpcore.ResponseWriter. Its header map is copied when the
 // status is written, as net/http does, except for trailers.
+//
+// Writers are pooled: the net/http contract is that a ResponseWriter, and
+// so its Header map, is not used once ServeHTTP has returned. A writer goes
+// back to the pool when the handler returned normally without hijacking
+// the connection, after the response has been ended; it keeps its cleared
+// header map and its inline function.
 type responseWriter struct {
 	j       *job
 	w       *httpcore.ResponseWriter
@@ -26,6 +32,41 @@ type responseWriter struct {
 	status  int      // the final status, once written
 	trailer []string // trailer fields declared by the Trailer header
 	sniff   bool     // HEAD: Content-Type is still to be sniffed
+	inline  func()   // runs j inline (httpcore.ResponseWriter.RunInline)
+}
+
+var writers sync.Pool // of *responseWriter
+
+// maxPooledHeader is the most header keys a pooled writer's map may have
+// held; a larger map is dropped rather than cleared and kept.
+const maxPooledHeader = 32
+
+// newResponseWriter returns a writer for j, from the pool.
+func newResponseWriter(j *job) *responseWriter {
+	rw, _ := writers.Get().(*responseWriter)
+	if rw == nil {
+		rw = &responseWriter{}
+		rw.inline = func() { rw.j.runInline() }
+	}
+	rw.j, rw.w, rw.req = j, j.w, j.req
+	if rw.hdr == nil {
+		rw.hdr = make(http.Header)
+	}
+	return rw
+}
+
+// release puts rw back in the pool once its handler has returned and its
+// response has ended.
+func (rw *responseWriter) release() {
+	hdr := rw.hdr
+	if len(hdr) > maxPooledHeader {
+		hdr = nil
+	} else {
+		clear(hdr)
+	}
+	clear(rw.trailer)
+	*rw = responseWriter{hdr: hdr, trailer: rw.trailer[:0], inline: rw.inline}
+	writers.Put(rw)
 }
 
 var (
