@@ -20,7 +20,7 @@ import (
 // the body is set by the caller.
 func newRequest(ctx context.Context, r *httpcore.Request, sc *reqScratch) (*http.Request, error) {
 	head := r.RawHead()
-	rb := rebaser{raw: string(head), head: head}
+	rb := &rebaser{raw: string(head), head: head}
 	target := rb.str(r.Target())
 	u, err := parseTarget(r.Method(), target, &sc.url)
 	if err != nil {
@@ -118,7 +118,7 @@ var plainPathByte = func() (t [256]bool) {
 // whose first value it returns apart, and Transfer-Encoding, which
 // net/http moves out of Header. The values of all fields share one
 // backing array, vals's while there is room.
-func header(r *httpcore.Request, rb rebaser, vals []string) (hdr http.Header, host string) {
+func header(r *httpcore.Request, rb *rebaser, vals []string) (hdr http.Header, host string) {
 	var n int
 	r.VisitHeaders(func(name, _ string) {
 		if !isHostOrTE(name) {
@@ -146,15 +146,27 @@ func header(r *httpcore.Request, rb rebaser, vals []string) (hdr http.Header, ho
 	return hdr, host
 }
 
-// isHostOrTE reports whether name is Host or Transfer-Encoding, in any case.
+// isHostOrTE reports whether the field name (a token) is Host or
+// Transfer-Encoding, in any case.
 func isHostOrTE(name string) bool {
 	switch len(name) {
 	case len("Host"):
-		return strings.EqualFold(name, "Host")
+		return name == "Host" || lowerIs(name, "host")
 	case len("Transfer-Encoding"):
-		return strings.EqualFold(name, "Transfer-Encoding")
+		return name == "Transfer-Encoding" || lowerIs(name, "transfer-encoding")
 	}
 	return false
+}
+
+// lowerIs reports whether the token s is lower (lower case letters and
+// '-') but for the case of its letters.
+func lowerIs(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i]|0x20 != lower[i] { // only 'X', 'x' and, for '-', CR (not in a token) match
+			return false
+		}
+	}
+	return true
 }
 
 // setFraming sets the body framing fields: Transfer-Encoding, left out of
@@ -207,7 +219,7 @@ type rebaser struct {
 	head []byte
 }
 
-func (rb rebaser) str(s string) string {
+func (rb *rebaser) str(s string) string {
 	if s == "" {
 		return ""
 	}

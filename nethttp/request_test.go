@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/clusterd/clusterd/httpcore"
@@ -66,6 +67,16 @@ func TestRetainedRequestAndFreshHeader(t *testing.T) {
 		path := fmt.Sprintf("/p%d", i)
 		if r.URL.Path != path || r.URL.RawQuery != "q="+path || r.Host != "h"+path[1:] || r.Header.Get("X-A") != path || len(r.Header) != 1 {
 			t.Errorf("kept request %d: URL %v, Host %q, Header %v", i, r.URL, r.Host, r.Header)
+		}
+	}
+}
+
+func TestIsHostOrTE(t *testing.T) {
+	for _, name := range []string{"Host", "host", "HOST", "hOsT", "Hos", "Hostx", "Gost", "Transfer-Encoding",
+		"transfer-encoding", "TRANSFER-ENCODING", "Transfer_Encoding", "Transfer-Encodinh", "Content-Length"} {
+		want := strings.EqualFold(name, "Host") || strings.EqualFold(name, "Transfer-Encoding")
+		if got := isHostOrTE(name); got != want {
+			t.Errorf("isHostOrTE(%q) = %v", name, got)
 		}
 	}
 }
