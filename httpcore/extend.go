@@ -26,6 +26,19 @@ type StreamingHandler interface {
 	StreamBodies()
 }
 
+// A ReusingHandler is a Handler that never touches a ResponseWriter once
+// it has called End (or Abort) on it, not even to call End again, and
+// leaves no goroutine that might. The loop then reuses the writer of an
+// asynchronous response for a later request once the response is queued,
+// which saves allocating one per asynchronous request. Writers of
+// responses that were streamed, hijacked, given a write deadline, had a
+// request body or a panicking handler are not reused.
+type ReusingHandler interface {
+	Handler
+	// ReuseWriters marks the handler; it is never called.
+	ReuseWriters()
+}
+
 // An HTTP2PrefaceHandler is a Handler that also takes HTTP/2 connections
 // with prior knowledge (RFC 9113 3.3). When HTTP2Preface reports true, a
 // connection whose first request line is "PRI * HTTP/2.0" followed by an

@@ -34,7 +34,10 @@ type loop struct {
 	date    dateCache
 	req     *Request        // reused for every request
 	w       *ResponseWriter // reused for every synchronous response
-	spare   []task          // the other half of the task queue
+	// Writers of ended asynchronous responses, for the next request that
+	// goes asynchronous (ReusingHandler).
+	freeWriters []*ResponseWriter
+	spare       []task // the other half of the task queue
 
 	epoch     time.Time
 	now       int64 // loop time: nanoseconds since epoch, never 0
@@ -42,6 +45,7 @@ type loop struct {
 	readied   bool // the loop made goroutines runnable this iteration
 
 	streamBodies bool // the handler takes request bodies as they arrive (StreamingHandler)
+	reuseWriters bool // ended asynchronous writers are reused (ReusingHandler)
 	h2Preface    bool // the handler takes HTTP/2 prior-knowledge connections
 	// userOnLoop is set while the loop goroutine runs a posted function,
 	// which may write to any asynchronous response. Such writes must not
@@ -94,6 +98,7 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l.debug = l.log.IsDebug()
 	_, l.streamBodies = s.h.(StreamingHandler)
+	_, l.reuseWriters = s.h.(ReusingHandler)
 	if ph, ok := s.h.(HTTP2PrefaceHandler); ok {
 		l.h2Preface = ph.HTTP2Preface()
 	}

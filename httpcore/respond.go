@@ -93,6 +93,7 @@ func (l *loop) endAsync(w *ResponseWriter) {
 	c.async = nil
 	l.drainRelay(c, w)
 	l.finish(c, w)
+	l.reuseWriter(w)
 	l.process(c)
 }
 

@@ -79,6 +79,7 @@ const (
 	rwSniff                           // add a Content-Type sniffed from the body
 	rwAborted                         // the handler failed: close the connection
 	rwAbort500                        // ... answering 500 if nothing was sent
+	rwKeep                            // something besides the handler may hold w: never reuse it
 )
 
 // ResponseWriter states. rwSync -> rwAsync (Async) -> rwEnded (End). Only
@@ -149,6 +150,7 @@ func (w *ResponseWriter) reset() {
 	if w.flags&rwStreaming != 0 {
 		w.rl.reset() // only a streamed response uses the relay on the loop
 	}
+	w.rl.gone = nil
 	w.flags = 0
 	w.state.Store(rwSync)
 }
@@ -406,6 +408,7 @@ func (w *ResponseWriter) SetWriteDeadline(t time.Time) error {
 	}
 	w.stopWriteTimer()
 	w.wdeadline = t
+	w.flags |= rwKeep // the timer's function may outlive the response
 	if !t.IsZero() {
 		w.wtimer = time.AfterFunc(time.Until(t), func() {
 			w.l.s.Post(func() { w.l.writeDeadlinePassed(w) })

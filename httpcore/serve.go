@@ -2,6 +2,7 @@ package httpcore
 
 import (
 	"runtime/debug"
+	"time"
 )
 
 // serveBatch serves the complete requests at the start of data, in order,
@@ -197,6 +198,7 @@ func (l *loop) dispatch(c *conn, r *Request) {
 	}
 	if r.stream != nil {
 		r.stream.w = w // answers Expect: 100-continue on the first Read
+		w.flags |= rwKeep
 	}
 	if !l.callHandler(w, r) {
 		l.handlerPanicked(c, w)
@@ -204,7 +206,7 @@ func (l *loop) dispatch(c *conn, r *Request) {
 	}
 	if w.state.Load() != rwSync {
 		c.async = w
-		l.w = newResponseWriter(l) // w belongs to the handler now
+		l.w = l.spareWriter() // w belongs to the handler now
 		return
 	}
 	l.finish(c, w)
@@ -248,6 +250,37 @@ func (l *loop) handlerPanicked(c *conn, w *ResponseWriter) {
 		return
 	}
 	l.answerError(c, status)
+}
+
+// spareWriter returns a writer for the next request: one reused, or a new
+// one.
+func (l *loop) spareWriter() *ResponseWriter {
+	if n := len(l.freeWriters); n > 0 {
+		w := l.freeWriters[n-1]
+		l.freeWriters[n-1] = nil
+		l.freeWriters = l.freeWriters[:n-1]
+		return w
+	}
+	return newResponseWriter(l)
+}
+
+// maxFreeWriters bounds the writers a loop keeps for reuse.
+const maxFreeWriters = 64
+
+// reuseWriter keeps w, an asynchronous writer whose response has just
+// been queued, for reuse if the handler allows it (ReusingHandler) and
+// nothing but the handler can hold w still: a write deadline's timer,
+// a streamed body's relay or a request body's pipe. An aborted response's
+// handler failed: it may have left goroutines behind.
+func (l *loop) reuseWriter(w *ResponseWriter) {
+	if !l.reuseWriters || w.flags&(rwKeep|rwStreaming|rwAborted) != 0 || w.wtimer != nil ||
+		!w.wdeadline.IsZero() || w.file != nil || len(l.freeWriters) >= maxFreeWriters {
+		return
+	}
+	w.rl.reset()
+	w.wdeadline = time.Time{}
+	w.reset()
+	l.freeWriters = append(l.freeWriters, w)
 }
 
 // finish and endAsync are in respond.go.

@@ -81,6 +81,7 @@ type Handler struct {
 var (
 	_ httpcore.StreamingHandler    = (*Handler)(nil)
 	_ httpcore.HTTP2PrefaceHandler = (*Handler)(nil)
+	_ httpcore.ReusingHandler      = (*Handler)(nil)
 )
 
 // New returns a Handler serving h.
@@ -107,6 +108,10 @@ func (a *Handler) Shutdown() {
 
 // StreamBodies marks Handler as an httpcore.StreamingHandler.
 func (a *Handler) StreamBodies() {}
+
+// ReuseWriters marks Handler as an httpcore.ReusingHandler: nothing of the
+// adapter touches an httpcore.ResponseWriter after ending its response.
+func (a *Handler) ReuseWriters() {}
 
 // HTTP2Preface reports whether connections with the HTTP/2 preface are
 // served (Config.H2C).
