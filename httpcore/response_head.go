@@ -190,7 +190,7 @@ func validName(name string) bool {
 // cleanValue replaces CR, LF and NUL, which would split or end the header
 // block, with spaces; it copies only if it has to.
 func cleanValue(v string) string {
-	if !strings.ContainsAny(v, "\r\n\x00") {
+	if !hasCRLFNUL(v) {
 		return v
 	}
 	return strings.Map(func(r rune) rune {
@@ -199,6 +199,17 @@ func cleanValue(v string) string {
 		}
 		return r
 	}, v)
+}
+
+// hasCRLFNUL reports whether v has CR, LF or NUL; a loop over the bytes is
+// quicker than strings.ContainsAny for header values.
+func hasCRLFNUL(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func deleteField(fields []field, name string) []field {
