@@ -111,26 +111,48 @@ func statusText(code int) string {
 
 // copyHeader hands the header fields to the ResponseWriter, in key order.
 func (rw *responseWriter) copyHeader() {
-	var buf [16]string
-	for _, k := range sortedKeys(rw.hdr, buf[:0]) {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			continue
+	var buf [16]headerEntry
+	entries := buf[:0]
+	hasType, hasTE := false, false
+	var declared []string
+	for k, vs := range rw.hdr {
+		switch k {
+		case "Content-Type":
+			hasType = true
+		case "Transfer-Encoding":
+			hasTE = len(vs) > 0
+		case "Trailer":
+			declared = vs
 		}
-		for _, v := range rw.hdr[k] {
-			rw.w.AddHeader(k, v)
+		if !strings.HasPrefix(k, http.TrailerPrefix) {
+			entries = append(entries, headerEntry{k, vs})
 		}
 	}
-	if _, ok := rw.hdr["Content-Type"]; !ok && len(rw.hdr["Transfer-Encoding"]) == 0 {
+	if len(entries) > 1 {
+		slices.SortFunc(entries, func(a, b headerEntry) int { return strings.Compare(a.key, b.key) })
+	}
+	for _, e := range entries {
+		for _, v := range e.vals {
+			rw.w.AddHeader(e.key, v)
+		}
+	}
+	if !hasType && !hasTE {
 		rw.w.SniffContentType()
 		rw.sniff = rw.req.Method == "HEAD" // the engine keeps no HEAD body to sniff
 	}
-	for _, v := range rw.hdr["Trailer"] {
+	for _, v := range declared {
 		for _, k := range strings.Split(v, ",") {
 			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
 				rw.trailer = append(rw.trailer, k)
 			}
 		}
 	}
+}
+
+// A headerEntry is a key of a header map with its values.
+type headerEntry struct {
+	key  string
+	vals []string
 }
 
 // sortedKeys appends the keys of h to keys, sorted, and returns the
