@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 	"unsafe"
@@ -35,19 +36,41 @@ func newRequest(ctx context.Context, r *httpcore.Request, sc *reqScratch) (*http
 	if proto == "HTTP/2.0" {
 		major = 2 // the HTTP/2 preface (see httpcore.HTTP2PrefaceHandler)
 	}
-	req := http.Request{
+	req := &sc.req
+	*req = http.Request{
 		Method: rb.str(r.Method()), URL: u, Proto: proto, ProtoMajor: major, ProtoMinor: r.ProtoMinor(),
 		Header: hdr, Host: host, RequestURI: target, RemoteAddr: r.RemoteAddr(),
 		Close: !r.KeepAlive(), Body: http.NoBody,
 	}
-	setFraming(&req, r)
-	return req.WithContext(ctx), nil
+	setFraming(req, r)
+	if !reqCtx.ok {
+		return req.WithContext(ctx), nil
+	}
+	*(*context.Context)(unsafe.Add(unsafe.Pointer(req), reqCtx.off)) = ctx
+	return req, nil
 }
 
+// reqCtx locates http.Request's unexported context field, so that the
+// request built in the job gets its context in place: WithContext would
+// allocate a copy of it. If the field is not found as expected (another
+// Go release), ok is false and WithContext is used.
+var reqCtx = func() (loc struct {
+	off uintptr
+	ok  bool
+}) {
+	f, found := reflect.TypeFor[http.Request]().FieldByName("ctx")
+	if found && len(f.Index) == 1 && f.Type == reflect.TypeFor[context.Context]() {
+		loc.off, loc.ok = f.Offset, true
+	}
+	return loc
+}()
+
 // reqScratch is room in the job for parts of the request that would
-// otherwise be allocated one by one: the URL of a plain target and the
-// values of the first header fields. The request owns them for good.
+// otherwise be allocated one by one: the request itself, the URL of a
+// plain target and the values of the first header fields. The request
+// owns them for good.
 type reqScratch struct {
+	req  http.Request
 	url  url.URL
 	vals [scratchFields]string
 }

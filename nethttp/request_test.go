@@ -80,3 +80,22 @@ func TestIsHostOrTE(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestContextInPlace checks that the request gets its context
+// without a copy on this Go release, and that it is the job's.
+func TestRequestContextInPlace(t *testing.T) {
+	if !reqCtx.ok {
+		t.Fatal("http.Request has no ctx field of type context.Context: requests are copied by WithContext")
+	}
+	got := make(chan bool, 1)
+	ts := startNetHTTP(t, httpcore.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, isJob := r.Context().(*reqContext)
+		got <- isJob && r.Context().Err() == nil
+	}))
+	c := ts.dial(t)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.read("GET")
+	if !<-got {
+		t.Fatal("the request's context is not the job's")
+	}
+}
