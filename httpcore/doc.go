@@ -46,7 +46,8 @@
 // request and response bodies: on the loop's goroutine between batches of
 // events when GOMAXPROCS is 1, the loop moving to a standby goroutine if
 // the handler blocks (ResponseWriter.RunInline), or on a bounded pool of
-// goroutines beside the loop.
+// goroutines beside the loop. It is a ReusingHandler: the writers of its
+// asynchronous responses are reused rather than allocated per request.
 //
 // # Protocol
 //
