@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/clusterd/clusterd/httpcore"
@@ -41,9 +42,14 @@ func TestPlainTarget(t *testing.T) {
 // handler returned is not reused by later ones, and that every handler
 // starts with an empty response header map, with writers pooled.
 func TestRetainedRequestAndFreshHeader(t *testing.T) {
-	var kept []*http.Request
+	var (
+		mu   sync.Mutex
+		kept []*http.Request
+	)
 	ts := startNetHTTP(t, httpcore.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		kept = append(kept, r) // one connection: handlers run one after another
+		mu.Unlock()
 		if n := len(w.Header()); n != 0 {
 			t.Errorf("%s: response header has %d fields on entry", r.URL.Path, n)
 		}
@@ -63,6 +69,8 @@ func TestRetainedRequestAndFreshHeader(t *testing.T) {
 			t.Fatalf("%s: body %q, X-Path %q, trailer %v", path, resp.body, resp.Header.Get("X-Path"), resp.Trailer)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	for i, r := range kept {
 		path := fmt.Sprintf("/p%d", i)
 		if r.URL.Path != path || r.URL.RawQuery != "q="+path || r.Host != "h"+path[1:] || r.Header.Get("X-A") != path || len(r.Header) != 1 {
