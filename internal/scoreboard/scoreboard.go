@@ -396,3 +396,71 @@ func (g *Gate) Holding() bool {
 	}
 	return hold
 }
+
+// PassingGate is the side of the board of a worker that accepts on a
+// socket of its own (SO_REUSEPORT): holding off would leave connections
+// waiting in its queue, so while it holds clearly more than its share of
+// the open connections it passes each one it accepts to the master (Over),
+// and gives it idle keep-alive ones (OverToShed), which the master hands to
+// the worker with the fewest. The second evens out a burst of new
+// connections, which the kernel splits by a hash of their ports, once it
+// is over: while it lasts, the counts the first decides on lag behind the
+// queues. It implements httpcore.AcceptPasser; its methods are called on
+// the event loop alone.
+type PassingGate struct {
+	g    *Gate
+	pass func(fd int) bool
+}
+
+// NewPassingGate returns the passing gate of slot i of b; pass takes a
+// connection (true) or declines it (false: the worker serves it), and
+// must not block.
+func NewPassingGate(b *Board, i int, pass func(fd int) bool) *PassingGate {
+	return &PassingGate{g: NewGate(b, i, -1), pass: pass}
+}
+
+// Conns adds delta to the worker's open connections.
+func (p *PassingGate) Conns(delta int) { p.g.Conns(delta) }
+
+// Accepted counts one accept.
+func (p *PassingGate) Accepted() { p.g.Accepted() }
+
+// Hold is 0: a worker with a queue of its own does not hold off.
+func (p *PassingGate) Hold(bool) time.Duration { return 0 }
+
+// Holding is false: see Hold.
+func (p *PassingGate) Holding() bool { return false }
+
+// Baton is -1: no other process takes from this worker's queue.
+func (p *PassingGate) Baton() int { return -1 }
+
+// Pass passes a connection just accepted on while the worker is Over its
+// share.
+func (p *PassingGate) Pass(fd int) bool {
+	t := p.g.read()
+	return t.Active && Over(t.Mine, t.Least) && p.pass(fd)
+}
+
+// Shed is how many idle connections to give away now: half the lead over
+// the least loaded worker while OverToShed, at most MaxShed.
+func (p *PassingGate) Shed() int {
+	t := p.g.read()
+	if !t.Active || !OverToShed(t.Mine, t.Least) {
+		return 0
+	}
+	return int(min((t.Mine-t.Least)/2, MaxShed))
+}
+
+// Give passes an idle connection on.
+func (p *PassingGate) Give(fd int) bool { return p.pass(fd) }
+
+// MaxShed bounds the connections a worker gives away at once: the next
+// time it is asked, the counts show where those went.
+const MaxShed = 8
+
+// OverToShed is Over for giving idle connections away: a move costs the
+// connection one hop through the master and no wait, so a smaller lead
+// counts, by an eighth and by at least 2.
+func OverToShed(mine, least int64) bool {
+	return least >= 0 && mine >= least+max(2, least/8)
+}
