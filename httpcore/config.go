@@ -52,26 +52,23 @@ type AcceptGate interface {
 	Baton() int
 }
 
-// An AcceptPasser is an AcceptGate that may send connections to another
-// process instead of serving them: one the loop has just accepted, or an
-// idle keep-alive one. It suits listeners each process has of its own
-// (SO_REUSEPORT), where holding off would leave connections waiting in the
-// holder's queue, and the counts a choice at accept time sees lag behind
-// what the queues hold; such a gate's Hold returns 0. Its methods are
-// called on the loop goroutine and must not block.
+// An AcceptPasser is an AcceptGate that may give idle keep-alive
+// connections to another process to serve. It suits listeners each
+// process has of its own (SO_REUSEPORT): holding off would leave
+// connections waiting in the holder's queue, and the kernel, not the
+// processes, decides which queue a connection joins; such a gate's Hold
+// returns 0. Its methods are called on the loop goroutine and must not
+// block.
 type AcceptPasser interface {
 	AcceptGate
-	// Pass is asked after each accept from a listener: true means it took
-	// connection fd (it closes the descriptor when done), and the loop
-	// does not serve it.
-	Pass(fd int) bool
 	// Shed is asked every few milliseconds: how many idle connections
 	// the loop should give to Give now.
 	Shed() int
-	// Give takes connection fd, which the loop has let go of: idle, with
-	// nothing read from it that is not served and nothing left to write,
-	// so that whoever serves it next reads its next request from the
-	// socket. false: it cannot, and the loop serves fd again.
+	// Give takes connection fd, which the loop has let go of: one it
+	// accepted from a listener, idle, with nothing read from it that is
+	// not served and nothing left to write, so that whoever serves it
+	// next reads its next request from the socket. false: it cannot, and
+	// the loop serves fd again.
 	Give(fd int) bool
 }
 

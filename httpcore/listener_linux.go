@@ -164,9 +164,6 @@ func (l *loop) acceptConns(ln *listener) {
 			l.gate.Accepted()
 		}
 		ln.sinceRearm++
-		if l.passer != nil && l.passer.Pass(fd) {
-			continue
-		}
 		if c := l.openConn(fd); c != nil {
 			c.flags |= connAccepted
 		}

@@ -61,7 +61,7 @@ type loop struct {
 	shedTried    int64 // loop time passer.Shed was last asked
 	holding      bool  // the pause is the gate's hold (not an accept failure's)
 	gate         AcceptGate
-	passer       AcceptPasser // gate, when it passes connections on; nil: it does not
+	passer       AcceptPasser // gate, when it gives connections away; nil: it does not
 	baton        *listener    // the loop's copy of gate.Baton(); nil: none
 	acceptLogged int64        // loop time of the last accept-failure log
 

@@ -69,10 +69,11 @@ const (
 	// sends them before any ServerReply and again at every rotation, so a
 	// session resumes on whichever worker a client reaches.
 	TicketKeys
-	// Pass (W→M): the worker accepted the connections whose fds travel with
-	// it (N of them, as in Handoff) on a socket of its own while it held
-	// clearly more than its share; the master hands them to the worker
-	// with the fewest, as it hands round-robin connections.
+	// Pass (W→M): the worker, which accepts on a socket of its own and
+	// holds clearly more than its share of the open connections, gives
+	// the master idle keep-alive connections whose fds travel with it (N
+	// of them, as in Handoff); the master hands them to the worker with
+	// the fewest, as it hands round-robin connections.
 	Pass
 	maxType
 )
@@ -220,7 +221,7 @@ const (
 	EnvBoardSlot    = EnvPrefix + "BOARD_SLOT"
 	// EnvBoardPass is "1" under reuseport scheduling, where each worker
 	// accepts on a socket of its own: a worker clearly over its share
-	// passes what it accepts to the master (Pass) instead of holding off.
+	// gives idle connections to the master (Pass) instead of holding off.
 	EnvBoardPass = EnvPrefix + "BOARD_PASS"
 )
 

@@ -11,9 +11,9 @@ import (
 // where they accept on one socket and each holds off when it has clearly
 // more than its share of the open connections or of the new ones, and
 // under reuseport scheduling, where each accepts on a socket of its own and
-// passes what it accepts to the master (which gives it to the worker with
-// the fewest) when it has clearly more than its share of the open
-// connections. Without one (rr, or memfd_create fails) the kernel alone
+// gives idle connections to the master (which hands them to the worker
+// with the fewest) when it has clearly more than its share of the open
+// ones. Without one (rr, or memfd_create fails) the kernel alone
 // decides which worker accepts.
 func (m *Master) openBoard() {
 	if (m.cfg.Sched != SchedShared && m.cfg.Sched != SchedReuseport) || m.board != nil {

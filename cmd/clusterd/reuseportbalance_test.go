@@ -12,8 +12,8 @@ import (
 // splits new connections over the workers' sockets by a hash of their
 // ports. A burst of 200 keep-alive connections, as wrk opens them, ends up
 // even over 4 workers, the busiest within an eighth (and 2) of the idlest:
-// the workers over their share pass what they accept and give away idle
-// connections through the master. Every connection still answers its next
+// the workers over their share give idle connections away through the
+// master. Every connection still answers its next
 // request, wherever it went.
 func TestReuseportEvensOutKeepAlive(t *testing.T) {
 	path := ctlPath(t)

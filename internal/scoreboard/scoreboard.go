@@ -400,13 +400,14 @@ func (g *Gate) Holding() bool {
 // PassingGate is the side of the board of a worker that accepts on a
 // socket of its own (SO_REUSEPORT): holding off would leave connections
 // waiting in its queue, so while it holds clearly more than its share of
-// the open connections it passes each one it accepts to the master (Over),
-// and gives it idle keep-alive ones (OverToShed), which the master hands to
-// the worker with the fewest. The second evens out a burst of new
-// connections, which the kernel splits by a hash of their ports, once it
-// is over: while it lasts, the counts the first decides on lag behind the
-// queues. It implements httpcore.AcceptPasser; its methods are called on
-// the event loop alone.
+// the open connections (OverToShed) it gives idle keep-alive ones to the
+// master, which hands them to the worker with the fewest. That evens out
+// a burst of new connections, which the kernel splits by a hash of their
+// ports, once the burst is over; deciding at accept time instead would go
+// by counts that lag behind what waits in the queues, and would move
+// short connections, which every worker gets its share of from the
+// kernel, at the cost of a hop each. It implements httpcore.AcceptPasser;
+// its methods are called on the event loop alone.
 type PassingGate struct {
 	g    *Gate
 	pass func(fd int) bool
@@ -433,13 +434,6 @@ func (p *PassingGate) Holding() bool { return false }
 
 // Baton is -1: no other process takes from this worker's queue.
 func (p *PassingGate) Baton() int { return -1 }
-
-// Pass passes a connection just accepted on while the worker is Over its
-// share.
-func (p *PassingGate) Pass(fd int) bool {
-	t := p.g.read()
-	return t.Active && Over(t.Mine, t.Least) && p.pass(fd)
-}
 
 // Shed is how many idle connections to give away now: half the lead over
 // the least loaded worker while OverToShed, at most MaxShed.
