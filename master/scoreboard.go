@@ -95,35 +95,19 @@ func (m *Master) passOn(from *worker, files []*os.File) {
 		m.rr.held.Add(1)
 		fds = append(fds, fd)
 	}
-	if m.stopping {
-		for _, fd := range fds {
-			m.closeConn(fd)
-		}
-		return
-	}
 	ready := m.readyWorkers()
 	load := make(map[*worker]int64, len(ready))
 	for _, w := range ready {
 		load[w] = m.rpLoad(w)
 	}
-	byWorker := map[*worker][]*handoff{}
-	var order []*worker
-	for _, fd := range fds {
+	pick := func() *worker {
 		w := m.fewest(ready, load)
-		if w == nil {
-			m.dispatch(&handoff{fd: fd})
-			continue
+		if w != nil {
+			load[w]++
 		}
-		if byWorker[w] == nil {
-			order = append(order, w)
-		}
-		byWorker[w] = append(byWorker[w], &handoff{fd: fd})
-		w.handed++
-		load[w]++
+		return w
 	}
-	for _, w := range order {
-		m.handTo(w, byWorker[w])
-	}
+	m.handOut(fds, pick, func(fd int) { m.dispatch(&handoff{fd: fd}) })
 }
 
 // rpLoad is how many connections worker w has or is about to have: open
