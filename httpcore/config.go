@@ -52,6 +52,26 @@ type AcceptGate interface {
 	Baton() int
 }
 
+// An AcceptPasser is an AcceptGate that may give idle keep-alive
+// connections to another process to serve. It suits listeners each
+// process has of its own (SO_REUSEPORT): holding off would leave
+// connections waiting in the holder's queue, and the kernel, not the
+// processes, decides which queue a connection joins; such a gate's Hold
+// returns 0. Its methods are called on the loop goroutine and must not
+// block.
+type AcceptPasser interface {
+	AcceptGate
+	// Shed is asked every few milliseconds: how many idle connections
+	// the loop should give to Give now.
+	Shed() int
+	// Give takes connection fd, which the loop has let go of: one it
+	// accepted from a listener, idle, with nothing read from it that is
+	// not served and nothing left to write, so that whoever serves it
+	// next reads its next request from the socket. false: it cannot, and
+	// the loop serves fd again.
+	Give(fd int) bool
+}
+
 // Defaults for zero Config fields.
 const (
 	DefaultIdleTimeout    = 5 * time.Second
@@ -82,6 +102,10 @@ const (
 	drainIdleGrace = time.Second
 	lingerMaxBytes = 1 << 20
 	acceptBackoff  = 100 * time.Millisecond
+	// shedEvery is how often a loop with an AcceptPasser asks it whether
+	// to give idle connections away (AcceptPasser.Shed): seldom enough
+	// that the counts it decides on have caught up with the last ones.
+	shedEvery = 20 * time.Millisecond
 	// maxAcceptsBatch bounds the accepts per listener wake-up, and after
 	// rearmEvery accepts an EPOLLEXCLUSIVE listener is registered again,
 	// which moves this loop to the back of the kernel's wake-up order. With

@@ -55,6 +55,7 @@ const (
 	connHupSeen                          // EPOLLRDHUP was handled: stop watching for it
 	connInputWaits                       // input came while a response is made off the loop
 	connDeferred                         // in loop.deferred: written before the loop polls
+	connAccepted                         // accepted by the loop from a listener (not given by ServeConn)
 )
 
 // pendingReq is the progress of a request that arrived in pieces. Offsets
@@ -98,6 +99,14 @@ func (c *conn) bufferedOut() int {
 // buffered or in flight.
 func (c *conn) idle() bool {
 	return c.state == connActive && len(c.in) == 0 && c.pendingOut() == 0 && c.async == nil
+}
+
+// movable reports a connection the loop accepted that another process may
+// serve from its next request on: idle, served without a Codec, with
+// nothing pending on the loop's side.
+func (c *conn) movable() bool {
+	return c.flags&(connAccepted|connDeferred|connInputWaits|connPeerEOF) == connAccepted &&
+		c.idle() && c.x == nil && c.body == nil && c.file == nil
 }
 
 // parseable reports whether buffered input may be served now: not while a

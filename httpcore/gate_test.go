@@ -1,10 +1,12 @@
 package httpcore
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,5 +94,124 @@ func TestAcceptGateHoldPassesTheBaton(t *testing.T) {
 	}
 	if holder.open.Load() != 0 || taker.open.Load() != 0 {
 		t.Errorf("open connections after shutdown: %d and %d, want 0", holder.open.Load(), taker.open.Load())
+	}
+}
+
+// testPasser gives away up to shed idle connections when next asked, and
+// serves what it takes on to.
+type testPasser struct {
+	testGate
+	to    *Server
+	shed  atomic.Int64
+	given atomic.Int64
+}
+
+func (p *testPasser) Shed() int { return int(p.shed.Swap(0)) }
+func (p *testPasser) Give(fd int) bool {
+	p.given.Add(1)
+	return p.to.ServeConn(fd) == nil
+}
+
+func namedHandler(name string) Handler {
+	return HandlerFunc(func(w *ResponseWriter, r *Request) { w.WriteString(name) })
+}
+
+// roundTrip sends one keep-alive request on c and returns the body.
+func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader) string {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestAcceptPasserGivesIdleConns: a loop whose gate gives connections
+// away gives only idle ones: each given connection's next request is
+// answered by the loop that took it, and one with part of a request read
+// stays.
+func TestAcceptPasserGivesIdleConns(t *testing.T) {
+	fd, addr := listenLoopback(t)
+	defer closeFD(fd)
+	other := NewServer(Config{}, namedHandler("other"))
+	p := &testPasser{testGate: testGate{baton: -1}, to: other}
+	mine := NewServer(Config{AcceptGate: p}, namedHandler("mine"))
+	errc := make(chan error, 2)
+	go func() { errc <- other.Serve(nil) }()
+	go func() { errc <- mine.Serve([]int{fd}) }()
+	waitFor(t, func() bool { return !mine.Stats().LastTick.IsZero() && !other.Stats().LastTick.IsZero() })
+
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	type client struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	// The partial head goes first: the loop has read it by the time it
+	// answers the requests of connections accepted after it.
+	half, halfBR := dial()
+	if _, err := io.WriteString(half, "GET / HTTP/1.1\r\nHo"); err != nil {
+		t.Fatal(err)
+	}
+	var idle []client
+	for range 3 {
+		c, br := dial()
+		if got := roundTrip(t, c, br); got != "mine" {
+			t.Fatalf("answered by %q before any shedding", got)
+		}
+		idle = append(idle, client{c, br})
+	}
+	p.shed.Store(10)
+	waitFor(t, func() bool { return p.given.Load() == 3 })
+	time.Sleep(2 * shedEvery)
+	if n := p.given.Load(); n != 3 {
+		t.Fatalf("gave away %d connections, want the 3 idle ones", n)
+	}
+	for i, cl := range idle {
+		if got := roundTrip(t, cl.c, cl.br); got != "other" {
+			t.Fatalf("given connection %d: next request answered by %q", i, got)
+		}
+	}
+	_ = half.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(half, "st: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(halfBR, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "mine" {
+		t.Fatalf("the connection with part of a request read was answered by %q", b)
+	}
+	if n := mine.Stats().Connections; n != 1 {
+		t.Errorf("open here: %d, want 1", n)
+	}
+	for _, s := range []*Server{mine, other} {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-errc; err != nil && err != ErrServerClosed {
+			t.Fatal(err)
+		}
+	}
+	if p.open.Load() != 0 {
+		t.Errorf("the gate counts %d open after shutdown", p.open.Load())
 	}
 }

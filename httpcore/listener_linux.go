@@ -163,8 +163,10 @@ func (l *loop) acceptConns(ln *listener) {
 		if l.gate != nil {
 			l.gate.Accepted()
 		}
-		l.openConn(fd)
 		ln.sinceRearm++
+		if c := l.openConn(fd); c != nil {
+			c.flags |= connAccepted
+		}
 	}
 	if ln.registered && ln.exclusive && ln.sinceRearm >= rearmEvery {
 		l.rearm(ln)
@@ -214,6 +216,28 @@ func (l *loop) sweepAccept() {
 		}
 	}
 	l.acceptTried = l.now
+}
+
+// shed gives idle connections away while the AcceptPasser says this loop
+// holds more than its share, asking it at most every shedEvery.
+func (l *loop) shed() {
+	if l.passer == nil || l.draining || l.now-l.shedTried < int64(shedEvery) {
+		return
+	}
+	l.shedTried = l.now
+	n := l.passer.Shed()
+	for fd := 0; n > 0 && fd < len(l.conns); fd++ {
+		c := l.conns[fd]
+		if c == nil || !c.movable() {
+			continue
+		}
+		l.detach(c)
+		if !l.passer.Give(fd) {
+			l.adoptConn(fd, ConnInfo{})
+			return
+		}
+		n--
+	}
 }
 
 // holdAccept takes the listeners out of the epoll set for d, as the gate

@@ -62,10 +62,12 @@ type loop struct {
 	acceptResume int64 // loop time to re-register paused listeners; 0: not paused
 	resumed      bool  // the listeners were re-registered at the end of the last iteration
 	acceptTried  int64 // loop time of the last accept attempt
+	shedTried    int64 // loop time passer.Shed was last asked
 	holding      bool  // the pause is the gate's hold (not an accept failure's)
 	gate         AcceptGate
-	baton        *listener // the loop's copy of gate.Baton(); nil: none
-	acceptLogged int64     // loop time of the last accept-failure log
+	passer       AcceptPasser // gate, when it gives connections away; nil: it does not
+	baton        *listener    // the loop's copy of gate.Baton(); nil: none
+	acceptLogged int64        // loop time of the last accept-failure log
 
 	st      Counters // published to the Server by publishStats
 	statsAt int64    // loop time of the last publication
@@ -96,6 +98,7 @@ func newLoop(s *Server) (*loop, error) {
 		highWater: highWater,
 		gate:      s.cfg.AcceptGate,
 	}
+	l.passer, _ = l.gate.(AcceptPasser)
 	l.debug = l.log.IsDebug()
 	_, l.streamBodies = s.h.(StreamingHandler)
 	_, l.reuseWriters = s.h.(ReusingHandler)
@@ -189,6 +192,7 @@ func (l *loop) run() error {
 		l.resumed = false
 		l.resumeAccept()
 		l.sweepAccept()
+		l.shed()
 		l.publishStats(false)
 	}
 	l.log.Debug("drained")

@@ -69,6 +69,12 @@ const (
 	// sends them before any ServerReply and again at every rotation, so a
 	// session resumes on whichever worker a client reaches.
 	TicketKeys
+	// Pass (W→M): the worker, which accepts on a socket of its own and
+	// holds clearly more than its share of the open connections, gives
+	// the master idle keep-alive connections whose fds travel with it (N
+	// of them, as in Handoff); the master hands them to the worker with
+	// the fewest, as it hands round-robin connections.
+	Pass
 	maxType
 )
 
@@ -83,6 +89,7 @@ var typeNames = [...]string{
 	Handoff:      "handoff",
 	HandoffReply: "handoffReply",
 	TicketKeys:   "ticketKeys",
+	Pass:         "pass",
 }
 
 func (t Type) String() string {
@@ -100,7 +107,7 @@ func (m *Message) fds() int {
 	switch {
 	case m.Type == ServerReply && m.Err == "" && !m.RR:
 		return 1
-	case m.Type == Handoff:
+	case m.Type == Handoff, m.Type == Pass:
 		return m.Conns()
 	}
 	return 0
@@ -109,7 +116,7 @@ func (m *Message) fds() int {
 // MaxHandoff bounds the connections one Handoff carries.
 const MaxHandoff = 32
 
-// Conns is how many connections a Handoff or HandoffReply is about.
+// Conns is how many connections a Handoff, HandoffReply or Pass is about.
 func (m *Message) Conns() int {
 	if m.N <= 0 {
 		return 1
@@ -206,12 +213,16 @@ const (
 	// supply listeners the worker's own flags do not name).
 	EnvListen = EnvPrefix + "LISTEN"
 	// EnvBoardFD holds the descriptor number of the scoreboard's memory
-	// file under shared scheduling, EnvBoardBatonFD that of its eventfd,
+	// file under shared and reuseport scheduling, EnvBoardBatonFD that of its eventfd,
 	// and EnvBoardSlot the worker's slot on it (internal/scoreboard); all
 	// absent without one.
 	EnvBoardFD      = EnvPrefix + "BOARD_FD"
 	EnvBoardBatonFD = EnvPrefix + "BOARD_BATON_FD"
 	EnvBoardSlot    = EnvPrefix + "BOARD_SLOT"
+	// EnvBoardPass is "1" under reuseport scheduling, where each worker
+	// accepts on a socket of its own: a worker clearly over its share
+	// gives idle connections to the master (Pass) instead of holding off.
+	EnvBoardPass = EnvPrefix + "BOARD_PASS"
 )
 
 // Worker log lines. Besides the channel, a worker talks to its master

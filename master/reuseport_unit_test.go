@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clusterd/clusterd/internal/rawfd"
+	"github.com/clusterd/clusterd/internal/scoreboard"
 	"github.com/clusterd/clusterd/ipc"
 )
 
@@ -328,4 +329,92 @@ func TestReuseportScaleDownBackingOff(t *testing.T) {
 	}
 	p1.send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq})
 	h.until(func() bool { return len(h.m.rr.pending) == 0 })
+}
+
+// giveConns plays p giving the master n connections (ipc.Pass): socket
+// pairs whose other ends are returned.
+func giveConns(t *testing.T, p *fakeProc, n int) []*os.File {
+	t.Helper()
+	var given, kept []*os.File
+	for range n {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		given = append(given, os.NewFile(uintptr(fds[0]), "given"))
+		kept = append(kept, os.NewFile(uintptr(fds[1]), "kept"))
+	}
+	t.Cleanup(func() { closeFiles(kept) })
+	msg := ipc.Message{Type: ipc.Pass}
+	if n > 1 {
+		msg.N = n
+	}
+	if err := p.conn.Send(msg, given...); err != nil {
+		t.Fatal(err)
+	}
+	closeFiles(given)
+	return kept
+}
+
+// TestReuseportGivenConnsGoToTheFewest: the connections a worker gives
+// away go, one hand-off per worker, to the ready worker with the fewest
+// open (on the board), handed and queued connections; to the giver
+// itself when it has the fewest.
+func TestReuseportGivenConnsGoToTheFewest(t *testing.T) {
+	h := newHarness(t, 3, func(c *Config) { c.Sched = SchedReuseport })
+	t.Cleanup(func() { h.m.rpCloseAll() })
+	h.m.openBoard()
+	t.Cleanup(h.m.closeBoard)
+	if err := h.m.openListeners([]string{rpKey}); err != nil {
+		t.Fatal(err)
+	}
+	g := h.m.rp.groups[rpKey]
+	h.m.start()
+	ps := []*fakeProc{h.proc(0), h.proc(1), h.proc(2)}
+	for _, p := range ps {
+		h.rpQuery(p)
+		h.ready(p)
+	}
+	open := func(p *fakeProc, n int) {
+		scoreboard.NewGate(h.m.board, h.worker(p).boardSlot, -1).Conns(n)
+	}
+	open(ps[0], 10)
+	open(ps[1], 2)
+	// 4 connections wait in the third worker's queue, none is open.
+	third := slotSocket(t, g, h.worker(ps[2]).slot)
+	if err := g.steer([]int{slices.Index(g.members, third)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		c, err := net.DialTimeout("tcp", g.addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	h.until(func() bool { q, _ := third.queued(); return q == 4 })
+
+	// The second worker takes both (2 and 3 against 4 and 10).
+	giveConns(t, ps[0], 2)
+	h.until(func() bool { return len(h.m.rr.pending) == 2 })
+	msg, files := ps[1].recv(t)
+	closeFiles(files)
+	if msg.Type != ipc.Handoff || msg.Conns() != 2 || len(files) != 2 {
+		t.Fatalf("second worker got %v of %d connections with %d fds, want a hand-off of 2", msg.Type, msg.Conns(), len(files))
+	}
+	ps[1].send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N, Connections: 4})
+	h.until(func() bool { return len(h.m.rr.pending) == 0 })
+	open(ps[1], 2)
+
+	// Now the giver has the fewest (1 against 4 and 4): it comes back.
+	open(ps[0], -9)
+	giveConns(t, ps[0], 1)
+	h.until(func() bool { return len(h.m.rr.pending) == 1 })
+	msg, files = ps[0].recv(t)
+	closeFiles(files)
+	if msg.Type != ipc.Handoff || msg.Conns() != 1 {
+		t.Fatalf("giver got %v of %d connections, want its own one back", msg.Type, msg.Conns())
+	}
+	ps[0].send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, Connections: 2})
+	h.until(func() bool { return len(h.m.rr.pending) == 0 && h.m.rr.held.Load() == 0 })
 }

@@ -223,6 +223,13 @@ func (m *Master) stopAccepting() {
 // dispatchBatch hands newly accepted connections to the ready workers,
 // one message per worker for all of its share.
 func (m *Master) dispatchBatch(fds []int) {
+	m.handOut(fds, m.pick, func(fd int) { m.queue(&handoff{fd: fd}) })
+}
+
+// handOut hands each of fds to the worker pick returns, one message per
+// worker for all of its share; one pick has no worker for goes to none.
+// While the master stops, it closes them instead.
+func (m *Master) handOut(fds []int, pick func() *worker, none func(fd int)) {
 	if m.stopping {
 		for _, fd := range fds {
 			m.closeConn(fd)
@@ -232,9 +239,9 @@ func (m *Master) dispatchBatch(fds []int) {
 	byWorker := map[*worker][]*handoff{}
 	var order []*worker
 	for _, fd := range fds {
-		w := m.pick()
+		w := pick()
 		if w == nil {
-			m.queue(&handoff{fd: fd})
+			none(fd)
 			continue
 		}
 		if byWorker[w] == nil {

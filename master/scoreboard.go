@@ -1,15 +1,22 @@
 package master
 
 import (
+	"os"
+
+	"github.com/clusterd/clusterd/internal/rawfd"
 	"github.com/clusterd/clusterd/internal/scoreboard"
 )
 
 // openBoard creates the workers' scoreboard under shared scheduling,
 // where they accept on one socket and each holds off when it has clearly
-// more than its share of the open connections. Without one (another mode,
-// or memfd_create fails) the kernel alone decides which worker accepts.
+// more than its share of the open connections or of the new ones, and
+// under reuseport scheduling, where each accepts on a socket of its own and
+// gives idle connections to the master (which hands them to the worker
+// with the fewest) when it has clearly more than its share of the open
+// ones. Without one (rr, or memfd_create fails) the kernel alone
+// decides which worker accepts.
 func (m *Master) openBoard() {
-	if m.cfg.Sched != SchedShared || m.board != nil {
+	if (m.cfg.Sched != SchedShared && m.cfg.Sched != SchedReuseport) || m.board != nil {
 		return
 	}
 	f, b, err := scoreboard.Create()
@@ -71,4 +78,75 @@ func (w *worker) leaveBoard() {
 		w.board.Clear(w.boardSlot)
 		w.boardSlot = -1
 	}
+}
+
+// passOn hands the connections a worker passed (ipc.Pass) to the ready
+// worker with the fewest (rpLoad), which may be the passing one: it
+// decided on counts that lag the sockets' queues.
+func (m *Master) passOn(from *worker, files []*os.File) {
+	var fds []int
+	for _, f := range files {
+		fd, err := rawfd.DupFile(f)
+		_ = f.Close()
+		if err != nil {
+			from.log.Warn("cannot take a passed connection", "error", err)
+			continue
+		}
+		m.rr.held.Add(1)
+		fds = append(fds, fd)
+	}
+	ready := m.readyWorkers()
+	load := make(map[*worker]int64, len(ready))
+	for _, w := range ready {
+		load[w] = m.rpLoad(w)
+	}
+	pick := func() *worker {
+		w := m.fewest(ready, load)
+		if w != nil {
+			load[w]++
+		}
+		return w
+	}
+	m.handOut(fds, pick, func(fd int) { m.dispatch(&handoff{fd: fd}) })
+}
+
+// rpLoad is how many connections worker w has or is about to have: open
+// (on the board), handed to it and not yet answered for, and waiting in
+// its reuseport sockets' queues.
+func (m *Master) rpLoad(w *worker) int64 {
+	n := w.handed
+	if m.board != nil && w.boardSlot >= 0 {
+		n += m.board.Open(w.boardSlot)
+	}
+	for _, g := range m.rp.order {
+		for _, s := range g.members {
+			if s.slot == w.slot && !s.leaving {
+				q, _ := s.queued()
+				n += int64(q)
+			}
+		}
+	}
+	return n
+}
+
+// fewest returns the worker of ready with the least load; ties go round,
+// starting after the last one picked. nil when ready is empty.
+func (m *Master) fewest(ready []*worker, load map[*worker]int64) *worker {
+	start := 0
+	for i, w := range ready {
+		if w.slot >= m.rr.next {
+			start = i
+			break
+		}
+	}
+	var best *worker
+	for i := range ready {
+		if w := ready[(start+i)%len(ready)]; best == nil || load[w] < load[best] {
+			best = w
+		}
+	}
+	if best != nil {
+		m.rr.next = best.slot + 1
+	}
+	return best
 }

@@ -77,6 +77,7 @@ type spawnSpec struct {
 	board            *os.File // the scoreboard, nil: none (ipc.EnvBoardFD)
 	baton            *os.File // its eventfd (ipc.EnvBoardBatonFD)
 	boardSlot        int      // the worker's slot on it (ipc.EnvBoardSlot)
+	boardPass        bool     // it passes connections over its share (ipc.EnvBoardPass)
 }
 
 // startWorker starts a worker and the goroutine that reports its messages
@@ -87,6 +88,7 @@ func (m *Master) startWorker(spec spawnSpec) (*worker, error) {
 	spec.boardSlot = m.claimBoardSlot()
 	if spec.boardSlot >= 0 {
 		spec.board, spec.baton = m.boardFile, m.baton
+		spec.boardPass = m.cfg.Sched == SchedReuseport
 	}
 	sp, err := m.spawner.spawn(spec)
 	if err != nil {
@@ -161,6 +163,9 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 	if spec.board != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.board, spec.baton) // fds 4 and 5
 		cmd.Env = append(cmd.Env, ipc.EnvBoardFD+"=4", ipc.EnvBoardBatonFD+"=5", ipc.EnvBoardSlot+"="+strconv.Itoa(spec.boardSlot))
+		if spec.boardPass {
+			cmd.Env = append(cmd.Env, ipc.EnvBoardPass+"=1")
+		}
 	}
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = stderr

@@ -46,7 +46,11 @@ func (m *Master) respawnDue(s *slot, t timer) {
 }
 
 func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
-	for _, f := range files { // no worker → master message carries fds
+	if msg.Type == ipc.Pass {
+		m.passOn(w, files)
+		return
+	}
+	for _, f := range files { // no other worker → master message carries fds
 		_ = f.Close()
 	}
 	switch msg.Type {

@@ -126,9 +126,6 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
 	}
-	if gate := openBoard(cfg.Logger); gate != nil && cfg.HTTP.AcceptGate == nil {
-		cfg.HTTP.AcceptGate = gate
-	}
 	if cfg.GracefulTimeout <= 0 {
 		cfg.GracefulTimeout = defaults.GracefulTimeout
 	}
@@ -139,7 +136,15 @@ func RunFunc(cfg Config, newHandler func(*Worker) httpcore.Handler) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer conn.Close()
-	p := &proc{cfg: cfg, conn: conn, log: cfg.Logger, self: &Worker{info: info}}
+	gate, ps := openBoard(cfg.Logger, conn)
+	if cfg.HTTP.AcceptGate != nil { // the caller's own
+		ps.stop()
+		ps = nil
+	} else if gate != nil {
+		cfg.HTTP.AcceptGate = gate
+	}
+	defer ps.stop() // before the channel closes: the last passes go through it
+	p := &proc{cfg: cfg, conn: conn, log: cfg.Logger, self: &Worker{info: info}, passer: ps}
 	return p.run(newHandler)
 }
 
@@ -150,6 +155,7 @@ type proc struct {
 	srv    *httpcore.Server
 	self   *Worker
 	access *accessLog // nil without an access log
+	passer *passer    // reuseport scheduling: passes connections to the master; nil: none
 
 	tls     *tlsconn.Server
 	tickets [][32]byte // from the master, for a TLS server yet to start
@@ -189,6 +195,9 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 		return err
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
+	if p.passer != nil {
+		p.passer.serve = p.serveConn
+	}
 	for _, f := range p.cfg.OnShutdown {
 		p.srv.RegisterOnShutdown(f)
 	}

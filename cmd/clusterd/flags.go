@@ -157,7 +157,9 @@ net.ipv4.tcp_fastopen has the server flag (2)`,
 		bind: intFlag(func(c *serveConfig) *int { return &c.opts.Workers }, 0)},
 	{name: "sched", arg: "MODE", help: `how connections reach the workers {default}:
 shared  every worker accepts on the master's socket
-        (Node's SCHED_NONE, nginx's default)
+        (Node's SCHED_NONE, nginx's default); one
+        clearly ahead of the others in open or new
+        connections holds off for a moment
 rr      the master accepts and hands each connection
         to the next ready worker (Node's SCHED_RR); a
         connection a worker refuses, or that a dying
@@ -167,8 +169,10 @@ reuseport  each worker slot accepts on a SO_REUSEPORT
         slot's life: a crash or a reload keeps its
         queue; scaling down steers new connections
         away (BPF) and closes a socket only once its
-        queue is empty. TCP listeners only; others
-        are shared`,
+        queue is empty; a worker clearly over its
+        share of open connections gives idle ones
+        through the master to the others.
+        TCP listeners only; others are shared`,
 		bind: stringFlag(func(c *serveConfig) *string { return &c.opts.Sched }, master.SchedShared)},
 	{name: "rr-policy", arg: "POLICY", help: `which worker gets a connection under --sched rr
 {default}:

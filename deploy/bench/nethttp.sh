@@ -7,6 +7,10 @@
 #
 #   deploy/bench/nethttp.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 #
+# clusterd's own binary (its native "Hello World" handler, the same
+# workers) runs beside them as the ceiling: RunHTTP does what it does and
+# builds net/http's request and response on top.
+#
 # NETHTTP_BIN=path uses that build of nethttp.go (for instance one built at
 # another revision) instead of building it here. The fasthttp peer is a
 # module of its own (deploy/bench/fasthttp) so the library's go.mod does not
@@ -25,7 +29,10 @@ else
 	go build -o "$tmp/nethttp" "$here/nethttp.go"
 fi
 (cd "$here/fasthttp" && go build -o "$tmp/fasthttp" .)
+go build -o "$tmp/clusterd" "$root/cmd/clusterd"
 declare -A pid
+"$tmp/clusterd" --listen 127.0.0.1:8186 --workers "$workers" --log-level warn &
+pids+=($!) pid[native]=$!
 "$tmp/nethttp" -addr 127.0.0.1:8185 -workers "$workers" 2>/dev/null &
 pids+=($!) pid[RunHTTP]=$!
 GOMAXPROCS=$workers "$tmp/nethttp" -addr 127.0.0.1:8183 &
@@ -35,8 +42,9 @@ pids+=($!) pid[fasthttp]=$!
 waitup http://127.0.0.1:8185/
 waitup http://127.0.0.1:8183/
 waitup http://127.0.0.1:8184/
-declare -A url=([RunHTTP]=http://127.0.0.1:8185/ [net/http]=http://127.0.0.1:8183/ [fasthttp]=http://127.0.0.1:8184/)
-names=(RunHTTP net/http fasthttp)
+waitup http://127.0.0.1:8186/
+declare -A url=([RunHTTP]=http://127.0.0.1:8185/ [net/http]=http://127.0.0.1:8183/ [fasthttp]=http://127.0.0.1:8184/ [native]=http://127.0.0.1:8186/)
+names=(RunHTTP net/http fasthttp native)
 
 echo "wrk -t1, $rounds interleaved rounds of ${secs}s, $workers workers / GOMAXPROCS=$workers, $(nproc) CPUs"
 echo "cpu: the server's CPU time (all its processes) per request, in microseconds"
@@ -62,7 +70,8 @@ for n in "${names[@]}"; do
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-for n in net/http fasthttp; do
+echo "native / net/http (the ceiling for RunHTTP): keep-alive $(ratio "${med[native,ka]}" "${med[net/http,ka]}")x, pipelined $(ratio "${med[native,pl]}" "${med[net/http,pl]}")x, c1 p50 $(ratio "${med[native,p50]}" "${med[net/http,p50]}")x"
+for n in net/http fasthttp native; do
 	echo "RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,ka]}" "${med[$n,ka]}")x, pipelined $(ratio "${med[RunHTTP,pl]}" "${med[$n,pl]}")x (above 1: RunHTTP serves more), c1 p50 $(ratio "${med[RunHTTP,p50]}" "${med[$n,p50]}")x (above 1: RunHTTP is slower)"
 	echo "  CPU per request, RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,kacpu]}" "${med[$n,kacpu]}")x, pipelined $(ratio "${med[RunHTTP,plcpu]}" "${med[$n,plcpu]}")x, c1 $(ratio "${med[RunHTTP,c1cpu]}" "${med[$n,c1cpu]}")x (below 1: RunHTTP spends less)"
 done

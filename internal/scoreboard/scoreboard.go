@@ -36,6 +36,13 @@ type slot struct {
 	open     atomic.Int64
 	accepted atomic.Uint64
 	active   atomic.Int64
+	// The accept window the worker is in (wall-clock time / AcceptWindow,
+	// the same for every process) and its accepts when it entered it.
+	window     atomic.Int64
+	windowBase atomic.Uint64
+	// Until when (UnixNano) the worker holds off accepting; 0: it does
+	// not. The others do not wait for a worker that holds.
+	holdUntil atomic.Int64
 }
 
 type header struct {
@@ -126,6 +133,9 @@ func (b *Board) Claim(i int) {
 	s.active.Store(0)
 	s.open.Store(0)
 	s.accepted.Store(0)
+	s.window.Store(0)
+	s.windowBase.Store(0)
+	s.holdUntil.Store(0)
 	h := b.header()
 	for {
 		u := h.used.Load()
@@ -225,6 +235,7 @@ type Gate struct {
 	held     bool         // the last Hold said to hold
 	heldFor  int          // the slot it held for (the least loaded)
 	heldAcc  uint64       // that slot's accepts then
+	heldAt   int64        // and the time (now().UnixNano())
 	idleFor  int          // the slot that accepted nothing in the last holds
 	idle     int          // how many holds in a row
 	skip     [Slots]int64 // by slot: until when (now().UnixNano()) it is left out
@@ -262,9 +273,13 @@ func (g *Gate) read() Tally {
 }
 
 // Hold is asked before each accept: it returns how long to stop accepting,
-// 0 to accept. resumed says the loop holds no more since just now and
-// found connections waiting: if the worker it held for accepted none
-// meanwhile, SkipAfter times in a row, that one is left out for SkipFor.
+// 0 to accept. A worker holds while it is over its share of the open
+// connections (Over), or of the connections accepted in the current
+// window (AheadOf): the second is what evens out short connections,
+// which leave every worker with a handful open. resumed says the loop
+// holds no more since just now and found connections waiting: if the
+// worker it held for accepted none meanwhile, SkipAfter times in a row,
+// that one is left out for SkipFor.
 func (g *Gate) Hold(resumed bool) time.Duration {
 	if g.held {
 		g.held = false
@@ -273,11 +288,77 @@ func (g *Gate) Hold(resumed bool) time.Duration {
 		}
 	}
 	t := g.read()
-	if !t.Active || !Over(t.Mine, t.Least) {
+	if !t.Active {
+		g.s.holdUntil.Store(0)
 		return 0
 	}
-	g.held, g.heldFor, g.heldAcc = true, t.LeastSlot, t.LeastAccepted
+	slot, hold := t.LeastSlot, Over(t.Mine, t.Least)
+	if !hold {
+		slot, hold = g.ahead()
+	}
+	if !hold {
+		g.s.holdUntil.Store(0)
+		return 0
+	}
+	now := g.now().UnixNano()
+	g.held, g.heldFor, g.heldAcc, g.heldAt = true, slot, g.b.Accepted(slot), now
+	g.s.holdUntil.Store(now + int64(HoldFor))
 	return HoldFor
+}
+
+// AcceptWindow is how long the accepts of the workers are compared over
+// before they start again from even: long enough to count many short
+// connections, short enough that a worker which joins, or was starved of
+// CPU for a while, is not then given every connection until it catches
+// up. Windows are wall-clock time divided by it, the same in every process.
+const AcceptWindow = 100 * time.Millisecond
+
+// AheadOf reports whether a worker that accepted mine connections in the
+// window is clearly ahead of the one that accepted the fewest, least
+// (-1: there is none): by a quarter and by at least 16.
+func AheadOf(mine, least int64) bool {
+	return least >= 0 && mine >= least+max(16, least/4)
+}
+
+// inWindow is the accepts of slot s in window w: none if its worker has
+// not entered w (it enters before each accept).
+func (s *slot) inWindow(w int64) int64 {
+	if s.window.Load() != w {
+		return 0
+	}
+	base, acc := s.windowBase.Load(), s.accepted.Load()
+	if acc < base {
+		return 0
+	}
+	return int64(acc - base)
+}
+
+// ahead enters the current window and compares this worker's accepts in
+// it with the other active workers': it returns the slot that accepted
+// the fewest and whether this one is AheadOf it. The fewest is the same
+// for every worker, so one of them, at least, always accepts.
+func (g *Gate) ahead() (int, bool) {
+	now := g.now().UnixNano()
+	w := now / int64(AcceptWindow)
+	if g.s.window.Load() != w {
+		g.s.windowBase.Store(g.s.accepted.Load())
+		g.s.window.Store(w)
+	}
+	used := int(min(g.b.header().used.Load(), Slots))
+	least, slot := int64(-1), -1
+	g.skipNow = now
+	for j := 0; j < used; j++ {
+		s := g.b.slot(j)
+		// A worker that holds does not count: the others do not wait
+		// for it, or all could hold at once.
+		if j == g.i || s.active.Load() == 0 || g.skipped(j) || s.holdUntil.Load() > now {
+			continue
+		}
+		if d := s.inWindow(w); least < 0 || d < least {
+			least, slot = d, j
+		}
+	}
+	return slot, AheadOf(g.s.inWindow(w), least)
 }
 
 // settle sees whether the worker held for accepted during the hold that
@@ -286,6 +367,9 @@ func (g *Gate) settle() {
 	if g.b.Accepted(g.heldFor) != g.heldAcc {
 		g.idle = 0
 		return
+	}
+	if g.now().UnixNano()-g.heldAt < int64(HoldFor) {
+		return // the hold ended early (a new accept window): too short to tell
 	}
 	if g.idleFor != g.heldFor {
 		g.idleFor, g.idle = g.heldFor, 0
@@ -303,5 +387,74 @@ func (g *Gate) settle() {
 // share; once it is not, the loop accepts again before HoldFor is up.
 func (g *Gate) Holding() bool {
 	t := g.read()
-	return t.Active && Over(t.Mine, t.Least)
+	hold := t.Active && Over(t.Mine, t.Least)
+	if !hold && t.Active {
+		_, hold = g.ahead()
+	}
+	if !hold {
+		g.s.holdUntil.Store(0)
+	}
+	return hold
+}
+
+// PassingGate is the side of the board of a worker that accepts on a
+// socket of its own (SO_REUSEPORT): holding off would leave connections
+// waiting in its queue, so while it holds clearly more than its share of
+// the open connections (OverToShed) it gives idle keep-alive ones to the
+// master, which hands them to the worker with the fewest. That evens out
+// a burst of new connections, which the kernel splits by a hash of their
+// ports, once the burst is over; deciding at accept time instead would go
+// by counts that lag behind what waits in the queues, and would move
+// short connections, which every worker gets its share of from the
+// kernel, at the cost of a hop each. It implements httpcore.AcceptPasser;
+// its methods are called on the event loop alone.
+type PassingGate struct {
+	g    *Gate
+	pass func(fd int) bool
+}
+
+// NewPassingGate returns the passing gate of slot i of b; pass takes a
+// connection (true) or declines it (false: the worker serves it), and
+// must not block.
+func NewPassingGate(b *Board, i int, pass func(fd int) bool) *PassingGate {
+	return &PassingGate{g: NewGate(b, i, -1), pass: pass}
+}
+
+// Conns adds delta to the worker's open connections.
+func (p *PassingGate) Conns(delta int) { p.g.Conns(delta) }
+
+// Accepted counts one accept.
+func (p *PassingGate) Accepted() { p.g.Accepted() }
+
+// Hold is 0: a worker with a queue of its own does not hold off.
+func (p *PassingGate) Hold(bool) time.Duration { return 0 }
+
+// Holding is false: see Hold.
+func (p *PassingGate) Holding() bool { return false }
+
+// Baton is -1: no other process takes from this worker's queue.
+func (p *PassingGate) Baton() int { return -1 }
+
+// Shed is how many idle connections to give away now: half the lead over
+// the least loaded worker while OverToShed, at most MaxShed.
+func (p *PassingGate) Shed() int {
+	t := p.g.read()
+	if !t.Active || !OverToShed(t.Mine, t.Least) {
+		return 0
+	}
+	return int(min((t.Mine-t.Least)/2, MaxShed))
+}
+
+// Give passes an idle connection on.
+func (p *PassingGate) Give(fd int) bool { return p.pass(fd) }
+
+// MaxShed bounds the connections a worker gives away at once: the next
+// time it is asked, the counts show where those went.
+const MaxShed = 8
+
+// OverToShed is Over for giving idle connections away: a move costs the
+// connection one hop through the master and no wait, so a smaller lead
+// counts, by an eighth and by at least 2.
+func OverToShed(mine, least int64) bool {
+	return least >= 0 && mine >= least+max(2, least/8)
 }

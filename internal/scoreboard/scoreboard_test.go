@@ -180,3 +180,135 @@ func TestGateIdleResumeSkipsNobody(t *testing.T) {
 		clk.t = clk.t.Add(HoldFor)
 	}
 }
+
+func TestAheadOf(t *testing.T) {
+	for _, c := range []struct {
+		mine, least int64
+		want        bool
+	}{
+		{100, -1, false}, // alone
+		{15, 0, false},   // a handful is not uneven
+		{16, 0, true},
+		{115, 100, false}, // within a quarter
+		{125, 100, true},
+		{0, 0, false},
+		{3, 40, false}, // the fewest is never ahead
+	} {
+		if got := AheadOf(c.mine, c.least); got != c.want {
+			t.Errorf("AheadOf(%d, %d) = %v, want %v", c.mine, c.least, got, c.want)
+		}
+	}
+}
+
+// A worker that accepted clearly more than another in the current window
+// holds, though they hold as many open connections; in the next window it
+// starts from even. A worker that holds does not count.
+func TestGateHoldsWhileAheadInTheWindow(t *testing.T) {
+	b := board(t, 2, 2, 2)
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	gs := []*Gate{NewGate(b, 0, -1), NewGate(b, 1, -1), NewGate(b, 2, -1)}
+	for _, g := range gs {
+		g.now = clk.now
+		if d := g.Hold(false); d != 0 {
+			t.Fatalf("slot %d at the start: Hold = %v", g.i, d)
+		}
+	}
+	for range 16 {
+		gs[0].Accepted()
+	}
+	for _, g := range gs[1:] {
+		g.Accepted()
+		g.Accepted()
+		g.Accepted()
+	}
+	if d := gs[0].Hold(false); d != 0 {
+		t.Fatalf("16 accepts against 3: Hold = %v, want 0 (within 16)", d)
+	}
+	gs[0].Accepted()
+	gs[0].Accepted()
+	gs[0].Accepted()
+	if d := gs[0].Hold(false); d != HoldFor || gs[0].heldFor != 1 {
+		t.Fatalf("19 accepts against 3: Hold = %v for slot %d, want a hold for slot 1", d, gs[0].heldFor)
+	}
+	for range 20 {
+		gs[1].Accepted()
+	}
+	// Slot 1 is ahead of slot 2 by 20; slot 0 holds and does not count.
+	if d := gs[1].Hold(false); d != HoldFor || gs[1].heldFor != 2 {
+		t.Fatalf("slot 1, 23 accepts against 3: Hold = %v for slot %d, want a hold for slot 2", d, gs[1].heldFor)
+	}
+	if d := gs[2].Hold(false); d != 0 {
+		t.Fatalf("slot 2, the fewest, with both others holding: Hold = %v", d)
+	}
+	gs[2].Accepted()
+	gs[2].Accepted()
+	if !gs[1].Holding() {
+		t.Fatal("slot 1, 23 against 5: not holding")
+	}
+	for range 10 {
+		gs[2].Accepted()
+	}
+	if gs[0].Holding() || gs[1].Holding() {
+		t.Fatal("slot 2 caught up: still holding")
+	}
+	for range 100 {
+		gs[0].Accepted()
+	}
+	clk.t = clk.t.Add(AcceptWindow)
+	if d := gs[0].Hold(false); d != 0 {
+		t.Fatalf("a new window: Hold = %v, want 0", d)
+	}
+}
+
+// Workers on one board, offered new connections always in the same order
+// (the first asked is the one the kernel favours): each connection is
+// taken by one of them, never left to a moment when all hold, and over
+// many windows they take shares within a quarter of each other. A worker
+// that holds sleeps until its hold is up (an event loop with nothing else
+// to do is not woken to ask Holding).
+func TestGatesShareNewConnections(t *testing.T) {
+	const workers = 4
+	b := board(t, make([]int64, workers)...)
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	gs := make([]*Gate, workers)
+	until := make([]time.Time, workers) // when each one's hold ends
+	holding := make([]bool, workers)
+	for i := range gs {
+		gs[i] = NewGate(b, i, -1)
+		gs[i].now = clk.now
+	}
+	var taken [workers]int
+	const conns = 100_000
+	for n := 0; n < conns; n++ {
+		clk.t = clk.t.Add(50 * time.Microsecond)
+		for i := range gs {
+			if holding[i] && !clk.t.Before(until[i]) {
+				holding[i] = false
+			}
+		}
+		took := false
+		for i, g := range gs {
+			if holding[i] {
+				continue
+			}
+			if d := g.Hold(false); d > 0 {
+				holding[i], until[i] = true, clk.t.Add(d)
+				continue
+			}
+			g.Accepted()
+			taken[i]++
+			took = true
+			break
+		}
+		if !took {
+			t.Fatalf("connection %d: every worker holds (%v)", n, holding)
+		}
+	}
+	least, most := taken[0], taken[0]
+	for _, n := range taken {
+		least, most = min(least, n), max(most, n)
+	}
+	if float64(most) > 1.25*float64(least) {
+		t.Fatalf("accepts per worker %v: busiest/idlest %.2f, want at most 1.25", taken, float64(most)/float64(least))
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestReuseportEvensOutKeepAlive: under reuseport scheduling the kernel
+// splits new connections over the workers' sockets by a hash of their
+// ports. A burst of 200 keep-alive connections, as wrk opens them, ends up
+// even over 4 workers, the busiest within an eighth (and 2) of the idlest:
+// the workers over their share give idle connections away through the
+// master. Every connection still answers its next
+// request, wherever it went.
+func TestReuseportEvensOutKeepAlive(t *testing.T) {
+	path := ctlPath(t)
+	c := startCluster(t, 4, nil, "--workers", "4", "--sched", "reuseport", "--control", path)
+	const n = 200
+	conns := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range conns {
+		nc, err := net.DialTimeout("tcp", c.addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		conns[i], readers[i] = nc, bufio.NewReader(nc)
+	}
+	ask := func(round int) {
+		t.Helper()
+		for i, nc := range conns {
+			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
+				t.Fatalf("round %d, connection %d: %v", round, i, err)
+			}
+		}
+		for i := range conns {
+			if code, _, err := roundTripRead(readers[i]); err != nil || code != 200 {
+				t.Fatalf("round %d, connection %d: %d %v", round, i, code, err)
+			}
+		}
+	}
+	ask(1)
+	var open map[int]int64
+	uneven := func() bool {
+		open = openConns(t, path, n)
+		least, most := int64(n), int64(0)
+		for _, o := range open {
+			least, most = min(least, o), max(most, o)
+		}
+		return most >= least+max(2, least/8)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for uneven() {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections per worker %v: the busiest is not within an eighth of the idlest", open)
+		}
+		ask(2) // idle between rounds: what a worker gives away
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("open connections per worker: %v", open)
+	ask(3)
+}
