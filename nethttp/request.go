@@ -76,7 +76,7 @@ type reqScratch struct {
 }
 
 // scratchFields is how many header values reqScratch holds.
-const scratchFields = 8
+const scratchFields = 4
 
 // parseTarget parses the request-target as net/http does: an origin or
 // absolute form, "*", or a CONNECT authority. A plain origin-form target,

@@ -59,11 +59,13 @@ func TestRetainedRequestAndFreshHeader(t *testing.T) {
 		_, _ = io.WriteString(w, r.URL.Path)
 		w.Header().Set("X-T", "t")
 	}))
+	// More fields than the job keeps values of, one of them repeated.
+	const moreFields = "X-R: 1\r\nX-B: b\r\nX-R: 2\r\nx-c: c\r\nX-D: d\r\nX-R: 3\r\nX-E: e\r\n"
 	c := ts.dial(t)
 	const n = 20
 	for i := range n {
 		path := fmt.Sprintf("/p%d", i)
-		c.send("GET " + path + "?q=" + path + " HTTP/1.1\r\nHost: h" + path[1:] + "\r\nX-A: " + path + "\r\n\r\n")
+		c.send("GET " + path + "?q=" + path + " HTTP/1.1\r\nHost: h" + path[1:] + "\r\nX-A: " + path + "\r\n" + moreFields + "\r\n")
 		resp := c.read("GET")
 		if resp.body != path || resp.Header.Get("X-Path") != path || resp.Trailer.Get("X-T") != "t" || resp.Trailer.Get("X-U") != "u" {
 			t.Fatalf("%s: body %q, X-Path %q, trailer %v", path, resp.body, resp.Header.Get("X-Path"), resp.Trailer)
@@ -73,7 +75,8 @@ func TestRetainedRequestAndFreshHeader(t *testing.T) {
 	defer mu.Unlock()
 	for i, r := range kept {
 		path := fmt.Sprintf("/p%d", i)
-		if r.URL.Path != path || r.URL.RawQuery != "q="+path || r.Host != "h"+path[1:] || r.Header.Get("X-A") != path || len(r.Header) != 1 {
+		if r.URL.Path != path || r.URL.RawQuery != "q="+path || r.Host != "h"+path[1:] || r.Header.Get("X-A") != path || len(r.Header) != 6 ||
+			!reflect.DeepEqual(r.Header["X-R"], []string{"1", "2", "3"}) || r.Header.Get("X-E") != "e" {
 			t.Errorf("kept request %d: URL %v, Host %q, Header %v", i, r.URL, r.Host, r.Header)
 		}
 	}
