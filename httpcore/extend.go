@@ -31,8 +31,8 @@ type StreamingHandler interface {
 // leaves no goroutine that might. The loop then reuses the writer of an
 // asynchronous response for a later request once the response is queued,
 // which saves allocating one per asynchronous request. Writers of
-// responses that were streamed, hijacked, given a write deadline, had a
-// request body or a panicking handler are not reused.
+// responses that were streamed, hijacked, aborted, given a write deadline,
+// or had a request body or a panicking handler are not reused.
 type ReusingHandler interface {
 	Handler
 	// ReuseWriters marks the handler; it is never called.
