@@ -215,3 +215,37 @@ func TestAcceptPasserGivesIdleConns(t *testing.T) {
 		t.Errorf("the gate counts %d open after shutdown", p.open.Load())
 	}
 }
+
+// TestNotAcceptingBeforeDrained: NotAccepting is closed as soon as
+// Shutdown has taken the listeners out, while a request is still being
+// answered; that request is answered all the same.
+func TestNotAcceptingBeforeDrained(t *testing.T) {
+	ts := startServer(t, Config{}, testHandler())
+	select {
+	case <-ts.NotAccepting():
+		t.Fatal("NotAccepting closed while serving")
+	default:
+	}
+	c := ts.dial(t)
+	c.send("GET /async?ms=500 HTTP/1.1\r\nHost: a\r\n\r\n")
+	waitFor(t, func() bool { return ts.Stats().Connections == 1 })
+	time.Sleep(50 * time.Millisecond) // the request is in its handler
+	shut := make(chan error, 1)
+	go func() { shut <- ts.Shutdown(context.Background()) }()
+	select {
+	case <-ts.NotAccepting():
+	case <-time.After(2 * time.Second):
+		t.Fatal("NotAccepting not closed 2 s after Shutdown began")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) before the request in its handler was answered", err)
+	default:
+	}
+	if resp := c.read("GET"); resp.StatusCode != 200 {
+		t.Fatalf("the request in flight got %d", resp.StatusCode)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -339,6 +339,7 @@ func (l *loop) beginDrain() {
 	}
 	l.draining = true
 	l.closeListeners()
+	l.s.stoppedAccepting()
 	for _, c := range l.conns {
 		if c != nil && c.idle() {
 			l.setDeadline(c)

@@ -21,6 +21,9 @@ type Server struct {
 	draining    bool   // Shutdown has asked the loop to drain
 	done        chan struct{}
 
+	notAccepting     chan struct{} // closed once the loop accepts no more (NotAccepting)
+	notAcceptingOnce sync.Once
+
 	onShutdown []func()    // run when Shutdown begins
 	hijacked   hijackedSet // connections taken out with Hijack, still open
 
@@ -85,8 +88,17 @@ func NewServer(cfg Config, h Handler) *Server {
 	if h == nil {
 		h = HandlerFunc(notFound)
 	}
-	return &Server{cfg: cfg.withDefaults(), h: h, wakeFD: -1, done: make(chan struct{})}
+	return &Server{cfg: cfg.withDefaults(), h: h, wakeFD: -1, done: make(chan struct{}), notAccepting: make(chan struct{})}
 }
+
+// NotAccepting returns a channel that is closed once the server accepts no
+// more connections: Shutdown has begun and the loop has closed its
+// listeners, or the server is done. A process handing its work over to
+// another (a rolling restart) can say so then, though it still finishes
+// the requests it has.
+func (s *Server) NotAccepting() <-chan struct{} { return s.notAccepting }
+
+func (s *Server) stoppedAccepting() { s.notAcceptingOnce.Do(func() { close(s.notAccepting) }) }
 
 func notFound(w *ResponseWriter, _ *Request) {
 	w.WriteHeader(404)
@@ -250,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.state = serverClosed
 		close(s.done)
 		s.mu.Unlock()
+		s.stoppedAccepting()
 		return nil
 	case serverServing:
 		if !s.draining {
@@ -328,4 +341,5 @@ func (s *Server) stopServing() {
 	}
 	s.tasks = nil
 	close(s.done)
+	s.stoppedAccepting()
 }

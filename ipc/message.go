@@ -75,6 +75,10 @@ const (
 	// of them, as in Handoff); the master hands them to the worker with
 	// the fewest, as it hands round-robin connections.
 	Pass
+	// Stopped (W→M), after Drain: the worker accepts no more connections
+	// (its listeners are closed; it still finishes what it has). A rolling
+	// restart answers once the workers it replaced have said so.
+	Stopped
 	maxType
 )
 
@@ -90,6 +94,7 @@ var typeNames = [...]string{
 	HandoffReply: "handoffReply",
 	TicketKeys:   "ticketKeys",
 	Pass:         "pass",
+	Stopped:      "stopped",
 }
 
 func (t Type) String() string {

@@ -407,3 +407,12 @@ func answered(c chan response) (response, bool) {
 		return response{}, false
 	}
 }
+
+// stopped plays p answering a Drain as a worker does: it closes its
+// listeners and says so (ipc.Stopped).
+func (h *harness) stopped(p *fakeProc) {
+	h.t.Helper()
+	p.expect(h.t, ipc.Drain)
+	p.send(h.t, ipc.Message{Type: ipc.Stopped})
+	h.until(func() bool { w := h.worker(p); return w == nil || w.stopped })
+}

@@ -160,6 +160,7 @@ type Master struct {
 
 	generation  int // of the newest workers: 0 at start, +1 per rolling restart
 	roll        *roll
+	answers     []*rollAnswer // finished rolls waiting for the workers they replaced to stop accepting
 	rr          *rrState
 	rp          *rpState
 	started     time.Time

@@ -26,7 +26,7 @@ type poolView struct {
 
 func (m *Master) poolView() poolView {
 	v := poolView{total: len(m.slots), live: len(m.workers), generation: m.generation,
-		rolling: m.roll != nil, stopping: m.stopping}
+		rolling: m.roll != nil || len(m.answers) > 0, stopping: m.stopping}
 	for _, s := range m.slots {
 		if s.worker != nil && s.worker.state == Ready {
 			v.ready++

@@ -26,7 +26,8 @@ type roll struct {
 	// it alone, keeping its generation; waiters and again are for a
 	// reload asked for meanwhile, which follows it.
 	recycle  string
-	replaced int // workers replaced so far
+	replaced int       // workers replaced so far
+	drained  []*worker // the workers it replaced
 }
 
 // reloadSignal starts a rolling restart for SIGHUP. One that arrives while
@@ -122,6 +123,7 @@ func (m *Master) rollReady(w *worker) {
 	}
 	if old != nil {
 		m.drain(old)
+		r.drained = append(r.drained, old)
 	}
 	r.slot, r.next = nil, nil
 	r.replaced++
@@ -172,9 +174,7 @@ func (m *Master) rollFinish(err error) {
 		resp.Message = fmt.Sprintf("rolled %d workers to generation %d", len(m.slots), r.generation)
 		m.log.Info("rolling restart done", "generation", r.generation, "took", m.now().Sub(r.started).Round(time.Millisecond))
 	}
-	for _, c := range r.waiters {
-		c <- resp
-	}
+	m.answerRoll(&rollAnswer{waiters: r.waiters, resp: resp, replaced: r.drained})
 	switch {
 	case r.again && err == nil:
 		m.reloadSignal()
@@ -182,4 +182,64 @@ func (m *Master) rollFinish(err error) {
 		m.log.Warn("queued reload dropped: the rolling restart failed", "signal", "SIGHUP")
 	}
 	m.recycleNext()
+}
+
+// stopWait bounds how long a finished roll's answer waits for the workers
+// it replaced to say they accept no more connections.
+const stopWait = time.Second
+
+// A rollAnswer is the answer to a finished rolling restart, held until
+// every worker it replaced has stopped accepting (ipc.Stopped) or exited,
+// for at most stopWait: once the caller (ctl reload, or systemd, told
+// READY=1) has it, every new connection goes to the new generation.
+type rollAnswer struct {
+	waiters  []chan<- response
+	resp     response
+	replaced []*worker
+	deadline time.Time
+	timer    timer
+}
+
+// answerRoll answers a's waiters now, or once the workers it replaced
+// have stopped accepting.
+func (m *Master) answerRoll(a *rollAnswer) {
+	if !m.stillAccepting(a) {
+		a.send()
+		return
+	}
+	a.deadline = m.now().Add(stopWait)
+	a.timer = m.clock.AfterFunc(stopWait, func() { m.send(m.settleAnswers) })
+	m.answers = append(m.answers, a)
+}
+
+// stillAccepting reports whether a worker a replaced may still accept.
+func (m *Master) stillAccepting(a *rollAnswer) bool {
+	for _, w := range a.replaced {
+		if _, ok := m.workers[w]; ok && !w.stopped {
+			return true
+		}
+	}
+	return false
+}
+
+// settleAnswers sends the held answers whose workers have stopped
+// accepting, or whose wait is up, or all of them when the master stops.
+func (m *Master) settleAnswers() {
+	keep := m.answers[:0]
+	for _, a := range m.answers {
+		if !m.stopping && m.now().Before(a.deadline) && m.stillAccepting(a) {
+			keep = append(keep, a)
+			continue
+		}
+		a.timer.Stop()
+		a.send()
+	}
+	clear(m.answers[len(keep):])
+	m.answers = keep
+}
+
+func (a *rollAnswer) send() {
+	for _, c := range a.waiters {
+		c <- a.resp
+	}
 }

@@ -22,7 +22,7 @@ func TestStartAndGracefulStop(t *testing.T) {
 	}
 	h.m.signal(syscall.SIGTERM)
 	for _, p := range h.sp.all() {
-		p.expect(t, ipc.Drain)
+		h.stopped(p)
 		h.exit(p, nil)
 	}
 	if !h.m.finished() {
@@ -51,7 +51,7 @@ func TestCrashDuringRoll(t *testing.T) {
 	}
 	h.ready(refill)
 	h.ready(next1)
-	old1.expect(t, ipc.Drain)
+	h.stopped(old1)
 	resp, ok := answered(reply)
 	if !ok || !resp.OK {
 		t.Fatalf("roll answer %+v (answered %v)", resp, ok)
@@ -105,7 +105,7 @@ func TestScaleDownDuringRoll(t *testing.T) {
 	h.startPool()
 	reply := h.reload()
 	h.ready(h.proc(3)) // slot 1, generation 1
-	h.proc(0).expect(t, ipc.Drain)
+	h.stopped(h.proc(0))
 	next2 := h.proc(4)
 	if next2.spec.slot != 2 {
 		t.Fatalf("second replacement for %+v", next2.spec)
@@ -116,8 +116,8 @@ func TestScaleDownDuringRoll(t *testing.T) {
 	if sigs := next2.signals(); !slices.Contains(sigs, syscall.SIGKILL) {
 		t.Errorf("replacement of a removed slot got %v, want SIGKILL", sigs)
 	}
-	h.proc(1).expect(t, ipc.Drain)
-	h.proc(2).expect(t, ipc.Drain)
+	h.stopped(h.proc(1))
+	h.stopped(h.proc(2))
 	resp, ok := answered(reply)
 	if !ok || !resp.OK {
 		t.Fatalf("roll answer %+v (answered %v)", resp, ok)
@@ -149,6 +149,7 @@ func TestReloadDuringReload(t *testing.T) {
 		t.Error("a SIGHUP during a roll was not logged")
 	}
 	h.ready(h.proc(1))
+	h.stopped(h.proc(0))
 	if resp, ok := answered(first); !ok || !resp.OK {
 		t.Fatalf("first roll: %+v", resp)
 	}
@@ -255,7 +256,7 @@ func TestHangWhileDraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := h.proc(1)
-	p.expect(t, ipc.Drain)
+	h.stopped(p)
 	h.advance(h.m.cfg.GracefulTimeout)
 	if len(p.signals()) != 0 {
 		t.Fatalf("killed before the graceful timeout: %v", p.signals())
@@ -304,8 +305,8 @@ func TestGracefulDeadlineDuringStop(t *testing.T) {
 	h := newHarness(t, 2)
 	h.startPool()
 	h.m.signal(syscall.SIGINT)
-	h.proc(0).expect(t, ipc.Drain)
-	h.proc(1).expect(t, ipc.Drain)
+	h.stopped(h.proc(0))
+	h.stopped(h.proc(1))
 	h.exit(h.proc(0), nil)
 	h.advance(h.m.cfg.GracefulTimeout + healthEvery)
 	h.until(func() bool { return h.m.finished() })
@@ -417,5 +418,47 @@ func TestServiceManagerNotified(t *testing.T) {
 	}
 	if !slices.Contains(sent, "WATCHDOG=1") || !slices.Contains(sent, "STATUS=2/2 workers ready, generation 1") {
 		t.Errorf("sent %q", sent)
+	}
+}
+
+// A roll answers once the workers it replaced have said they accept no
+// more connections, so that every connection made after the answer goes
+// to the new generation; one that never says so holds the answer back
+// for stopWait at most.
+func TestRollAnswersOnceReplacedStopAccepting(t *testing.T) {
+	h := newHarness(t, 2)
+	h.startPool()
+	old1, old2 := h.proc(0), h.proc(1)
+	reply := h.reload()
+	h.ready(h.proc(2))
+	h.stopped(old1)
+	h.ready(h.proc(3))
+	old2.expect(t, ipc.Drain)
+	if h.m.roll != nil {
+		t.Fatal("the roll is not over")
+	}
+	if resp, ok := answered(reply); ok {
+		t.Fatalf("answered while a replaced worker may still accept: %+v", resp)
+	}
+	old2.send(t, ipc.Message{Type: ipc.Stopped})
+	h.until(func() bool { return len(h.m.answers) == 0 })
+	if resp, ok := answered(reply); !ok || !resp.OK {
+		t.Fatalf("roll answer %+v (answered %v)", resp, ok)
+	}
+
+	// A replaced worker that never says so: the answer comes after stopWait.
+	reply = h.reload()
+	h.ready(h.proc(4))
+	h.proc(2).expect(t, ipc.Drain)
+	h.ready(h.proc(5))
+	h.proc(3).expect(t, ipc.Drain)
+	h.advance(stopWait - time.Millisecond)
+	if _, ok := answered(reply); ok {
+		t.Fatal("answered before stopWait")
+	}
+	h.advance(time.Millisecond)
+	h.until(func() bool { return len(h.m.answers) == 0 })
+	if resp, ok := answered(reply); !ok || !resp.OK {
+		t.Fatalf("after stopWait: roll answer %+v (answered %v)", resp, ok)
 	}
 }

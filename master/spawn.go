@@ -35,6 +35,7 @@ type worker struct {
 	readyAt    time.Time
 	lastTick   time.Time // when its event loop last turned, as of its last heartbeat
 	drainBy    time.Time
+	stopped    bool // it said it accepts no more connections (ipc.Stopped)
 	requests   uint64
 	conns      int64
 	handed     int64     // connections handed to it since its last heartbeat

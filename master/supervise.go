@@ -72,6 +72,9 @@ func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
 		}
 	case ipc.HandoffReply:
 		m.handoffReply(w, msg)
+	case ipc.Stopped:
+		w.stopped = true
+		m.settleAnswers()
 	case ipc.Heartbeat:
 		w.lastTick = m.now().Add(-msg.LoopAge)
 		w.requests, w.conns, w.handed = msg.Requests, msg.Connections, 0
@@ -114,6 +117,7 @@ func (m *Master) queryServer(w *worker, q ipc.Message) {
 // it keeps failing; a replacement that fails during a roll aborts the roll.
 func (m *Master) exited(w *worker, waitErr error) {
 	delete(m.workers, w)
+	defer m.settleAnswers()
 	w.leaveBoard()
 	defer m.stats.retire(w) // with its final state
 	_ = w.conn.Close()
@@ -203,6 +207,7 @@ var errStopping = errors.New("the master is stopping")
 func (m *Master) beginStop() {
 	m.stopping = true
 	m.stats.shutting.Store(true)
+	defer m.settleAnswers()
 	m.cancelDelay()
 	m.rollAbort(errStopping.Error())
 	m.upgradeAbort(errStopping.Error())

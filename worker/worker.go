@@ -411,7 +411,16 @@ func (p *proc) drain(served <-chan error, timeout time.Duration, why string) err
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	tlsDone := p.shutdownTLS(ctx) // handshakes first, so their clients are served
-	err := errors.Join(p.srv.Shutdown(ctx), <-tlsDone)
+	shut := make(chan error, 1)
+	go func() { shut <- p.srv.Shutdown(ctx) }()
+	select {
+	case <-p.srv.NotAccepting():
+		if err := p.conn.Send(ipc.Message{Type: ipc.Stopped}); err != nil {
+			p.log.Debug("cannot tell the master this worker stopped accepting", "error", err)
+		}
+	case <-ctx.Done():
+	}
+	err := errors.Join(<-shut, <-tlsDone)
 	serr := <-served
 	p.sendStats(true) // the master keeps the final counts of the workers it retires
 	if serr != nil {
