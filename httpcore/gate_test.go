@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,5 +251,108 @@ func TestNotAcceptingBeforeDrained(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGiveAwayUnderPipelinedSplitLoad: a loop that gives away every
+// movable connection every shedEvery, under clients that pipeline
+// requests with bodies and send them in random pieces with pauses
+// between: each connection is moved at most once, at a request boundary,
+// and every response comes back whole and in order, wherever it was made.
+func TestGiveAwayUnderPipelinedSplitLoad(t *testing.T) {
+	fd, addr := listenLoopback(t)
+	defer closeFD(fd)
+	other := NewServer(Config{}, testHandler())
+	p := &testPasser{testGate: testGate{baton: -1}, to: other}
+	mine := NewServer(Config{AcceptGate: p}, testHandler())
+	errc := make(chan error, 2)
+	go func() { errc <- other.Serve(nil) }()
+	go func() { errc <- mine.Serve([]int{fd}) }()
+	stopShed := make(chan struct{})
+	go func() { // always ask to give away all that can move
+		for {
+			select {
+			case <-stopShed:
+				return
+			case <-time.After(shedEvery / 2):
+				p.shed.Store(1000)
+			}
+		}
+	}()
+	const clients, rounds = 24, 25
+	var wg sync.WaitGroup
+	fail := make(chan string, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				fail <- err.Error()
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for r := range rounds {
+				n := 1 + rng.IntN(3)
+				var wire []byte
+				var want []string
+				for k := range n {
+					target := fmt.Sprintf("/echo?c=%d&r=%d&k=%d", i, r, k)
+					body := strings.Repeat("x", rng.IntN(300))
+					wire = fmt.Appendf(wire, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", target, len(body), body)
+					want = append(want, fmt.Sprintf("POST %s HTTP/1.1\nh Host: a\nh Content-Length: %d\nbody %d %q\n", target, len(body), len(body), body))
+				}
+				for len(wire) > 0 {
+					m := min(len(wire), 1+rng.IntN(40))
+					if _, err := c.Write(wire[:m]); err != nil {
+						fail <- fmt.Sprintf("client %d round %d: write: %v", i, r, err)
+						return
+					}
+					wire = wire[m:]
+					if rng.IntN(4) == 0 {
+						time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
+					}
+				}
+				for k, w := range want {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						fail <- fmt.Sprintf("client %d round %d response %d: %v", i, r, k, err)
+						return
+					}
+					b, err := io.ReadAll(resp.Body)
+					if err != nil || string(b) != w {
+						fail <- fmt.Sprintf("client %d round %d response %d: %q (%v), want %q", i, r, k, b, err, w)
+						return
+					}
+				}
+				if rng.IntN(3) == 0 {
+					time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond) // idle: movable
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopShed)
+	close(fail)
+	for f := range fail {
+		t.Error(f)
+	}
+	given := p.given.Load()
+	t.Logf("%d of %d connections given away; served here %d, there %d requests", given, clients, mine.Stats().Requests, other.Stats().Requests)
+	if given == 0 || given > clients {
+		t.Errorf("%d connections given away, want 1 to %d (each at most once)", given, clients)
+	}
+	for _, s := range []*Server{mine, other} {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-errc; err != nil && err != ErrServerClosed {
+			t.Fatal(err)
+		}
 	}
 }
