@@ -123,8 +123,14 @@ func namedHandler(name string) Handler {
 // roundTrip sends one keep-alive request on c and returns the body.
 func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader) string {
 	t.Helper()
+	return sendRead(t, c, br, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+}
+
+// sendRead sends wire on c and returns the body of the response.
+func sendRead(t *testing.T, c net.Conn, br *bufio.Reader, wire string) string {
+	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, wire); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(br, nil)
@@ -190,17 +196,8 @@ func TestAcceptPasserGivesIdleConns(t *testing.T) {
 			t.Fatalf("given connection %d: next request answered by %q", i, got)
 		}
 	}
-	_ = half.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(half, "st: a\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(halfBR, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if string(b) != "mine" {
-		t.Fatalf("the connection with part of a request read was answered by %q", b)
+	if got := sendRead(t, half, halfBR, "st: a\r\n\r\n"); got != "mine" {
+		t.Fatalf("the connection with part of a request read was answered by %q", got)
 	}
 	if n := mine.Stats().Connections; n != 1 {
 		t.Errorf("open here: %d, want 1", n)
