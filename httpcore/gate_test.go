@@ -116,6 +116,32 @@ func (p *testPasser) Give(fd int) bool {
 	return p.to.ServeConn(fd) == nil
 }
 
+// givingPair serves listener fd with a loop whose testPasser gives
+// connections to another loop, serving no listener; each runs its
+// handler. stop shuts both down and checks how they ended.
+func givingPair(t *testing.T, fd int, mineH, otherH Handler) (mine, other *Server, p *testPasser, stop func()) {
+	other = NewServer(Config{}, otherH)
+	p = &testPasser{testGate: testGate{baton: -1}, to: other}
+	mine = NewServer(Config{AcceptGate: p}, mineH)
+	errc := make(chan error, 2)
+	go func() { errc <- other.Serve(nil) }()
+	go func() { errc <- mine.Serve([]int{fd}) }()
+	waitFor(t, func() bool { return !mine.Stats().LastTick.IsZero() && !other.Stats().LastTick.IsZero() })
+	return mine, other, p, func() {
+		t.Helper()
+		for _, s := range []*Server{mine, other} {
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 {
+			if err := <-errc; err != nil && err != ErrServerClosed {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func namedHandler(name string) Handler {
 	return HandlerFunc(func(w *ResponseWriter, r *Request) { w.WriteString(name) })
 }
@@ -151,13 +177,7 @@ func sendRead(t *testing.T, c net.Conn, br *bufio.Reader, wire string) string {
 func TestAcceptPasserGivesIdleConns(t *testing.T) {
 	fd, addr := listenLoopback(t)
 	defer closeFD(fd)
-	other := NewServer(Config{}, namedHandler("other"))
-	p := &testPasser{testGate: testGate{baton: -1}, to: other}
-	mine := NewServer(Config{AcceptGate: p}, namedHandler("mine"))
-	errc := make(chan error, 2)
-	go func() { errc <- other.Serve(nil) }()
-	go func() { errc <- mine.Serve([]int{fd}) }()
-	waitFor(t, func() bool { return !mine.Stats().LastTick.IsZero() && !other.Stats().LastTick.IsZero() })
+	mine, _, p, stop := givingPair(t, fd, namedHandler("mine"), namedHandler("other"))
 
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", addr)
@@ -202,16 +222,7 @@ func TestAcceptPasserGivesIdleConns(t *testing.T) {
 	if n := mine.Stats().Connections; n != 1 {
 		t.Errorf("open here: %d, want 1", n)
 	}
-	for _, s := range []*Server{mine, other} {
-		if err := s.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 2 {
-		if err := <-errc; err != nil && err != ErrServerClosed {
-			t.Fatal(err)
-		}
-	}
+	stop()
 	if p.open.Load() != 0 {
 		t.Errorf("the gate counts %d open after shutdown", p.open.Load())
 	}
@@ -259,12 +270,7 @@ func TestNotAcceptingBeforeDrained(t *testing.T) {
 func TestGiveAwayUnderPipelinedSplitLoad(t *testing.T) {
 	fd, addr := listenLoopback(t)
 	defer closeFD(fd)
-	other := NewServer(Config{}, testHandler())
-	p := &testPasser{testGate: testGate{baton: -1}, to: other}
-	mine := NewServer(Config{AcceptGate: p}, testHandler())
-	errc := make(chan error, 2)
-	go func() { errc <- other.Serve(nil) }()
-	go func() { errc <- mine.Serve([]int{fd}) }()
+	mine, other, p, stop := givingPair(t, fd, testHandler(), testHandler())
 	stopShed := make(chan struct{})
 	go func() { // always ask to give away all that can move
 		for {
@@ -342,14 +348,5 @@ func TestGiveAwayUnderPipelinedSplitLoad(t *testing.T) {
 	if given == 0 || given > clients {
 		t.Errorf("%d connections given away, want 1 to %d (each at most once)", given, clients)
 	}
-	for _, s := range []*Server{mine, other} {
-		if err := s.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 2 {
-		if err := <-errc; err != nil && err != ErrServerClosed {
-			t.Fatal(err)
-		}
-	}
+	stop()
 }
