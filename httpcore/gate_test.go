@@ -223,6 +223,9 @@ func TestAcceptPasserGivesIdleConns(t *testing.T) {
 		t.Errorf("open here: %d, want 1", n)
 	}
 	stop()
+	if n := mine.Stats().Counters.GivenAway; n != 3 {
+		t.Errorf("Counters.GivenAway = %d, want 3", n)
+	}
 	if p.open.Load() != 0 {
 		t.Errorf("the gate counts %d open after shutdown", p.open.Load())
 	}
@@ -349,4 +352,7 @@ func TestGiveAwayUnderPipelinedSplitLoad(t *testing.T) {
 		t.Errorf("%d connections given away, want 1 to %d (each at most once)", given, clients)
 	}
 	stop()
+	if n := mine.Stats().Counters.GivenAway; n != uint64(given) {
+		t.Errorf("Counters.GivenAway = %d, want %d", n, given)
+	}
 }

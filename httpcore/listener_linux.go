@@ -236,6 +236,7 @@ func (l *loop) shed() {
 			l.adoptConn(fd, ConnInfo{})
 			return
 		}
+		l.st.GivenAway++
 		n--
 	}
 }

@@ -64,6 +64,7 @@ func refusedKind(status int) int {
 type Counters struct {
 	Responses [6]uint64 // by status class: [1] 1xx … [5] 5xx; [0] other statuses
 	Accepted  uint64    // connections accepted (or handed over with ServeConn)
+	GivenAway uint64    // idle connections given to another process (AcceptPasser.Give)
 	BytesIn   uint64    // bytes read from clients
 	BytesOut  uint64    // bytes written to clients, file bodies included
 	// Duration counts requests by the time from the request being complete

@@ -8,9 +8,10 @@ type WorkerStats struct {
 	// Responses counts responses by status class: [1] 1xx … [5] 5xx,
 	// [0] any other status.
 	Responses [6]uint64 `json:"responses"`
-	Accepted  uint64    `json:"accepted,omitempty"`  // connections accepted or handed over
-	BytesIn   uint64    `json:"bytes_in,omitempty"`  // read from clients
-	BytesOut  uint64    `json:"bytes_out,omitempty"` // written to clients
+	Accepted  uint64    `json:"accepted,omitempty"`   // connections accepted or handed over
+	GivenAway uint64    `json:"given_away,omitempty"` // idle connections given to other workers (reuseport)
+	BytesIn   uint64    `json:"bytes_in,omitempty"`   // read from clients
+	BytesOut  uint64    `json:"bytes_out,omitempty"`  // written to clients
 	// Duration counts requests by duration, one count per bucket of the
 	// engine's duration histogram, +Inf last; DurationSum is their total
 	// in seconds.
@@ -43,6 +44,7 @@ func (s *WorkerStats) AddCounters(o *WorkerStats) {
 		s.Responses[i] += c
 	}
 	s.Accepted += o.Accepted
+	s.GivenAway += o.GivenAway
 	s.BytesIn += o.BytesIn
 	s.BytesOut += o.BytesOut
 	if len(s.Duration) < len(o.Duration) {

@@ -133,6 +133,7 @@ var (
 	descConns    = desc("http_connections", "Client connections open.")
 	descIdle     = desc("http_idle_connections", "Keep-alive connections open between requests.")
 	descAccepted = desc("http_connections_accepted_total", "Client connections accepted by all workers.")
+	descGiven    = desc("http_connections_given_away_total", "Idle keep-alive connections a worker over its share gave to another through the master (reuseport scheduling).")
 	descBytesIn  = desc("http_received_bytes_total", "Bytes read from clients.")
 	descBytesOut = desc("http_sent_bytes_total", "Bytes written to clients.")
 	descRefused  = desc("http_refused_requests_total", "Requests the engine refused (malformed, too large, too slow, unsupported), by kind.", "kind")
@@ -140,6 +141,7 @@ var (
 
 	descWRequests = desc("worker_http_requests_total", "Responses sent by the workers of a slot, past and present.", "worker")
 	descWAccepted = desc("worker_http_connections_accepted_total", "Client connections accepted by the workers of a slot, past and present.", "worker")
+	descWGiven    = desc("worker_http_connections_given_away_total", "Idle connections the workers of a slot, past and present, gave to other workers.", "worker")
 	descWConns    = desc("worker_http_connections", "Client connections open in the workers of a slot.", "worker")
 	descWInFlight = desc("worker_http_requests_in_flight", "Requests in flight in the workers of a slot.", "worker")
 	descWRSS      = desc("worker_resident_memory_bytes", "Resident memory of the workers of a slot.", "worker")
@@ -162,7 +164,7 @@ var (
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInFlight, descConns, descIdle,
-		descAccepted, descBytesIn, descBytesOut, descRefused, descDropped, descWRequests, descWAccepted, descWConns,
+		descAccepted, descGiven, descBytesIn, descBytesOut, descRefused, descDropped, descWRequests, descWAccepted, descWGiven, descWConns,
 		descWInFlight, descWRSS, descWBeat, descWInfo, descWExits, descWRestarts, descWCrashes,
 		descWorkers, descDesired, descBackoff, descGeneration, descRolling, descRolls, descRecycled,
 		descReady, descSnapAge} {
@@ -217,6 +219,7 @@ func collectPool(ch chan<- prometheus.Metric, st *ipc.WorkerStats) {
 	gauge(ch, descConns, float64(st.Open))
 	gauge(ch, descIdle, float64(st.Idle))
 	counter(ch, descAccepted, float64(st.Accepted))
+	counter(ch, descGiven, float64(st.GivenAway))
 	counter(ch, descBytesIn, float64(st.BytesIn))
 	counter(ch, descBytesOut, float64(st.BytesOut))
 	for _, kind := range httpcore.RefusedKinds {
@@ -230,6 +233,7 @@ func collectSlots(ch chan<- prometheus.Metric, s *snapshot, slots map[int]*ipc.W
 		w := strconv.Itoa(id)
 		counter(ch, descWRequests, float64(st.Requests()), w)
 		counter(ch, descWAccepted, float64(st.Accepted), w)
+		counter(ch, descWGiven, float64(st.GivenAway), w)
 		gauge(ch, descWConns, float64(st.Open), w)
 		gauge(ch, descWInFlight, float64(st.InFlight), w)
 		gauge(ch, descWRSS, float64(st.RSS), w)

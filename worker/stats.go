@@ -15,6 +15,7 @@ func (p *proc) report(st httpcore.Stats) *ipc.WorkerStats {
 	ws := &ipc.WorkerStats{
 		Responses:   c.Responses,
 		Accepted:    c.Accepted,
+		GivenAway:   c.GivenAway,
 		BytesIn:     c.BytesIn,
 		BytesOut:    c.BytesOut,
 		Duration:    append([]uint64(nil), c.Duration[:]...),
