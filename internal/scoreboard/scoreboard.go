@@ -1,13 +1,16 @@
 // Package scoreboard is the shared memory through which the workers that
-// accept on one listening socket see how many connections each holds, so
-// that one that holds clearly more than its share lets the others take the
-// next ones (nginx's accept_disabled, over processes).
+// accept on one listening socket see how many connections each holds and
+// has accepted lately, so that one clearly over its share lets the others
+// take the next ones (nginx's accept_disabled, over processes), and
+// through which workers with a socket each (SO_REUSEPORT) see when to
+// give idle connections away.
 //
 // The master creates the board (a memfd) and gives each worker process a
-// slot of its own; a slot is three atomic counters: the worker's open
-// connections and accepts, which the worker keeps, and whether it takes
-// part, which the master keeps (ready workers take part, draining ones do
-// not). The master clears a slot when its worker exits.
+// slot of its own, one cache line: the worker's open connections, its
+// accepts, the accept window it is in and its accepts when it entered it,
+// and until when it holds off accepting, which the worker keeps; and
+// whether it takes part, which the master keeps (ready workers take part,
+// draining ones do not). The master clears a slot when its worker exits.
 package scoreboard
 
 import (
