@@ -36,8 +36,10 @@ hz=$(getconf CLK_TCK)
 declare -A args=(
 	[keep-alive]="-t2 -c$conns"
 	[pipelined]="-t2 -c$conns -s $here/pipeline.lua"
-	[new-conn]="-t2 -c$conns -H Connection:close"
+	[new-conn]="-t2 -c$conns"
 )
+# wrk drops a -H value without ": " (Connection:close) without a word.
+declare -A hdr=([new-conn]="Connection: close")
 tests=(keep-alive pipelined new-conn)
 echo "wrk, $rounds interleaved rounds of ${secs}s, $workers workers each, $(nproc) CPUs; base $(git -C "$root" rev-parse --short "$rev"), head $(git -C "$root" rev-parse --short HEAD)"
 declare -A all cpu
@@ -46,7 +48,9 @@ for r in $(seq "$rounds"); do
 		for n in base head; do
 			t0=$(worker_ticks "${master[$n]}")
 			# shellcheck disable=SC2086
-			out=$(wrk ${args[$t]} -d"${secs}s" "http://127.0.0.1:${port[$n]}/")
+			h=()
+			[ -n "${hdr[$t]:-}" ] && h=(-H "${hdr[$t]}")
+			out=$(wrk ${args[$t]} "${h[@]}" -d"${secs}s" "http://127.0.0.1:${port[$n]}/")
 			t1=$(worker_ticks "${master[$n]}")
 			rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 			reqs=$(awk '/requests in/ {print $1}' <<<"$out")
