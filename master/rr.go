@@ -367,10 +367,14 @@ func (m *Master) nextReady() *worker {
 }
 
 // leastConns returns the ready worker with the fewest open connections:
-// those it last reported, plus those handed to it since. Ties go round,
-// starting after the last one picked.
+// those it last reported, plus those handed to it since.
 func (m *Master) leastConns() *worker {
-	ready := m.readyWorkers()
+	return m.leastBy(m.readyWorkers(), (*worker).load)
+}
+
+// leastBy returns the worker of ready with the least load; ties go
+// round, starting after the last one picked. nil when ready is empty.
+func (m *Master) leastBy(ready []*worker, load func(*worker) int64) *worker {
 	if len(ready) == 0 {
 		return nil
 	}
@@ -383,7 +387,7 @@ func (m *Master) leastConns() *worker {
 	}
 	best := ready[start]
 	for i := 1; i < len(ready); i++ {
-		if w := ready[(start+i)%len(ready)]; w.load() < best.load() {
+		if w := ready[(start+i)%len(ready)]; load(w) < load(best) {
 			best = w
 		}
 	}

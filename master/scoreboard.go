@@ -101,7 +101,7 @@ func (m *Master) passOn(from *worker, files []*os.File) {
 		load[w] = m.rpLoad(w)
 	}
 	pick := func() *worker {
-		w := m.fewest(ready, load)
+		w := m.leastBy(ready, func(w *worker) int64 { return load[w] })
 		if w != nil {
 			load[w]++
 		}
@@ -127,26 +127,4 @@ func (m *Master) rpLoad(w *worker) int64 {
 		}
 	}
 	return n
-}
-
-// fewest returns the worker of ready with the least load; ties go round,
-// starting after the last one picked. nil when ready is empty.
-func (m *Master) fewest(ready []*worker, load map[*worker]int64) *worker {
-	start := 0
-	for i, w := range ready {
-		if w.slot >= m.rr.next {
-			start = i
-			break
-		}
-	}
-	var best *worker
-	for i := range ready {
-		if w := ready[(start+i)%len(ready)]; best == nil || load[w] < load[best] {
-			best = w
-		}
-	}
-	if best != nil {
-		m.rr.next = best.slot + 1
-	}
-	return best
 }
