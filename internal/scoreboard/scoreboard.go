@@ -170,11 +170,10 @@ func (b *Board) Open(i int) int64 { return b.slot(i).open.Load() }
 
 // Tally is what a worker reads off the board before an accept.
 type Tally struct {
-	Mine          int64  // the worker's open connections
-	Least         int64  // the fewest open connections of another worker taking part; -1: none
-	LeastSlot     int    // that worker's slot
-	LeastAccepted uint64 // and its accepts so far
-	Active        bool   // the worker itself takes part
+	Mine      int64 // the worker's open connections
+	Least     int64 // the fewest open connections of another worker taking part; -1: none
+	LeastSlot int   // that worker's slot
+	Active    bool  // the worker itself takes part
 }
 
 // Read tallies the board for slot i, leaving out the slots skip says to
@@ -194,9 +193,6 @@ func (b *Board) Read(i int, skip func(int) bool) Tally {
 		if o := s.open.Load(); t.Least < 0 || o < t.Least {
 			t.Least, t.LeastSlot = o, j
 		}
-	}
-	if t.LeastSlot >= 0 {
-		t.LeastAccepted = b.slot(t.LeastSlot).accepted.Load()
 	}
 	return t
 }
