@@ -35,7 +35,7 @@ func newHarness(t testing.TB, cfg Config, h Handler) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.openConn(fds[0])
+	l.openConn(fds[0], false)
 	return &harness{t: t, l: l, c: l.conns[fds[0]], peer: fds[1]}
 }
 

@@ -164,7 +164,7 @@ func (l *loop) acceptConns(ln *listener) {
 			l.gate.Accepted()
 		}
 		ln.sinceRearm++
-		if c := l.openConn(fd); c != nil {
+		if c := l.openConn(fd, false); c != nil {
 			c.flags |= connAccepted
 		}
 	}
@@ -233,7 +233,9 @@ func (l *loop) shed() {
 		}
 		l.detach(c)
 		if !l.passer.Give(fd) {
-			l.adoptConn(fd, ConnInfo{})
+			if c := l.adoptConn(fd, ConnInfo{Idle: true}); c != nil {
+				c.flags |= connAccepted // still this loop's own: movable later
+			}
 			return
 		}
 		l.st.GivenAway++
@@ -293,33 +295,36 @@ func (l *loop) dropListener(ln *listener, err error) {
 	}
 }
 
-// adoptConn starts serving a connection given to ServeConn.
-func (l *loop) adoptConn(fd int, info ConnInfo) {
+// adoptConn starts serving a connection given to ServeConn; nil if it
+// cannot.
+func (l *loop) adoptConn(fd int, info ConnInfo) *conn {
 	if l.draining && !info.EvenDraining {
 		closeConnFD(fd)
-		return
+		return nil
 	}
 	unix.CloseOnExec(fd)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		l.log.Error("adopt connection", "error", os.NewSyscallError("fcntl O_NONBLOCK", err))
 		closeConnFD(fd)
-		return
+		return nil
 	}
-	c := l.openConn(fd)
+	c := l.openConn(fd, info.Idle)
 	if c == nil {
-		return
+		return nil
 	}
 	c.peer = info.Peer
-	if !info.Accepted.IsZero() {
+	if !info.Idle && !info.Accepted.IsZero() {
 		c.req.start = max(l.now-int64(max(time.Since(info.Accepted), 0)), 1) // 0 would mean idle
 		l.setDeadline(c)
 	}
+	return c
 }
 
 func closeConnFD(fd int) { _ = unix.Close(fd) }
 
-// openConn starts serving an accepted connection; nil if it cannot.
-func (l *loop) openConn(fd int) *conn {
+// openConn starts serving an accepted connection, or with idle one
+// between requests that was served elsewhere until now; nil if it cannot.
+func (l *loop) openConn(fd int, idle bool) *conn {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // fails harmlessly on Unix sockets
 	if err := l.p.add(fd, evRead); err != nil {
 		l.log.Error("register connection", "error", err)
@@ -327,14 +332,17 @@ func (l *loop) openConn(fd int) *conn {
 		return nil
 	}
 	c := &conn{fd: fd, events: evRead, timer: timerEntry{index: -1}}
-	// The first request's head is due HeaderTimeout after accept. Loop time
-	// is from the start of the iteration, which under load can be tens of
-	// ms before this connection existed: read the clock (a vDSO call, far
+	// The first request's head is due HeaderTimeout after accept (an idle
+	// connection's next request, IdleTimeout after now). Loop time is from
+	// the start of the iteration, which under load can be tens of ms
+	// before this connection existed: read the clock (a vDSO call, far
 	// cheaper than the accept and epoll_ctl before it).
 	l.now = int64(time.Since(l.epoch))
-	c.req.start = l.now
+	if !idle {
+		c.req.start = l.now
+		l.st.Accepted++
+	}
 	l.track(c)
-	l.st.Accepted++
 	l.setDeadline(c)
 	return c
 }

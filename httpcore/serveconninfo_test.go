@@ -99,3 +99,56 @@ func TestServeConnInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServeConnInfoIdle: a connection handed over as Idle is between
+// requests: it is closed after IdleTimeout without a request, not after
+// HeaderTimeout, it serves its next request as any, and it does not count
+// as accepted again.
+func TestServeConnInfoIdle(t *testing.T) {
+	s := NewServer(Config{IdleTimeout: 200 * time.Millisecond, HeaderTimeout: 5 * time.Second},
+		HandlerFunc(func(w *ResponseWriter, r *Request) { _, _ = w.WriteString("ok\n") }))
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(nil) }()
+
+	start := time.Now()
+	c, err := serveInfo(t, s, ConnInfo{Idle: true, Accepted: start.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Errorf("an idle connection timed out with %q, want a silent close", b)
+	}
+	if took := time.Since(start); took < 150*time.Millisecond || took > 2*time.Second {
+		t.Errorf("idle connection closed %v after the hand-over, want the idle timeout (200ms)", took)
+	}
+	c.Close()
+
+	c, err = serveInfo(t, s, ConnInfo{Idle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if b, _ := io.ReadAll(c); !strings.HasSuffix(string(b), "\r\n\r\nok\n") {
+		t.Errorf("request on an idle hand-over: %q", b)
+	}
+	c.Close()
+
+	c, err = serveInfo(t, s, ConnInfo{}) // a new connection: counted
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	_, _ = io.ReadAll(c)
+	c.Close()
+
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil && err != ErrServerClosed {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Counters.Accepted != 1 || st.Requests != 2 {
+		t.Errorf("Accepted %d, Requests %d; want 1 (the idle hand-overs are not new connections) and 2", st.Counters.Accepted, st.Requests)
+	}
+}

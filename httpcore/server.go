@@ -150,6 +150,12 @@ type ConnInfo struct {
 	// Codec, if not nil, decodes what is read from the socket and encodes
 	// what is written to it (see Codec).
 	Codec Codec
+	// Idle says the connection is a keep-alive connection between
+	// requests that was served elsewhere until now (one an AcceptPasser
+	// gave away): its next request is due IdleTimeout after the hand-over,
+	// as after a response, and it does not count in Counters.Accepted
+	// (it was counted where it was accepted). Accepted is then ignored.
+	Idle bool
 }
 
 // ServeConnInfo is ServeConn for a connection described by info.

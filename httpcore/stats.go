@@ -63,7 +63,7 @@ func refusedKind(status int) int {
 // loop time and when it ends (see Server.Stats).
 type Counters struct {
 	Responses [6]uint64 // by status class: [1] 1xx … [5] 5xx; [0] other statuses
-	Accepted  uint64    // connections accepted (or handed over with ServeConn)
+	Accepted  uint64    // connections accepted (or handed over with ServeConn, unless ConnInfo.Idle)
 	GivenAway uint64    // idle connections given to another process (AcceptPasser.Give)
 	BytesIn   uint64    // bytes read from clients
 	BytesOut  uint64    // bytes written to clients, file bodies included
