@@ -56,7 +56,10 @@ const (
 	Drain
 	// Handoff (M→W): serve the connections whose fds travel with it (Node's
 	// newconn): N of them (1 when N is 0, at most MaxHandoff), numbered
-	// Seq, Seq+1, … in the order of the fds.
+	// Seq, Seq+1, … in the order of the fds. Idle says they are keep-alive
+	// connections between requests that another worker gave away (Pass),
+	// not new ones: the next request on each is due within the idle
+	// timeout, and they are not counted as accepted again.
 	Handoff
 	// HandoffReply (W→M): answers Handoff Seq with the same N. The worker
 	// serves every connection but those listed in Refused (Err says why;
@@ -140,7 +143,8 @@ type Message struct {
 	Err     string `json:"err,omitempty"`
 	RR      bool   `json:"rr,omitempty"`
 	Seq     uint64 `json:"seq,omitempty"`
-	N       int    `json:"n,omitempty"` // connections in a Handoff batch
+	N       int    `json:"n,omitempty"`    // connections in a Handoff batch
+	Idle    bool   `json:"idle,omitempty"` // a Handoff of idle keep-alive connections
 	// Refused lists the Seqs of a Handoff batch the worker does not serve.
 	Refused []uint64 `json:"refused,omitempty"`
 

@@ -226,8 +226,8 @@ func TestReuseportScaleDownSweeps(t *testing.T) {
 	for len(seqs) < 3 {
 		msg, files := p1.recv(t)
 		closeFiles(files)
-		if msg.Type != ipc.Handoff || len(files) != msg.Conns() {
-			t.Fatalf("slot 1's worker got %v with %d fds, want hand-offs", msg.Type, len(files))
+		if msg.Type != ipc.Handoff || len(files) != msg.Conns() || msg.Idle {
+			t.Fatalf("slot 1's worker got %v with %d fds (idle %v), want hand-offs of new connections", msg.Type, len(files), msg.Idle)
 		}
 		for i := 0; i < msg.Conns(); i++ {
 			seqs = append(seqs, msg.Seq+uint64(i))
@@ -399,8 +399,8 @@ func TestReuseportGivenConnsGoToTheFewest(t *testing.T) {
 	h.until(func() bool { return len(h.m.rr.pending) == 2 })
 	msg, files := ps[1].recv(t)
 	closeFiles(files)
-	if msg.Type != ipc.Handoff || msg.Conns() != 2 || len(files) != 2 {
-		t.Fatalf("second worker got %v of %d connections with %d fds, want a hand-off of 2", msg.Type, msg.Conns(), len(files))
+	if msg.Type != ipc.Handoff || msg.Conns() != 2 || len(files) != 2 || !msg.Idle {
+		t.Fatalf("second worker got %v of %d connections with %d fds (idle %v), want an idle hand-off of 2", msg.Type, msg.Conns(), len(files), msg.Idle)
 	}
 	ps[1].send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N, Connections: 4})
 	h.until(func() bool { return len(h.m.rr.pending) == 0 })
@@ -412,9 +412,41 @@ func TestReuseportGivenConnsGoToTheFewest(t *testing.T) {
 	h.until(func() bool { return len(h.m.rr.pending) == 1 })
 	msg, files = ps[0].recv(t)
 	closeFiles(files)
-	if msg.Type != ipc.Handoff || msg.Conns() != 1 {
-		t.Fatalf("giver got %v of %d connections, want its own one back", msg.Type, msg.Conns())
+	if msg.Type != ipc.Handoff || msg.Conns() != 1 || !msg.Idle {
+		t.Fatalf("giver got %v of %d connections (idle %v), want its own idle one back", msg.Type, msg.Conns(), msg.Idle)
 	}
 	ps[0].send(t, ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, Connections: 2})
 	h.until(func() bool { return len(h.m.rr.pending) == 0 && h.m.rr.held.Load() == 0 })
+}
+
+// TestReuseportGivenConnStaysIdle: a given connection that a worker
+// refuses goes to another still marked idle.
+func TestReuseportGivenConnStaysIdle(t *testing.T) {
+	h, _ := rpHarness(t, 2)
+	for _, p := range h.sp.all() {
+		h.rpQuery(p)
+		h.ready(p)
+	}
+	giveConns(t, h.proc(0), 1)
+	for round := range 2 {
+		h.until(func() bool { return len(h.m.rr.pending) == 1 })
+		var p *fakeProc
+		for _, ho := range h.m.rr.pending {
+			p = h.proc(ho.w.pid - 1000)
+		}
+		msg, files := p.recv(t)
+		closeFiles(files)
+		if msg.Type != ipc.Handoff || !msg.Idle || len(files) != 1 {
+			t.Fatalf("round %d: %v with %d fds (idle %v), want an idle hand-off of 1", round, msg.Type, len(files), msg.Idle)
+		}
+		reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq}
+		if round == 0 {
+			reply.Err = "draining"
+		}
+		p.send(t, reply)
+		h.until(func() bool { _, ok := h.m.rr.pending[msg.Seq]; return !ok })
+	}
+	if n := h.m.rr.held.Load(); n != 0 {
+		t.Errorf("the master still holds %d connections", n)
+	}
 }

@@ -54,7 +54,7 @@ type rrState struct {
 	seq       uint64
 	next      int                 // the slot after the last one given a connection
 	pending   map[uint64]*handoff // sent, not yet answered
-	queue     []int               // accepted while no worker was ready
+	queue     []*handoff          // accepted while no worker was ready
 	acceptors map[string]*os.File // the master's pollable copies of the listeners
 	// held counts the connections the master holds (accepted, not yet
 	// served); the accept loops wait while it is at heldMax, so that the
@@ -106,6 +106,7 @@ type handoff struct {
 	fd    int
 	w     *worker
 	tries int
+	idle  bool // a keep-alive connection between requests a worker gave away (Pass)
 }
 
 func newRRState() *rrState {
@@ -214,8 +215,8 @@ func (m *Master) stopAccepting() {
 		_ = ln.Close()
 		delete(m.rr.acceptors, key)
 	}
-	for _, fd := range m.rr.queue {
-		m.closeConn(fd)
+	for _, h := range m.rr.queue {
+		m.closeConn(h.fd)
 	}
 	m.rr.queue = nil
 }
@@ -223,31 +224,35 @@ func (m *Master) stopAccepting() {
 // dispatchBatch hands newly accepted connections to the ready workers,
 // one message per worker for all of its share.
 func (m *Master) dispatchBatch(fds []int) {
-	m.handOut(fds, m.pick, func(fd int) { m.queue(&handoff{fd: fd}) })
+	hs := make([]*handoff, len(fds))
+	for i, fd := range fds {
+		hs[i] = &handoff{fd: fd}
+	}
+	m.handOut(hs, m.pick, m.queue)
 }
 
-// handOut hands each of fds to the worker pick returns, one message per
+// handOut hands each of hs to the worker pick returns, one message per
 // worker for all of its share; one pick has no worker for goes to none.
 // While the master stops, it closes them instead.
-func (m *Master) handOut(fds []int, pick func() *worker, none func(fd int)) {
+func (m *Master) handOut(hs []*handoff, pick func() *worker, none func(h *handoff)) {
 	if m.stopping {
-		for _, fd := range fds {
-			m.closeConn(fd)
+		for _, h := range hs {
+			m.closeConn(h.fd)
 		}
 		return
 	}
 	byWorker := map[*worker][]*handoff{}
 	var order []*worker
-	for _, fd := range fds {
+	for _, h := range hs {
 		w := pick()
 		if w == nil {
-			none(fd)
+			none(h)
 			continue
 		}
 		if byWorker[w] == nil {
 			order = append(order, w)
 		}
-		byWorker[w] = append(byWorker[w], &handoff{fd: fd})
+		byWorker[w] = append(byWorker[w], h)
 		w.handed++
 	}
 	for _, w := range order {
@@ -275,11 +280,15 @@ func (m *Master) dispatch(h *handoff) {
 	m.handTo(w, []*handoff{h})
 }
 
-// handTo sends hs to w, ipc.MaxHandoff connections a message; those it
-// cannot send go to another worker.
+// handTo sends hs to w, ipc.MaxHandoff connections a message (idle ones
+// and new ones in messages of their own); those it cannot send go to
+// another worker.
 func (m *Master) handTo(w *worker, hs []*handoff) {
 	for len(hs) > 0 {
-		n := min(len(hs), ipc.MaxHandoff)
+		n := 1
+		for n < min(len(hs), ipc.MaxHandoff) && hs[n].idle == hs[0].idle {
+			n++
+		}
 		chunk := hs[:n]
 		hs = hs[n:]
 		first := m.rr.seq + 1
@@ -290,7 +299,7 @@ func (m *Master) handTo(w *worker, hs []*handoff) {
 			fds[i] = h.fd
 		}
 		m.rr.seq += uint64(n)
-		msg := ipc.Message{Type: ipc.Handoff, Seq: first}
+		msg := ipc.Message{Type: ipc.Handoff, Seq: first, Idle: chunk[0].idle}
 		if n > 1 {
 			msg.N = n
 		}
@@ -314,7 +323,7 @@ func (m *Master) queue(h *handoff) {
 		m.drop(h)
 		return
 	}
-	m.rr.queue = append(m.rr.queue, h.fd)
+	m.rr.queue = append(m.rr.queue, h)
 }
 
 func (m *Master) drop(h *handoff) {
@@ -445,7 +454,7 @@ func (m *Master) redispatch(w *worker) {
 func (m *Master) flushQueue() {
 	queued := m.rr.queue
 	m.rr.queue = nil
-	for _, fd := range queued {
-		m.dispatch(&handoff{fd: fd})
+	for _, h := range queued {
+		m.dispatch(&handoff{fd: h.fd, idle: h.idle})
 	}
 }

@@ -84,7 +84,7 @@ func (w *worker) leaveBoard() {
 // worker with the fewest (rpLoad), which may be the passing one: it
 // decided on counts that lag the sockets' queues.
 func (m *Master) passOn(from *worker, files []*os.File) {
-	var fds []int
+	var hs []*handoff
 	for _, f := range files {
 		fd, err := rawfd.DupFile(f)
 		_ = f.Close()
@@ -93,7 +93,7 @@ func (m *Master) passOn(from *worker, files []*os.File) {
 			continue
 		}
 		m.rr.held.Add(1)
-		fds = append(fds, fd)
+		hs = append(hs, &handoff{fd: fd, idle: true})
 	}
 	ready := m.readyWorkers()
 	load := make(map[*worker]int64, len(ready))
@@ -107,7 +107,7 @@ func (m *Master) passOn(from *worker, files []*os.File) {
 		}
 		return w
 	}
-	m.handOut(fds, pick, func(fd int) { m.dispatch(&handoff{fd: fd}) })
+	m.handOut(hs, pick, m.dispatch)
 }
 
 // rpLoad is how many connections worker w has or is about to have: open

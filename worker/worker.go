@@ -196,7 +196,7 @@ func (p *proc) run(newHandler func(*Worker) httpcore.Handler) error {
 	}
 	p.srv = httpcore.NewServer(p.cfg.HTTP, newHandler(p.self))
 	if p.passer != nil {
-		p.passer.serve = p.serveConn
+		p.passer.serve = func(fd int) error { return p.serveConn(fd, true) } // idle ones
 	}
 	for _, f := range p.cfg.OnShutdown {
 		p.srv.RegisterOnShutdown(f)
@@ -349,7 +349,7 @@ func (p *proc) listenMaster(out chan<- error) {
 func (p *proc) serveHandoff(msg ipc.Message, fds []int) {
 	reply := ipc.Message{Type: ipc.HandoffReply, Seq: msg.Seq, N: msg.N}
 	for i, fd := range fds {
-		if err := p.serveConn(fd); err != nil {
+		if err := p.serveConn(fd, msg.Idle); err != nil {
 			reply.Err = err.Error()
 			reply.Refused = append(reply.Refused, msg.Seq+uint64(i))
 		}
@@ -372,9 +372,11 @@ func (p *proc) refuseHandoff(msg ipc.Message, why error) {
 	}
 }
 
-// serveConn hands the loop the connection fd, or closes it.
-func (p *proc) serveConn(fd int) error {
-	if err := p.srv.ServeConn(fd); err != nil {
+// serveConn hands the loop the connection fd, or closes it; idle says it
+// is a keep-alive connection between requests that was served elsewhere
+// (httpcore.ConnInfo.Idle).
+func (p *proc) serveConn(fd int, idle bool) error {
+	if err := p.srv.ServeConnInfo(fd, httpcore.ConnInfo{Idle: idle}); err != nil {
 		_ = unix.Close(fd)
 		return err
 	}
