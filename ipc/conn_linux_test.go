@@ -48,6 +48,8 @@ func TestRoundTrip(t *testing.T) {
 		{Type: HandoffReply, Seq: 2, Err: "draining"},
 		{Type: HandoffReply, Seq: 3, N: MaxHandoff, Refused: []uint64{4, 9}, Err: "EMFILE"},
 		{Type: TicketKeys, Keys: [][]byte{bytes.Repeat([]byte{1}, TicketKeyLen), make([]byte, TicketKeyLen)}},
+		{Type: PassReply, Seq: 5, N: 3},
+		{Type: PassReply, Seq: 6, Err: "ipc: recv: control data truncated"},
 	}
 	for _, m := range msgs {
 		if err := ca.Send(m); err != nil {

@@ -76,12 +76,21 @@ const (
 	// holds clearly more than its share of the open connections, gives
 	// the master idle keep-alive connections whose fds travel with it (N
 	// of them, as in Handoff); the master hands them to the worker with
-	// the fewest, as it hands round-robin connections.
+	// the fewest, as it hands round-robin connections. A Pass with a Seq
+	// (the worker numbers them from 1 when EnvPassReply says the master
+	// answers) is answered with PassReply, and the worker keeps its own
+	// copies of the connections until then.
 	Pass
 	// Stopped (W→M), after Drain: the worker accepts no more connections
 	// (its listeners are closed; it still finishes what it has). A rolling
 	// restart answers once the workers it replaced have said so.
 	Stopped
+	// PassReply (M→W): answers Pass Seq with the same N. With Err set the
+	// master took none of its connections (their descriptors did not
+	// arrive: it is at its descriptor limit): the worker serves them
+	// again. Otherwise the master has its own copies and the worker closes
+	// its.
+	PassReply
 	maxType
 )
 
@@ -98,6 +107,7 @@ var typeNames = [...]string{
 	TicketKeys:   "ticketKeys",
 	Pass:         "pass",
 	Stopped:      "stopped",
+	PassReply:    "passReply",
 }
 
 func (t Type) String() string {
@@ -124,7 +134,8 @@ func (m *Message) fds() int {
 // MaxHandoff bounds the connections one Handoff carries.
 const MaxHandoff = 32
 
-// Conns is how many connections a Handoff, HandoffReply or Pass is about.
+// Conns is how many connections a Handoff, HandoffReply, Pass or
+// PassReply is about.
 func (m *Message) Conns() int {
 	if m.N <= 0 {
 		return 1
@@ -232,6 +243,11 @@ const (
 	// accepts on a socket of its own: a worker clearly over its share
 	// gives idle connections to the master (Pass) instead of holding off.
 	EnvBoardPass = EnvPrefix + "BOARD_PASS"
+	// EnvPassReply is "1" when the master answers every numbered Pass with
+	// PassReply: the worker then numbers its Passes and keeps its copies
+	// of their connections until the answer. Without it the worker closes
+	// them once sent.
+	EnvPassReply = EnvPrefix + "PASS_REPLY"
 )
 
 // Worker log lines. Besides the channel, a worker talks to its master

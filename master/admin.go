@@ -160,6 +160,7 @@ var (
 	descRecycled   = desc("workers_recycled_total", "Workers replaced for reaching a limit, by limit.", "limit")
 	descReady      = desc("ready", "1 when at least one worker serves and the master is not stopping (as /readyz).")
 	descSnapAge    = desc("snapshot_age_seconds", "Age of the supervisor's state these metrics were read from.")
+	descPassLost   = desc("http_connections_pass_refused_total", "Idle connections a worker gave away that the master could not receive (at its descriptor limit); the worker served them again (reuseport scheduling).")
 )
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -167,7 +168,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 		descAccepted, descGiven, descBytesIn, descBytesOut, descRefused, descDropped, descWRequests, descWAccepted, descWGiven, descWConns,
 		descWInFlight, descWRSS, descWBeat, descWInfo, descWExits, descWRestarts, descWCrashes,
 		descWorkers, descDesired, descBackoff, descGeneration, descRolling, descRolls, descRecycled,
-		descReady, descSnapAge} {
+		descReady, descSnapAge, descPassLost} {
 		ch <- d
 	}
 }
@@ -283,6 +284,7 @@ func (c *poolCollector) collectMaster(ch chan<- prometheus.Metric, s *snapshot) 
 	}
 	gauge(ch, descReady, b2f(s.ready() && !c.p.shutting.Load()))
 	gauge(ch, descSnapAge, time.Since(s.taken).Seconds())
+	counter(ch, descPassLost, float64(c.p.passRefused.Load()))
 }
 
 func b2f(b bool) float64 {

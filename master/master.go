@@ -190,6 +190,7 @@ type Master struct {
 	ctlErrLog *burst // control socket accept errors
 	rrErrLog  *burst // rr accept and hand-off errors
 	rrDropLog *burst // connections rr had to drop
+	passLog   *burst // passed connections the master could not receive
 
 	cpus      int               // GOMAXPROCS at start, which the workers share (the master's own may be 1)
 	board     *scoreboard.Board // shared scheduling: the workers' open connections (scoreboard.go)
@@ -236,6 +237,7 @@ func newMaster(cfg Config, sp spawner, clk clock) *Master {
 		ctlErrLog: newBurst(time.Second),
 		rrErrLog:  newBurst(time.Second),
 		rrDropLog: newBurst(time.Second),
+		passLog:   newBurst(time.Minute),
 		stats:     newPoolStats(),
 		cpus:      runtime.GOMAXPROCS(0),
 	}

@@ -21,6 +21,7 @@ type poolStats struct {
 	recycled    map[string]uint64        // workers replaced for a limit, by limit
 	shutting    atomic.Bool              // a stop signal came: not ready any more
 	handedOver  atomic.Bool              // a new master took over: ready, whatever this pool does
+	passRefused atomic.Uint64            // passed connections the master could not receive (receive goroutines)
 	latest      atomic.Pointer[snapshot]
 	publishedAt time.Time
 }

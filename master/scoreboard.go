@@ -1,11 +1,6 @@
 package master
 
-import (
-	"os"
-
-	"github.com/clusterd/clusterd/internal/rawfd"
-	"github.com/clusterd/clusterd/internal/scoreboard"
-)
+import "github.com/clusterd/clusterd/internal/scoreboard"
 
 // openBoard creates the workers' scoreboard under shared scheduling,
 // where they accept on one socket and each holds off when it has clearly
@@ -80,20 +75,13 @@ func (w *worker) leaveBoard() {
 	}
 }
 
-// passOn hands the connections a worker passed (ipc.Pass) to the ready
-// worker with the fewest (rpLoad), which may be the passing one: it
-// decided on counts that lag the sockets' queues.
-func (m *Master) passOn(from *worker, files []*os.File) {
-	var hs []*handoff
-	for _, f := range files {
-		fd, err := rawfd.DupFile(f)
-		_ = f.Close()
-		if err != nil {
-			from.log.Warn("cannot take a passed connection", "error", err)
-			continue
-		}
-		m.rr.held.Add(1)
-		hs = append(hs, &handoff{fd: fd, idle: true})
+// passOn hands the connections a worker passed (ipc.Pass), which the
+// master holds, to the ready worker with the fewest (rpLoad), which may be
+// the passing one: it decided on counts that lag the sockets' queues.
+func (m *Master) passOn(from *worker, fds []int) {
+	hs := make([]*handoff, len(fds))
+	for i, fd := range fds {
+		hs[i] = &handoff{fd: fd, idle: true}
 	}
 	ready := m.readyWorkers()
 	load := make(map[*worker]int64, len(ready))

@@ -165,7 +165,7 @@ func (e execSpawner) cmd(spec spawnSpec, child, stderr *os.File) *exec.Cmd {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.board, spec.baton) // fds 4 and 5
 		cmd.Env = append(cmd.Env, ipc.EnvBoardFD+"=4", ipc.EnvBoardBatonFD+"=5", ipc.EnvBoardSlot+"="+strconv.Itoa(spec.boardSlot))
 		if spec.boardPass {
-			cmd.Env = append(cmd.Env, ipc.EnvBoardPass+"=1")
+			cmd.Env = append(cmd.Env, ipc.EnvBoardPass+"=1", ipc.EnvPassReply+"=1")
 		}
 	}
 	cmd.Stdout = os.Stdout
@@ -274,9 +274,13 @@ var closed = func() <-chan time.Time { c := make(chan time.Time); close(c); retu
 // receive passes the worker's messages to the supervisor until the channel ends.
 func (m *Master) receive(w *worker) {
 	for {
-		msg, files, err := w.conn.Recv()
+		msg, fds, err := w.conn.RecvFDs()
 		var bad *ipc.FrameError
 		if errors.As(err, &bad) {
+			if msg.Type == ipc.Pass {
+				m.passNotReceived(w, msg, err)
+				continue
+			}
 			w.log.Warn("bad message from worker", "error", err)
 			continue
 		}
@@ -286,7 +290,53 @@ func (m *Master) receive(w *worker) {
 			}
 			return
 		}
+		if msg.Type == ipc.Pass {
+			m.passReceived(w, msg, fds)
+			continue
+		}
+		files := make([]*os.File, len(fds)) // none: no other message from a worker carries any
+		for i, fd := range fds {
+			files[i] = os.NewFile(uintptr(fd), "ipc-fd")
+		}
 		m.send(func() { m.message(w, msg, files) }, files...)
+	}
+}
+
+// passReceived takes the connections of a Pass: it tells the worker at
+// once, from the receiving goroutine, that it may close its copies, and
+// then the supervisor hands them out.
+func (m *Master) passReceived(w *worker, msg ipc.Message, fds []int) {
+	if msg.Seq != 0 {
+		reply := ipc.Message{Type: ipc.PassReply, Seq: msg.Seq, N: msg.N}
+		if err := w.conn.Send(reply); err != nil {
+			w.log.Debug("cannot answer a pass", "seq", msg.Seq, "error", err)
+		}
+	}
+	m.rr.held.Add(int64(len(fds)))
+	if !m.sendOrDone(func() { m.passOn(w, fds) }) {
+		for _, fd := range fds {
+			m.closeConn(fd)
+		}
+	}
+}
+
+// passNotReceived answers a Pass whose descriptors did not all arrive
+// (those that did were closed): at the descriptor limit recvmsg drops
+// them (MSG_CTRUNC). The worker, which kept its copies, serves them again.
+func (m *Master) passNotReceived(w *worker, msg ipc.Message, why error) {
+	n := msg.Conns()
+	m.stats.passRefused.Add(uint64(n))
+	if ok, quiet := m.passLog.allow(m.now()); ok {
+		w.log.Warn("could not receive the connections a worker gave away (at the descriptor limit?): it serves them again",
+			"conns", n, "error", why, "refusals_not_logged", quiet)
+	}
+	if msg.Seq == 0 {
+		w.log.Warn("a worker that does not wait for an answer gave connections away: they are lost", "conns", n)
+		return
+	}
+	reply := ipc.Message{Type: ipc.PassReply, Seq: msg.Seq, N: msg.N, Err: why.Error()}
+	if err := w.conn.Send(reply); err != nil {
+		w.log.Debug("cannot answer a pass", "seq", msg.Seq, "error", err)
 	}
 }
 

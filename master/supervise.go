@@ -46,11 +46,7 @@ func (m *Master) respawnDue(s *slot, t timer) {
 }
 
 func (m *Master) message(w *worker, msg ipc.Message, files []*os.File) {
-	if msg.Type == ipc.Pass {
-		m.passOn(w, files)
-		return
-	}
-	for _, f := range files { // no other worker → master message carries fds
+	for _, f := range files { // no worker → master message but Pass (receive) carries fds
 		_ = f.Close()
 	}
 	switch msg.Type {

@@ -111,3 +111,103 @@ func waitStats(t *testing.T, p *proc, cond func(httpcore.Stats) bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPasserKeepsConnsUntilAnswered: the passer keeps its copies of the
+// connections it passed until the master answers: those the master did
+// not receive are served here again, the others closed here.
+func TestPasserKeepsConnsUntilAnswered(t *testing.T) {
+	a, b, err := ipc.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := ipc.NewConn(a)
+	_ = a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Close()
+	master, err := ipc.NewConn(b)
+	_ = b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	ps := newPasser(mine, hclog.NewNullLogger(), true)
+	served := make(chan int, 4)
+	ps.serve = func(fd int) error { served <- fd; return nil }
+	go ps.run()
+	defer ps.stop()
+
+	// pass gives the passer one connection and plays the master
+	// receiving its Pass, whose descriptor it closes; it returns the
+	// Pass and the client's end.
+	pass := func() (ipc.Message, *os.File) {
+		fd, client := connPair(t)
+		if !ps.take(fd) {
+			t.Fatal("the passer took no connection")
+		}
+		msg, files, err := master.Recv()
+		if err != nil || msg.Type != ipc.Pass || msg.Seq == 0 || len(files) != 1 {
+			t.Fatalf("master got %+v with %d files, %v; want a numbered Pass of 1", msg, len(files), err)
+		}
+		closeAll(files)
+		return msg, client
+	}
+	// answer sends the master's answer and has the passer settle it, as
+	// the worker's reader of the channel does.
+	answer := func(reply ipc.Message) {
+		if err := master.Send(reply); err != nil {
+			t.Fatal(err)
+		}
+		msg, _, err := mine.Recv()
+		if err != nil || msg.Type != ipc.PassReply {
+			t.Fatalf("worker got %+v, %v; want the PassReply", msg, err)
+		}
+		ps.settle(msg)
+	}
+
+	// Not received (the master at its descriptor limit): served again,
+	// on the same, still open, connection.
+	msg, client := pass()
+	select {
+	case fd := <-served:
+		t.Fatalf("connection %d served again before the master answered", fd)
+	case <-time.After(50 * time.Millisecond):
+	}
+	answer(ipc.Message{Type: ipc.PassReply, Seq: msg.Seq, Err: "control data truncated"})
+	var fd int
+	select {
+	case fd = <-served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection the master did not receive was not served again")
+	}
+	if _, err := unix.Write(fd, []byte("still here")); err != nil {
+		t.Fatalf("write on the connection served again: %v", err)
+	}
+	buf := make([]byte, 16)
+	if n, err := client.Read(buf); err != nil || string(buf[:n]) != "still here" {
+		t.Fatalf("client read %q, %v", buf[:n], err)
+	}
+	_ = unix.Close(fd)
+
+	// Received: the passer closes its copy; with the master's closed
+	// too, the client sees the end.
+	msg, client = pass()
+	answer(ipc.Message{Type: ipc.PassReply, Seq: msg.Seq})
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client.Read(buf); err != io.EOF {
+		t.Fatalf("client read %q, %v; want EOF once both copies are closed", buf[:n], err)
+	}
+	if n := ps.held.Load(); n != 0 {
+		t.Errorf("the passer holds %d connections, want 0", n)
+	}
+	if n := ps.returned.Load(); n != 1 {
+		t.Errorf("returned = %d, want 1", n)
+	}
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}

@@ -281,7 +281,7 @@ func (p *proc) query(addr string) (*os.File, error) {
 // supervised serves until the master asks for a drain, a SIGTERM arrives,
 // or the master disappears, then drains and waits for the loop to end.
 func (p *proc) supervised(served <-chan error, usr1 <-chan os.Signal) error {
-	fromMaster := make(chan error, 1)
+	fromMaster := make(chan error, 2) // a drain, then the end of the channel
 	go p.listenMaster(fromMaster)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
@@ -310,9 +310,12 @@ func (p *proc) supervised(served <-chan error, usr1 <-chan os.Signal) error {
 	}
 }
 
-// listenMaster reports nil on a drain request, or the error that ended the
-// channel (io.EOF: the master is gone).
+// listenMaster reports nil on a drain request, and the error that ended
+// the channel (io.EOF: the master is gone). After a drain request it goes
+// on reading: the master still answers passes and hands off connections
+// (which a draining loop refuses).
 func (p *proc) listenMaster(out chan<- error) {
+	drain := false
 	for {
 		msg, fds, err := p.conn.RecvFDs()
 		switch {
@@ -328,8 +331,12 @@ func (p *proc) listenMaster(out chan<- error) {
 			out <- err
 			return
 		case msg.Type == ipc.Drain:
-			out <- nil
-			return
+			if !drain {
+				drain = true
+				out <- nil
+			}
+		case msg.Type == ipc.PassReply && p.passer != nil:
+			p.passer.settle(msg)
 		case msg.Type == ipc.Handoff:
 			p.serveHandoff(msg, fds)
 		case msg.Type == ipc.TicketKeys:
