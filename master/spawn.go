@@ -327,11 +327,14 @@ func (m *Master) passNotReceived(w *worker, msg ipc.Message, why error) {
 	n := msg.Conns()
 	m.stats.passRefused.Add(uint64(n))
 	if ok, quiet := m.passLog.allow(m.now()); ok {
-		w.log.Warn("could not receive the connections a worker gave away (at the descriptor limit?): it serves them again",
+		what := "it serves them again"
+		if msg.Seq == 0 {
+			what = "they are lost: the worker did not keep them (it does not wait for an answer)"
+		}
+		w.log.Warn("could not receive the connections a worker gave away (at the descriptor limit?): "+what,
 			"conns", n, "error", why, "refusals_not_logged", quiet)
 	}
 	if msg.Seq == 0 {
-		w.log.Warn("a worker that does not wait for an answer gave connections away: they are lost", "conns", n)
 		return
 	}
 	reply := ipc.Message{Type: ipc.PassReply, Seq: msg.Seq, N: msg.N, Err: why.Error()}

@@ -69,8 +69,7 @@ type passer struct {
 	done    chan struct{}
 	answers bool // the master answers every numbered Pass (ipc.EnvPassReply)
 
-	held     atomic.Int64  // connections queued or awaiting an answer
-	returned atomic.Uint64 // connections the master did not take, served here again
+	held atomic.Int64 // connections queued or awaiting an answer
 
 	mu      sync.Mutex
 	seq     uint64           // the last Pass numbered
@@ -165,7 +164,6 @@ func (ps *passer) settle(msg ipc.Message) {
 
 // serveAgain serves connections the master did not take.
 func (ps *passer) serveAgain(fds []int) {
-	ps.returned.Add(uint64(len(fds)))
 	for _, fd := range fds {
 		if ps.serve == nil {
 			_ = unix.Close(fd) // nobody serves it
