@@ -52,15 +52,13 @@ type inliner struct {
 
 	word    atomic.Uint64 // generation<<2 | phase
 	standby atomic.Int32
-	wake    chan struct{} // one token for a waiting standby
-	quit    chan struct{} // closed when the loop has ended
+	wake    chan struct{} // one token for a waiting standby; closed when the loop has ended
 	result  chan error    // the loop's end, for a Serve that lost the lead
 }
 
 func (in *inliner) init() {
 	in.enabled = runtime.GOMAXPROCS(0) == 1
 	in.wake = make(chan struct{}, 1)
-	in.quit = make(chan struct{})
 	in.result = make(chan error, 1)
 }
 
@@ -151,10 +149,8 @@ func (l *loop) stand() {
 		if in.word.Load()&leadPhase != leadIdle && in.standby.CompareAndSwap(standbyWaiting, standbyAwake) {
 			continue // a batch began before we were waiting
 		}
-		select {
-		case <-in.wake:
-		case <-in.quit:
-			return
+		if _, ok := <-in.wake; !ok {
+			return // the loop has ended
 		}
 	}
 }
@@ -172,8 +168,9 @@ func (l *loop) lead() {
 // ended stops the standby once the loop has returned for good, and starts
 // work that was queued but never run on goroutines of its own.
 func (in *inliner) ended() {
-	in.word.Store(in.word.Load()&^leadPhase + leadGen) // late leaders' swaps fail
-	close(in.quit)
+	// Late leaders' swaps fail, and none is left to send on wake.
+	in.word.Store(in.word.Load()&^leadPhase + leadGen)
+	close(in.wake)
 	for _, f := range in.work[in.head:] {
 		go f()
 	}

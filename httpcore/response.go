@@ -350,9 +350,6 @@ func (w *ResponseWriter) beforeSendFile(f *os.File, offset, n int64) error {
 func (w *ResponseWriter) Async() {
 	if w.state.CompareAndSwap(rwSync, rwAsync) {
 		w.serving.Store(true) // until ServeHTTP returns
-		// Whoever finishes the response is likely made runnable now, as
-		// by wake: let it run before the loop blocks.
-		w.l.readied = true
 	}
 }
 

@@ -200,12 +200,20 @@ func (l *loop) dispatch(c *conn, r *Request) {
 		r.stream.w = w // answers Expect: 100-continue on the first Read
 		w.flags |= rwKeep
 	}
+	inline := len(l.in.work)
 	if !l.callHandler(w, r) {
 		l.handlerPanicked(c, w)
 		return
 	}
 	if w.state.Load() != rwSync {
 		c.async = w
+		if len(l.in.work) == inline {
+			// Whoever finishes the response is likely made runnable now,
+			// as by wake: let it run before the loop blocks. Work queued
+			// with RunInline is run by the loop itself. (w is the
+			// handler's now: only the loop's own state is read.)
+			l.readied = true
+		}
 		l.w = l.spareWriter() // w belongs to the handler now
 		return
 	}
