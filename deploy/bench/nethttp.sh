@@ -11,6 +11,11 @@
 # workers) runs beside them as the ceiling: RunHTTP does what it does and
 # builds net/http's request and response on top.
 #
+# ASYNC=1 adds two more native handlers (asynchello.go), one answering at
+# once and one answering the way RunHTTP does (asynchronously, from
+# RunInline work), which splits RunHTTP's cost over the native handler
+# into the asynchronous path and net/http's objects.
+#
 # NETHTTP_BIN=path uses that build of nethttp.go (for instance one built at
 # another revision) instead of building it here. The fasthttp peer is a
 # module of its own (deploy/bench/fasthttp) so the library's go.mod does not
@@ -39,12 +44,25 @@ GOMAXPROCS=$workers "$tmp/nethttp" -addr 127.0.0.1:8183 &
 pids+=($!) pid[net/http]=$!
 GOMAXPROCS=$workers "$tmp/fasthttp" -addr 127.0.0.1:8184 &
 pids+=($!) pid[fasthttp]=$!
+if [ "${ASYNC:-}" = 1 ]; then
+	go build -o "$tmp/asynchello" "$here/asynchello.go"
+	"$tmp/asynchello" -addr 127.0.0.1:8187 -workers "$workers" -async=false &
+	pids+=($!) pid[direct]=$!
+	"$tmp/asynchello" -addr 127.0.0.1:8188 -workers "$workers" -async &
+	pids+=($!) pid[async]=$!
+	waitup http://127.0.0.1:8187/
+	waitup http://127.0.0.1:8188/
+fi
 waitup http://127.0.0.1:8185/
 waitup http://127.0.0.1:8183/
 waitup http://127.0.0.1:8184/
 waitup http://127.0.0.1:8186/
 declare -A url=([RunHTTP]=http://127.0.0.1:8185/ [net/http]=http://127.0.0.1:8183/ [fasthttp]=http://127.0.0.1:8184/ [native]=http://127.0.0.1:8186/)
 names=(RunHTTP net/http fasthttp native)
+if [ "${ASYNC:-}" = 1 ]; then
+	url[direct]=http://127.0.0.1:8187/ url[async]=http://127.0.0.1:8188/
+	names+=(direct async)
+fi
 
 echo "wrk -t1, $rounds interleaved rounds of ${secs}s, $workers workers / GOMAXPROCS=$workers, $(nproc) CPUs"
 echo "cpu: the server's CPU time (all its processes) per request, in microseconds"
@@ -75,3 +93,7 @@ for n in net/http fasthttp native; do
 	echo "RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,ka]}" "${med[$n,ka]}")x, pipelined $(ratio "${med[RunHTTP,pl]}" "${med[$n,pl]}")x (above 1: RunHTTP serves more), c1 p50 $(ratio "${med[RunHTTP,p50]}" "${med[$n,p50]}")x (above 1: RunHTTP is slower)"
 	echo "  CPU per request, RunHTTP / $n: keep-alive $(ratio "${med[RunHTTP,kacpu]}" "${med[$n,kacpu]}")x, pipelined $(ratio "${med[RunHTTP,plcpu]}" "${med[$n,plcpu]}")x, c1 $(ratio "${med[RunHTTP,c1cpu]}" "${med[$n,c1cpu]}")x (below 1: RunHTTP spends less)"
 done
+if [ "${ASYNC:-}" = 1 ]; then
+	echo "native handlers: async / direct (the asynchronous path alone): keep-alive $(ratio "${med[async,ka]}" "${med[direct,ka]}")x, CPU per request $(ratio "${med[async,kacpu]}" "${med[direct,kacpu]}")x"
+	echo "RunHTTP / async (net/http's objects): keep-alive $(ratio "${med[RunHTTP,ka]}" "${med[async,ka]}")x, CPU per request $(ratio "${med[RunHTTP,kacpu]}" "${med[async,kacpu]}")x"
+fi
