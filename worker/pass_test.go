@@ -19,20 +19,7 @@ import (
 // test, which plays the master, over a real channel.
 func testProc(t *testing.T, cfg httpcore.Config) (p *proc, master *ipc.Conn) {
 	t.Helper()
-	a, b, err := ipc.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine, err := ipc.NewConn(a)
-	_ = a.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err = ipc.NewConn(b)
-	_ = b.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mine, master := ipcPair(t)
 	srv := httpcore.NewServer(cfg, httpcore.HandlerFunc(func(w *httpcore.ResponseWriter, r *httpcore.Request) {
 		_, _ = w.WriteString("ok\n")
 	}))
@@ -45,10 +32,32 @@ func testProc(t *testing.T, cfg httpcore.Config) (p *proc, master *ipc.Conn) {
 		if err := <-errc; err != nil && err != httpcore.ErrServerClosed {
 			t.Error(err)
 		}
-		_ = mine.Close()
-		_ = master.Close()
 	})
 	return &proc{conn: mine, log: hclog.NewNullLogger(), srv: srv}, master
+}
+
+// ipcPair returns the two ends of a channel between a worker and its
+// master, closed when the test ends.
+func ipcPair(t *testing.T) (mine, master *ipc.Conn) {
+	t.Helper()
+	a, b, err := ipc.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err = ipc.NewConn(a)
+	_ = a.Close()
+	if err != nil {
+		_ = b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mine.Close() })
+	master, err = ipc.NewConn(b)
+	_ = b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = master.Close() })
+	return mine, master
 }
 
 // connPair returns a connected pair of stream sockets: the server's end
@@ -116,22 +125,7 @@ func waitStats(t *testing.T, p *proc, cond func(httpcore.Stats) bool) {
 // connections it passed until the master answers: those the master did
 // not receive are served here again, the others closed here.
 func TestPasserKeepsConnsUntilAnswered(t *testing.T) {
-	a, b, err := ipc.Socketpair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine, err := ipc.NewConn(a)
-	_ = a.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mine.Close()
-	master, err := ipc.NewConn(b)
-	_ = b.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
+	mine, master := ipcPair(t)
 	ps := newPasser(mine, hclog.NewNullLogger(), true)
 	served := make(chan int, 4)
 	ps.serve = func(fd int) error { served <- fd; return nil }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -20,31 +21,8 @@ func TestReuseportEvensOutKeepAlive(t *testing.T) {
 	path := ctlPath(t)
 	c := startCluster(t, 4, nil, "--workers", "4", "--sched", "reuseport", "--control", path)
 	const n = 200
-	conns := make([]net.Conn, n)
-	readers := make([]*bufio.Reader, n)
-	for i := range conns {
-		nc, err := net.DialTimeout("tcp", c.addr, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = nc.Close() })
-		conns[i], readers[i] = nc, bufio.NewReader(nc)
-	}
-	ask := func(round int) {
-		t.Helper()
-		for i, nc := range conns {
-			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
-				t.Fatalf("round %d, connection %d: %v", round, i, err)
-			}
-		}
-		for i := range conns {
-			if code, _, err := roundTripRead(readers[i]); err != nil || code != 200 {
-				t.Fatalf("round %d, connection %d: %d %v", round, i, code, err)
-			}
-		}
-	}
-	ask(1)
+	ka := dialKeepAlive(t, c.addr, n)
+	ka.ask(t, "round 1")
 	var open map[int]int64
 	uneven := func() bool {
 		open = openConns(t, path, n)
@@ -59,11 +37,11 @@ func TestReuseportEvensOutKeepAlive(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("open connections per worker %v: the busiest is not within an eighth of the idlest", open)
 		}
-		ask(2) // idle between rounds: what a worker gives away
+		ka.ask(t, "round 2") // idle between rounds: what a worker gives away
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("open connections per worker: %v", open)
-	ask(3)
+	ka.ask(t, "round 3")
 }
 
 // TestReuseportPassAtMasterFdLimit: with the master at its descriptor
@@ -74,16 +52,7 @@ func TestReuseportPassAtMasterFdLimit(t *testing.T) {
 	path := ctlPath(t)
 	c := startCluster(t, 4, nil, "--workers", "4", "--sched", "reuseport", "--control", path)
 	const n = 200
-	conns := make([]net.Conn, n)
-	readers := make([]*bufio.Reader, n)
-	for i := range conns {
-		nc, err := net.DialTimeout("tcp", c.addr, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = nc.Close() })
-		conns[i], readers[i] = nc, bufio.NewReader(nc)
-	}
+	ka := dialKeepAlive(t, c.addr, n)
 	// Before any is given away: the workers give idle ones only.
 	limitFiles(t, c.cmd.Process.Pid, 0)
 	refusals := func() int { // log lines saying so
@@ -99,34 +68,54 @@ func TestReuseportPassAtMasterFdLimit(t *testing.T) {
 	}
 	refused := false
 	for round := 1; round <= 20 && !refused; round++ {
-		for i, nc := range conns {
-			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
-				t.Fatalf("round %d, connection %d: %v", round, i, err)
-			}
-		}
-		for i := range conns {
-			if code, _, err := roundTripRead(readers[i]); err != nil || code != 200 {
-				t.Fatalf("round %d, connection %d: %d %v", round, i, code, err)
-			}
-		}
+		ka.ask(t, fmt.Sprintf("round %d", round))
 		time.Sleep(100 * time.Millisecond) // idle: what a worker gives away
 		refused = refusals() > 0
 	}
 	if !refused {
 		t.Skip("no worker gave a connection away: the kernel split them evenly")
 	}
-	for i, nc := range conns { // one more round: those served again answer
-		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
-			t.Fatalf("last round, connection %d: %v", i, err)
-		}
-		if code, _, err := roundTripRead(readers[i]); err != nil || code != 200 {
-			t.Fatalf("last round, connection %d: %d %v", i, code, err)
-		}
-	}
+	ka.ask(t, "last round") // those served again answer
 	time.Sleep(100 * time.Millisecond)
 	if k := refusals(); k != 1 {
 		t.Errorf("%d log lines about connections the master could not receive, want 1 (at most one a minute)", k)
+	}
+}
+
+// keepAlive is a set of keep-alive connections to a cluster.
+type keepAlive struct {
+	conns   []net.Conn
+	readers []*bufio.Reader
+}
+
+// dialKeepAlive opens n connections to addr, closed when the test ends.
+func dialKeepAlive(t *testing.T, addr string, n int) *keepAlive {
+	t.Helper()
+	ka := &keepAlive{conns: make([]net.Conn, n), readers: make([]*bufio.Reader, n)}
+	for i := range ka.conns {
+		nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		ka.conns[i], ka.readers[i] = nc, bufio.NewReader(nc)
+	}
+	return ka
+}
+
+// ask sends "GET /" on every connection, then reads every answer, which
+// must be a 200; what names the round in failures.
+func (ka *keepAlive) ask(t *testing.T, what string) {
+	t.Helper()
+	for i, nc := range ka.conns {
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
+			t.Fatalf("%s, connection %d: %v", what, i, err)
+		}
+	}
+	for i, r := range ka.readers {
+		if code, _, err := roundTripRead(r); err != nil || code != 200 {
+			t.Fatalf("%s, connection %d: %d %v", what, i, code, err)
+		}
 	}
 }
